@@ -1,0 +1,75 @@
+"""The exceptions kaalwatch raises on purpose: each carries a one-line message a user can act on.
+
+The CLI's ``main()`` turns any of these into that line and the exit code below; anything else is a bug
+and shows a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class KaalwatchError(Exception):
+    """Base of every expected failure. ``str(err)`` is the one line shown to the user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(KaalwatchError):
+    """A setting is missing, misspelt, of the wrong type or impossible."""
+
+    exit_code = 2
+
+
+class WorkspaceError(KaalwatchError):
+    """The workspace cannot be used: missing, read-only, full, or locked by another process."""
+
+    exit_code = 3
+
+
+class ManifestError(KaalwatchError):
+    """An ``order.yaml`` does not parse or does not follow the schema; the file is left untouched."""
+
+    exit_code = 4
+
+
+class TransitionError(KaalwatchError):
+    """A job was asked to move to a state it cannot reach from where it is."""
+
+    exit_code = 5
+
+
+class NotFoundError(KaalwatchError):
+    """An order, job or version that was named does not exist."""
+
+    exit_code = 6
+
+
+class ImageError(KaalwatchError):
+    """A file could not be decoded into pixels (truncated, corrupt, a bomb, or an unknown format)."""
+
+    exit_code = 7
+
+
+class EtsyError(KaalwatchError):
+    """Etsy answered with an error, or could not be reached within the retry bound."""
+
+    exit_code = 8
+
+
+class AuthError(EtsyError):
+    """The shop is not connected, or Etsy revoked the connection: run ``kaalwatch auth``."""
+
+    exit_code = 9
+
+
+class DeliveryError(KaalwatchError):
+    """A deliverable cannot be built within what the listing promises and Etsy accepts."""
+
+    exit_code = 10
