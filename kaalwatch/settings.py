@@ -1,0 +1,522 @@
+"""Typed settings: every setting declared once with its default and help, loaded and validated once.
+
+Order of precedence, lowest first: the defaults declared here → the user's YAML file (``--config``, else
+``KAALWATCH_CONFIG``, else the platform's config folder) → the secrets file ``.kaalwatch/secrets/app.yaml``
+in the workspace (mode 0600; Etsy credentials can live there instead of in the config) → environment
+variables ``KAALWATCH_<SECTION>_<KEY>`` (``KAALWATCH_ETSY_BASE_URL``, ``KAALWATCH_WORKSPACE``…).
+
+Any wrong key, type or value raises :class:`~kaalwatch.errors.ConfigError` with one line naming the
+source, the key and what is expected. The top-level ``config.yaml`` is generated from these declarations
+(:func:`render_default_config`), and a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import stat
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kaalwatch.errors import ConfigError
+
+ENV_PREFIX = "KAALWATCH_"
+SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret"})
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+def setting(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field carrying its one-line help (used for config.yaml and validation messages)."""
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for list defaults so settings stay immutable")
+    return field(default=default, metadata=_help(help, **extra))
+
+
+def section(cls: type, help: str) -> Any:
+    return field(default_factory=cls, metadata=_help(help))
+
+
+@dataclass(frozen=True)
+class EtsySettings:
+    base_url: str = setting("https://api.etsy.com", "Etsy API root; the sandbox prints its own address")
+    connect_url: str = setting(
+        "", "OAuth consent page; empty = https://www.etsy.com/oauth/connect, or {base_url}/oauth/connect"
+    )
+    keystring: str = setting("", "your app's keystring (secret: prefer KAALWATCH_ETSY_KEYSTRING)")
+    shared_secret: str = setting("", "your app's shared secret (secret: prefer KAALWATCH_ETSY_SHARED_SECRET)")
+    scopes: tuple[str, ...] = setting(
+        ("transactions_r", "shops_r", "listings_r"), "OAuth scopes to ask for (add transactions_w for shipping)"
+    )
+    redirect_port: int = setting(3003, "loopback port of the OAuth callback", min=1, max=65535)
+    redirect_uri: str = setting("", "redirect URI registered on your Etsy app; empty = http://localhost:PORT/callback")
+    rate_per_second: float = setting(8.0, "client-side request budget per second (Etsy allows 10)", min=0.1)
+    rate_per_day: int = setting(10_000, "requests per rolling 24 h that the client will not exceed", min=1)
+    timeout_seconds: float = setting(20.0, "timeout of one HTTP request", min=0.1)
+    max_retries: int = setting(5, "retries of a failing request before giving up", min=0, max=20)
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    interval_minutes: float = setting(10.0, "how often the daemon syncs orders from Etsy", min=0.05)
+    margin_minutes: float = setting(15.0, "overlap subtracted from the last sync time, for late updates", min=0)
+    recheck_open_hours: float = setting(24.0, "re-read open orders this often (Etsy misses some updates)", min=0.1)
+    first_import_days: int = setting(60, "how far back the first sync looks when no --since is given", min=1)
+    download_max_mb: float = setting(40.0, "largest buyer upload or listing image downloaded", min=0.1)
+    download_timeout_seconds: float = setting(30.0, "timeout of one download", min=0.1)
+
+
+@dataclass(frozen=True)
+class WatcherSettings:
+    backend: str = setting("auto", "auto, native or polling", choices=("auto", "native", "polling"))
+    poll_interval_seconds: float = setting(5.0, "scan interval of the polling backend", min=0.1)
+    quiet_seconds: float = setting(2.0, "a file must be unchanged this long before it becomes a version", min=0)
+    rescan_minutes: float = setting(5.0, "full rescan of every order folder (events are only hints)", min=0.05)
+    workers: int = setting(0, "preview worker processes; 0 = one per core", min=0, max=64)
+    ignore_patterns: tuple[str, ...] = setting((), "extra regular expressions of file names to ignore", regex=True)
+
+
+@dataclass(frozen=True)
+class PreviewSettings:
+    long_edge: int = setting(1600, "long edge of the watermarked preview, in pixels", min=64, max=10_000)
+    thumb_edge: int = setting(400, "long edge of the thumbnail, in pixels", min=32, max=2000)
+    background: str = setting("#ffffff", "colour transparent artwork is flattened onto", colour=True)
+    jpeg_quality: int = setting(85, "JPEG quality of previews and thumbnails", min=30, max=100)
+    max_megapixels: float = setting(180.0, "larger images are refused as decompression bombs", min=1)
+
+
+@dataclass(frozen=True)
+class WatermarkSettings:
+    template: str = setting(
+        "PROOF — not for print · {shop} · #{receipt_id}",
+        "watermark text; {shop} {receipt_id} {buyer_first_name} {version} are filled in",
+    )
+    opacity: float = setting(0.22, "opacity of the watermark text, 0..1", min=0.01, max=1)
+    angle: float = setting(30.0, "angle of the tiled text, degrees", min=-90, max=90)
+    size: float = setting(0.045, "text height as a fraction of the preview's long edge", min=0.005, max=0.5)
+    color: str = setting("#ffffff", "text colour", colour=True)
+    font: str = setting("", "TrueType font file; empty = DejaVu Sans shipped with kaalwatch")
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    host: str = setting("127.0.0.1", "address of the review page; anything but loopback requires a password")
+    port: int = setting(8470, "port of the review page", min=0, max=65535)
+    require_password: bool = setting(True, "ask for the password set by `kaalwatch set-password`")
+    allowed_hosts: tuple[str, ...] = setting((), "extra Host header names accepted (DNS-rebinding guard)")
+    session_hours: float = setting(12.0, "how long a login lasts", min=0.1)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    max_files: int = setting(5, "Etsy's limit of files per order", min=1, max=5)
+    max_file_mb: float = setting(20.0, "Etsy's limit per file, in MB", min=0.1, max=20)
+    max_name_length: int = setting(70, "Etsy's limit of a file name's length", min=8, max=70)
+    colour: str = setting("srgb", "srgb converts deliverables to sRGB, keep leaves the profile", choices=("srgb", "keep"))
+    create_shipment: bool = setting(False, "after confirmed delivery, mark the receipt shipped on Etsy (needs transactions_w)")
+    shipment_note: str = setting("Your artwork has been delivered — thank you!", "note to the buyer with that shipment")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    files_days: int = setting(60, "days after delivery or cancellation to delete references and unused versions", min=0)
+    anonymise_days: int = setting(365, "days after delivery or cancellation to anonymise the order", min=0)
+    run_hour: int = setting(3, "hour of the day (local) the daily retention job runs", min=0, max=23)
+
+
+@dataclass(frozen=True)
+class Deliverable:
+    format: str = setting("png", "png, jpeg, tiff or pdf", choices=("png", "jpeg", "tiff", "pdf"))
+    long_edge: int = setting(0, "resize to this long edge in pixels; 0 = full resolution", min=0, max=40_000)
+    aspect: str = setting("", "crop to this aspect ratio, e.g. 4:5; empty = as drawn", pattern=r"^$|^\d+:\d+$")
+    dpi: int = setting(300, "DPI written into the file (and the PDF page size)", min=36, max=2400)
+    quality: int = setting(95, "JPEG quality", min=50, max=100)
+    suffix: str = setting("", "added to the file name, e.g. 'print'")
+
+
+def _default_deliverables() -> tuple[Deliverable, ...]:
+    return (Deliverable(format="png"), Deliverable(format="jpeg", suffix="web", long_edge=3000))
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str = setting("default", "shown on the review page and in order.yaml")
+    listing_ids: tuple[int, ...] = setting((), "Etsy listing ids that use this workflow")
+    skus: tuple[str, ...] = setting((), "SKUs that use this workflow")
+    title_pattern: str = setting("", "regular expression matched against the listing title", regex=True)
+    watermark: str = setting("", "watermark template for this workflow; empty = watermark.template")
+    preview_long_edge: int = setting(0, "preview size for this workflow; 0 = preview.long_edge", min=0, max=10_000)
+    deliverables: tuple[Deliverable, ...] = field(
+        default_factory=_default_deliverables, metadata=_help("the files promised to the buyer")
+    )
+    revisions_included: int = setting(2, "rounds of changes included in the price", min=0, max=100)
+    due_slack_days: int = setting(2, "a job counts as due this many days before its ship-by date", min=0, max=60)
+    needs_references: bool = setting(False, "wait for buyer photos before the job counts as new")
+
+
+def _example_workflows() -> tuple[Workflow, ...]:
+    return (
+        Workflow(
+            name="pet portrait",
+            title_pattern=r"(?i)\bpet\b|\bdog\b|\bcat\b",
+            needs_references=True,
+            revisions_included=2,
+            deliverables=(
+                Deliverable(format="png"),
+                Deliverable(format="jpeg", suffix="web", long_edge=3000),
+                Deliverable(format="pdf", suffix="print 8x10", aspect="4:5", dpi=300),
+            ),
+        ),
+        Workflow(
+            name="family portrait",
+            title_pattern=r"(?i)family",
+            needs_references=True,
+            revisions_included=3,
+            due_slack_days=3,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    workspace: Path = setting(Path("~/KaalOrders"), "folder holding orders/ and the tool's own .kaalwatch/")
+    shop_name: str = setting("Kaal Digital", "your shop's name, used in watermarks and messages")
+    folder_template: str = setting(
+        "{receipt_id} {buyer} - {listing}", "order folder names; {receipt_id} {buyer} {listing} {date}"
+    )
+    log_level: str = setting("info", "debug, info, warning or error", choices=("debug", "info", "warning", "error"))
+    etsy: EtsySettings = section(EtsySettings, "connection to Etsy's Open API v3")
+    sync: SyncSettings = section(SyncSettings, "importing orders")
+    watcher: WatcherSettings = section(WatcherSettings, "turning saves into versions")
+    preview: PreviewSettings = section(PreviewSettings, "previews and thumbnails")
+    watermark: WatermarkSettings = section(WatermarkSettings, "the watermark burned into previews")
+    review: ReviewSettings = section(ReviewSettings, "the review page")
+    delivery: DeliverySettings = section(DeliverySettings, "files for Etsy's order page")
+    retention: RetentionSettings = section(RetentionSettings, "keeping buyers' data only as long as needed")
+    workflows: tuple[Workflow, ...] = field(
+        default_factory=_example_workflows,
+        metadata=_help("listing → workflow rules, first match wins (by listing id, SKU or title)"),
+    )
+    default_workflow: Workflow = section(Workflow, "the workflow of listings no rule matches")
+
+    @property
+    def tool_dir(self) -> Path:
+        """The tool-owned area: version copies, previews, index, logs, locks and secrets."""
+        return self.workspace / ".kaalwatch"
+
+    @property
+    def orders_dir(self) -> Path:
+        return self.workspace / "orders"
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def default_config_path() -> Path:
+    """The platform's per-user config file (``~/.config/kaalwatch/config.yaml`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("kaalwatch", appauthor=False)) / "config.yaml"
+
+
+def _describe(type_: Any, meta: Mapping[str, Any]) -> str:
+    origin = typing.get_origin(type_)
+    if "choices" in meta:
+        return "one of " + ", ".join(meta["choices"])
+    if type_ is bool:
+        return "true or false"
+    if type_ in (int, float):
+        kind = "a whole number" if type_ is int else "a number"
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is not None and hi is not None:
+            return f"{kind} from {lo} to {hi}"
+        if lo is not None:
+            return f"{kind} ≥ {lo}"
+        return kind
+    if type_ is Path:
+        return "a folder path"
+    if origin is tuple:
+        return "a list"
+    return "text"
+
+
+class _Loader:
+    """Turns plain YAML/env data into the frozen dataclasses, with messages naming source and key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: Any) -> ConfigError:
+        shown = repr(got)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return ConfigError(f"{self.source}: {key}: expected {expected}, got {shown}")
+
+    def build(self, cls: type, data: Any, prefix: str, base: Any = None) -> Any:
+        if not isinstance(data, Mapping):
+            raise self.fail(prefix.rstrip(".") or "(top level)", "a mapping of settings", data)
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in data if k not in fields]
+        if unknown:
+            key = str(unknown[0])
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            tip = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
+            raise ConfigError(f"{self.source}: unknown setting '{prefix}{key}'{tip}")
+        values = {}
+        for name, value in data.items():
+            current = getattr(base, name) if base is not None else None
+            values[name] = self.value(hints[name], fields[name].metadata, value, f"{prefix}{name}", current)
+        if base is not None:
+            return dataclasses.replace(base, **values)
+        return cls(**values)
+
+    def value(self, type_: Any, meta: Mapping[str, Any], value: Any, key: str, current: Any) -> Any:
+        origin = typing.get_origin(type_)
+        if dataclasses.is_dataclass(type_):
+            return self.build(type_, value if value is not None else {}, f"{key}.", current)
+        if origin is tuple:
+            (item_type, _) = typing.get_args(type_)
+            if isinstance(value, str) and item_type is not str or value is None:
+                raise self.fail(key, "a list", value)
+            if isinstance(value, str):
+                raise self.fail(key, "a list (write [] or - items)", value)
+            if not isinstance(value, list | tuple):
+                raise self.fail(key, "a list", value)
+            items = []
+            for index, item in enumerate(value):
+                item_key = f"{key}[{index}]"
+                if dataclasses.is_dataclass(item_type):
+                    items.append(self.build(item_type, item, f"{item_key}."))
+                else:
+                    items.append(self.value(item_type, meta, item, item_key, None))
+            return tuple(items)
+        if type_ is bool:
+            if not isinstance(value, bool):
+                raise self.fail(key, "true or false", value)
+            return value
+        if type_ in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(key, _describe(type_, meta), value)
+            if type_ is int and isinstance(value, float) and not value.is_integer():
+                raise self.fail(key, _describe(type_, meta), value)
+            number = type_(value)
+            if ("min" in meta and number < meta["min"]) or ("max" in meta and number > meta["max"]):
+                raise self.fail(key, _describe(type_, meta), value)
+            return number
+        if type_ is Path:
+            if not isinstance(value, str) or not value.strip():
+                raise self.fail(key, "a folder path", value)
+            return Path(value).expanduser()
+        if type_ is str:
+            if isinstance(value, int | float) and not isinstance(value, bool) and "choices" not in meta:
+                value = str(value)  # SKUs and similar are often written unquoted
+            if not isinstance(value, str):
+                raise self.fail(key, _describe(type_, meta), value)
+            if "choices" in meta and value not in meta["choices"]:
+                raise self.fail(key, _describe(type_, meta), value)
+            if meta.get("regex") and value:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise self.fail(key, f"a valid regular expression ({exc})", value) from None
+            if "pattern" in meta and not re.match(meta["pattern"], value):
+                raise self.fail(key, "a value like 4:5", value)
+            if meta.get("colour") and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+                raise self.fail(key, "a colour like #ffffff", value)
+            return value
+        raise TypeError(f"unsupported setting type {type_!r}")  # a bug in the declarations
+
+
+def _leaf_keys(cls: type, prefix: str = "") -> list[tuple[str, Any, Mapping[str, Any]]]:
+    """Every (dotted key, type, metadata) a scalar or list setting has, for environment variables."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        type_ = hints[f.name]
+        if dataclasses.is_dataclass(type_):
+            if f.name == "default_workflow":
+                continue  # structured; set it in the file
+            out.extend(_leaf_keys(type_, f"{prefix}{f.name}."))
+        elif typing.get_origin(type_) is tuple and dataclasses.is_dataclass(typing.get_args(type_)[0]):
+            continue  # lists of structures (workflows) live in the file only
+        else:
+            out.append((f"{prefix}{f.name}", type_, f.metadata))
+    return out
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _env_value(type_: Any, raw: str) -> Any:
+    """Environment variables are text: parse them the way YAML would, lists as comma-separated."""
+    if typing.get_origin(type_) is tuple:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if type_ is str or type_ is Path:
+        return raw
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def _read_yaml(path: Path, label: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: file not found", hint="run `kaalwatch init` or pass --config") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{label}:{where}: {problem}") from None
+    return {} if data is None else data
+
+
+def secrets_path(workspace: Path) -> Path:
+    return workspace / ".kaalwatch" / "secrets" / "app.yaml"
+
+
+def load_settings(
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    use_default_path: bool = True,
+) -> Settings:
+    """Load and validate settings once (see module docstring for the order of precedence)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = config_path
+    if path is None and env.get("KAALWATCH_CONFIG"):
+        path = Path(env["KAALWATCH_CONFIG"]).expanduser()
+    explicit = path is not None
+    if path is None and use_default_path:
+        candidate = default_config_path()
+        path = candidate if candidate.exists() else None
+    if path is not None:
+        label = str(path)
+        data = _read_yaml(path, label) if (explicit or path.exists()) else {}
+        settings = _Loader(label).build(Settings, data, "", settings)
+
+    # Environment variables are applied before the secrets file is located, because the workspace
+    # itself may come from KAALWATCH_WORKSPACE.
+    flat_env: dict[str, Any] = {}
+    for key, type_, _meta in _leaf_keys(Settings):
+        name = env_name(key)
+        if name in env:
+            flat_env[key] = _env_value(type_, env[name])
+    env_data = _nest(flat_env)
+    with_env = _Loader("environment").build(Settings, env_data, "", settings)
+
+    secret_file = secrets_path(with_env.workspace.expanduser())
+    if secret_file.exists():
+        label = str(secret_file)
+        mode = stat.S_IMODE(secret_file.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"{label}: readable by others (mode {mode:o})", hint=f"chmod 600 {label}")
+        data = _read_yaml(secret_file, label)
+        if not isinstance(data, Mapping) or set(data) - {"keystring", "shared_secret"}:
+            raise ConfigError(f"{label}: expected only keystring and shared_secret")
+        settings = _Loader(label).build(Settings, {"etsy": dict(data)}, "", settings)
+        with_env = _Loader("environment").build(Settings, env_data, "", settings)
+
+    return dataclasses.replace(with_env, workspace=with_env.workspace.expanduser())
+
+
+def write_secrets(workspace: Path, keystring: str, shared_secret: str) -> Path:
+    """Store the Etsy app credentials in a 0600 file in the workspace's tool area."""
+    from kaalwatch.atomic import atomic_write_text
+
+    path = secrets_path(workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    atomic_write_text(path, yaml.safe_dump({"keystring": keystring, "shared_secret": shared_secret}), mode=0o600)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# The documented default file
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000).strip()
+    return dumped.removesuffix("\n...").removesuffix("...").strip()
+
+
+def _as_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _render(obj: Any, indent: str, lines: list[str]) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        comment = f.metadata.get("help", "")
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{indent}# {comment}")
+            lines.append(f"{indent}{f.name}:")
+            _render(value, indent + "  ", lines)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            lines.append(f"{indent}# {comment}")
+            block = yaml.safe_dump({f.name: _as_plain(value)}, sort_keys=False, allow_unicode=True, width=1000)
+            lines.extend(indent + line for line in block.rstrip("\n").split("\n"))
+        else:
+            lines.append(f"{indent}{f.name}: {_yaml_scalar(_as_plain(value))}  # {comment}")
+
+
+def render_default_config() -> str:
+    """The text of the documented default ``config.yaml``: every setting, its default, one comment."""
+    lines = [
+        "# kaalwatch configuration. Every setting is listed with its default; delete what you do not change.",
+        "# Environment variables override this file: KAALWATCH_<SECTION>_<KEY>, e.g. KAALWATCH_ETSY_BASE_URL.",
+        "# Keep secrets (Etsy keystring and shared secret) in the environment or in",
+        "# <workspace>/.kaalwatch/secrets/app.yaml (mode 0600, written by `kaalwatch auth`), not here.",
+        "",
+    ]
+    _render(Settings(), "", lines)
+    return "\n".join(lines) + "\n"
+
+
+def as_dict(settings: Settings, *, redact: bool = True) -> dict[str, Any]:
+    """Plain data for `kaalwatch doctor`/`--debug`; secrets are replaced by '***' when set."""
+    data = _as_plain(settings)
+    if redact:
+        for key in SECRET_KEYS:
+            section_name, name = key.split(".")
+            if data[section_name][name]:
+                data[section_name][name] = "***"
+    return data
+
