@@ -1,0 +1,66 @@
+"""Classify a path into the kind of file the imaging core knows how to turn into pixels.
+
+Classification is by file name only (cheap, no I/O) so the watcher can decide what to do with a path it
+has just seen; what the bytes really are is checked when the file is decoded (``decode.sniff``), because
+a name can lie.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+
+class FileKind(enum.StrEnum):
+    """What kind of source a file is, which decides how its pixels are obtained."""
+
+    RASTER = "raster"  # PNG, JPEG, TIFF, WebP, BMP, GIF: Pillow decodes them directly
+    PSD = "psd"  # PSD/PSB: the merged composite, or psd-tools layer compositing when none is stored
+    KRA = "kra"  # Krita: ZIP holding mergedimage.png
+    ORA = "ora"  # OpenRaster: ZIP holding mergedimage.png
+    PROCREATE = "procreate"  # ZIP holding QuickLook/Thumbnail.png (low resolution)
+    HEIC = "heic"  # phone photos (buyer references), through pillow-heif
+    OTHER = "other"  # versioned as a file, previewed only from a PNG/JPEG exported beside it
+
+
+_SUFFIXES: dict[str, FileKind] = {
+    ".png": FileKind.RASTER,
+    ".jpg": FileKind.RASTER,
+    ".jpeg": FileKind.RASTER,
+    ".jpe": FileKind.RASTER,
+    ".jfif": FileKind.RASTER,
+    ".tif": FileKind.RASTER,
+    ".tiff": FileKind.RASTER,
+    ".webp": FileKind.RASTER,
+    ".bmp": FileKind.RASTER,
+    ".gif": FileKind.RASTER,
+    ".psd": FileKind.PSD,
+    ".psb": FileKind.PSD,
+    ".kra": FileKind.KRA,
+    ".ora": FileKind.ORA,
+    ".procreate": FileKind.PROCREATE,
+    ".heic": FileKind.HEIC,
+    ".heif": FileKind.HEIC,
+    ".hif": FileKind.HEIC,
+}
+
+#: Kinds for which ``render_previews`` produces pixels (everything except OTHER).
+PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTHER})
+
+#: Kinds whose preview is only a low-resolution thumbnail stored inside the file.
+LOW_RES_KINDS: frozenset[FileKind] = frozenset({FileKind.PROCREATE})
+
+
+def classify(path: Path | str) -> FileKind:
+    """Return the kind of ``path`` from its suffix (case-insensitive); unknown suffixes are OTHER."""
+    return _SUFFIXES.get(Path(path).suffix.lower(), FileKind.OTHER)
+
+
+def is_previewable(path: Path | str) -> bool:
+    """True when ``render_previews`` can make pixels from this name (it may still fail to decode)."""
+    return classify(path) in PREVIEWABLE_KINDS
+
+
+def suffixes_for(kind: FileKind) -> frozenset[str]:
+    """The lower-case suffixes (with dot) that classify as ``kind``; OTHER has none by definition."""
+    return frozenset(s for s, k in _SUFFIXES.items() if k is kind)

@@ -1,0 +1,105 @@
+"""Run preview rendering off the watcher's thread in a bounded pool of long-lived worker processes.
+
+Why processes: decoding and resampling hold the GIL for long stretches in places, and a decoder crash or
+an out-of-memory kill on a hostile file must not take the watcher down with it. Why long-lived: each
+worker keeps its caches (font, watermark masks per output size, colour transforms) across files.
+Why "spawn": the watcher process runs threads (watchdog observers), and forking a threaded process
+can copy a held lock into the child.
+
+Bounded: at most ``max_pending`` renders are queued or running; ``submit`` blocks the caller beyond that
+(back-pressure on the watcher's work queue rather than an unbounded backlog of large decodes).
+If a worker dies (killed by the OOM killer, a decoder segfault) its futures fail with
+``BrokenProcessPool`` and the next ``submit`` starts a fresh pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from PIL import Image
+
+from kaalwatch.imaging.preview import PreviewSpec, RenderResult, render_previews
+
+
+def default_workers() -> int:
+    """The cores this process may run on (affinity-aware where the OS tells us)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS/Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker() -> None:
+    """Prepare a worker once: our own pixel cap replaces Pillow's global one, HEIC opener registered."""
+    # decode() checks max_pixels on every header; Pillow's global limit would otherwise cap any
+    # configured max_pixels above 179 Mpx in the worker.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:
+        pass
+
+
+def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str) -> RenderResult:
+    return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text)
+
+
+class PreviewPool:
+    """A bounded pool of long-lived worker processes for ``render_previews``."""
+
+    def __init__(self, workers: int | None = None, max_pending: int | None = None) -> None:
+        self.workers = workers if workers and workers > 0 else default_workers()
+        self.max_pending = max_pending if max_pending and max_pending > 0 else 2 * self.workers
+        self._slots = threading.BoundedSemaphore(self.max_pending)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+        )
+
+    def submit(self, src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
+               text: str) -> Future[RenderResult]:
+        """Queue one render; blocks while ``max_pending`` renders are already in flight."""
+        if self._closed:
+            raise RuntimeError("PreviewPool is shut down")
+        self._slots.acquire()
+        try:
+            with self._lock:
+                try:
+                    future = self._executor.submit(
+                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+                except BrokenProcessPool:
+                    # A worker died earlier; its futures already carry the error. Start afresh.
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._new_executor()
+                    future = self._executor.submit(
+                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _f: self._slots.release())
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Stop accepting work; running (and, unless ``cancel_pending``, queued) renders finish."""
+        self._closed = True
+        with self._lock:
+            self._executor.shutdown(wait=wait, cancel_futures=cancel_pending)
+
+    def __enter__(self) -> PreviewPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown(wait=True)

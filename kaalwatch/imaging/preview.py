@@ -1,0 +1,230 @@
+"""Render one version's watermarked preview and thumbnail (and buyer-reference thumbnails), atomically.
+
+Pipeline, in the order that keeps full-size work to the decode itself (see ``decode`` for the cheap
+decode paths): decode + integer reduction -> EXIF orientation (a transpose of the small image) -> ICC to
+sRGB (lcms on the small image) -> flatten alpha onto the background -> Lanczos to the exact size ->
+watermark -> JPEG. The thumbnail is made from the *watermarked* preview (a 4x shrink of a 1600 px image,
+not another pass over the original), so a thumbnail cannot leak an unmarked proof either.
+
+Outputs are baseline JPEGs written to a temporary file in the target directory, fsynced and renamed
+over the target (``os.replace``), so neither the watcher nor a sync client ever sees half a file. They
+carry no EXIF, no XMP, no ICC profile: pixels are converted to sRGB, which is what browsers assume for
+an untagged image, and nothing about the source (GPS, camera, software) survives.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageCms, ImageColor
+
+from kaalwatch.errors import ConfigError, ImageError
+from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode
+from kaalwatch.imaging.formats import FileKind, classify
+from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark
+
+#: Bump when the rendering itself changes, so every cached preview is regenerated.
+RENDER_VERSION = 1
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True)
+class PreviewSpec:
+    """Sizes, background, quality and caps of previews; part of the preview cache key."""
+
+    long_edge: int = 1600
+    thumb_edge: int = 400
+    background: str = "#ffffff"  # what transparent artwork is flattened onto
+    jpeg_quality: int = 85
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    watermark: WatermarkSpec = field(default_factory=WatermarkSpec)
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.long_edge <= 16384:
+            raise ConfigError(f"preview long_edge must be 16..16384 px, not {self.long_edge}")
+        if not 16 <= self.thumb_edge <= self.long_edge:
+            raise ConfigError(f"thumbnail edge must be 16..long_edge px, not {self.thumb_edge}")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise ConfigError(f"jpeg_quality must be 1..95, not {self.jpeg_quality}")
+        if self.max_pixels < 1:
+            raise ConfigError("max_pixels must be positive")
+        try:
+            ImageColor.getrgb(self.background)
+        except ValueError as exc:
+            raise ConfigError(f"preview background {self.background!r} is not a colour") from exc
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What ``render_previews`` made. ``width``/``height`` are the source's pixels, upright."""
+
+    width: int
+    height: int
+    source_kind: FileKind
+    low_res: bool
+    note: str | None
+    preview_path: Path | None
+    thumb_path: Path | None
+    preview_size: tuple[int, int] | None = None
+    thumb_size: tuple[int, int] | None = None
+
+
+def spec_key(spec: PreviewSpec, text: str) -> str:
+    """A 12-hex-digit key of everything that changes preview pixels (spec, watermark text, font, code).
+
+    Combine it with the source's content hash for cache file names: a changed template, opacity or
+    size gives a new key, so the previews are regenerated.
+    """
+    parts = [
+        f"v{RENDER_VERSION}",
+        f"{spec.long_edge}/{spec.thumb_edge}/{spec.background}/{spec.jpeg_quality}",
+        spec.watermark.fingerprint(),
+        text,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+def fit(size: tuple[int, int], edge: int) -> tuple[int, int]:
+    """Scale ``size`` so its long edge is ``edge`` (never enlarging), keeping the aspect ratio."""
+    w, h = size
+    long_edge = max(w, h)
+    if long_edge <= edge:
+        return w, h
+    scale = edge / long_edge
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+@functools.lru_cache(maxsize=8)
+def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """Build (once per profile) the lcms transform from an embedded profile to sRGB."""
+    import io
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return None  # an unreadable profile: the pixels are used as they are
+    out_mode = "RGBA" if mode in ("RGBA", "LA") else "RGB"
+    in_mode = mode
+    if mode == "LA":
+        return None  # lcms has no LA input; grey+alpha is converted without the profile
+    try:
+        return ImageCms.buildTransform(
+            src, ImageCms.createProfile("sRGB"), in_mode, out_mode,
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        )
+    except ImageCms.PyCMSError:
+        return None
+
+
+def to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert to sRGB (RGB or RGBA) through the embedded profile when there is one."""
+    if icc:
+        transform = _srgb_transform(icc, im.mode)
+        if transform is not None:
+            try:
+                return ImageCms.applyTransform(im, transform) or im
+            except (ImageCms.PyCMSError, ValueError):
+                pass
+    if im.mode in ("RGB", "RGBA"):
+        return im
+    return im.convert("RGBA" if im.mode in ("LA",) else "RGB")
+
+
+def flatten(im: Image.Image, background: str) -> Image.Image:
+    """Composite an RGBA image onto an opaque background colour; opaque images pass through."""
+    if im.mode != "RGBA":
+        return im
+    alpha = im.getchannel("A")
+    if alpha.getextrema() == (255, 255):
+        return im.convert("RGB")
+    base = Image.new("RGB", im.size, ImageColor.getrgb(background)[:3])
+    base.paste(im, (0, 0), alpha)
+    return base
+
+
+def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
+    """Write ``im`` as a metadata-free JPEG to ``out`` via temp file + fsync + os.replace."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; previews are served to the review page
+        with os.fdopen(fd, "wb") as fh:
+            # No exif=/icc_profile= arguments and a fresh image: Pillow writes no metadata at all.
+            im.save(fh, "JPEG", quality=quality)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _prepare(src: Path, edge: int, background: str, max_pixels: int,
+             kind: FileKind) -> tuple[Image.Image, tuple[int, int], bool, str | None]:
+    """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``."""
+    dec = decode(src, edge, max_pixels, kind)
+    im = dec.image
+    upright = dec.source_size
+    if dec.orientation in _TRANSPOSE:
+        im = im.transpose(_TRANSPOSE[dec.orientation])
+        if dec.orientation >= 5:
+            upright = (upright[1], upright[0])
+    im = flatten(to_srgb(im, dec.icc), background)
+    if dec.low_res:
+        target = fit(im.size, edge)  # a stored thumbnail: its own size is the source size we know
+        upright = im.size
+    else:
+        target = fit(upright, edge)
+    if im.size != target:
+        im = im.resize(target, Image.Resampling.LANCZOS)
+    return im, upright, dec.low_res, dec.note
+
+
+def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
+                    text: str) -> RenderResult:
+    """Write the watermarked preview and thumbnail of one version; raise ImageError if it won't decode.
+
+    ``text`` is the already expanded watermark (``watermark_text``). OTHER kinds raise nothing: the
+    result has no paths and a note asking for a PNG export.
+    """
+    src = Path(src)
+    kind = classify(src)
+    if kind is FileKind.OTHER:
+        suffix = src.suffix.lower() or "suffix-less"
+        note = f"no preview for {suffix} files: export a PNG beside it"
+        return RenderResult(0, 0, kind, False, note, None, None)
+    im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind)
+    apply_watermark(im, spec.watermark, text)
+    atomic_save_jpeg(im, Path(preview_out), spec.jpeg_quality)
+    thumb_size = fit(im.size, spec.thumb_edge)
+    thumb = im if thumb_size == im.size else im.resize(
+        thumb_size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    atomic_save_jpeg(thumb, Path(thumb_out), spec.jpeg_quality)
+    return RenderResult(w, h, kind, low_res, note, Path(preview_out), Path(thumb_out), im.size, thumb.size)
+
+
+def render_reference_thumbnail(src: Path, out: Path, edge: int = 400,
+                               max_pixels: int = DEFAULT_MAX_PIXELS, background: str = "#ffffff",
+                               quality: int = 85) -> None:
+    """Thumbnail of a buyer reference (JPEG/PNG/HEIC/...), no watermark; ImageError if not an image."""
+    src = Path(src)
+    kind = classify(src)
+    if kind is FileKind.OTHER:
+        raise ImageError(f"{src.name}: {src.suffix or 'this'} files are not rendered as references")
+    im, _, _, _ = _prepare(src, edge, background, max_pixels, kind)
+    atomic_save_jpeg(im, Path(out), quality)

@@ -1,0 +1,204 @@
+"""Build the proof watermark: safe text from a template, a tiled diagonal mask cached per size, burned in.
+
+Safety: the template is expanded by one regular-expression pass that replaces ``{key}`` for known keys
+only; the substituted values are never scanned again, so buyer text such as ``{{7*7}}`` or
+``{receipt_id.__class__}`` stays literal. Nothing is ever passed to ``str.format``/``eval``. Field values
+lose control and bidi-override characters (Unicode categories C*), get their whitespace collapsed and are
+capped in length.
+
+Speed: the text is rasterised once per (output size, spec, text) into two greyscale masks -- glyph fill
+and a thin outline ring -- already scaled by the opacity, rotated and cropped; ``lru_cache`` keeps them.
+Burning in is then two ``Image.paste(colour, mask=...)`` calls on the small preview image, which blend a
+solid colour through a mask in C without converting anything to RGBA.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFont
+
+from kaalwatch.errors import ConfigError
+
+#: The font shipped with the package, so a proof looks the same on every machine.
+SHIPPED_FONT = Path(__file__).resolve().parent.parent / "fonts" / "DejaVuSans.ttf"
+
+DEFAULT_TEMPLATE = "PROOF — not for print · {shop} · #{receipt_id}"
+#: The only keys a template may use; anything else in braces is printed literally.
+KNOWN_KEYS = frozenset({"shop", "receipt_id", "buyer_first_name", "version", "order_id", "date"})
+#: Longest value a single field may contribute (buyer names can be arbitrarily long).
+MAX_FIELD_CHARS = 40
+#: Longest whole watermark line.
+MAX_TEXT_CHARS = 160
+
+_KEY_RE = re.compile(r"\{([A-Za-z_]+)\}")
+
+
+def clean_field(value: object, limit: int = MAX_FIELD_CHARS) -> str:
+    """Make one untrusted value printable: no control/format/bidi characters, one line, capped."""
+    text = unicodedata.normalize("NFC", str(value))
+    # Category C* = control (Cc), format incl. RTL/LTR overrides and zero-width (Cf), surrogates,
+    # private use, unassigned. Whitespace controls become spaces so "Ann\nMarie" stays two words.
+    kept = [" " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C"]
+    text = " ".join("".join(kept).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def watermark_text(template: str, fields_: Mapping[str, object]) -> str:
+    """Expand ``{key}`` for known keys from ``fields_``; everything else stays literally as written.
+
+    A known key missing from ``fields_`` expands to nothing (and the doubled separators it leaves are
+    tidied), so a proof without a buyer name does not say ``{buyer_first_name}``.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in KNOWN_KEYS:
+            return match.group(0)
+        value = fields_.get(key)
+        return "" if value is None else clean_field(value)
+
+    text = _KEY_RE.sub(substitute, clean_field(template, limit=10 * MAX_TEXT_CHARS))
+    text = re.sub(r"(\s*·\s*){2,}", " · ", text).strip(" ·#")
+    return clean_field(text, limit=MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True)
+class WatermarkSpec:
+    """How the proof watermark looks. All fields are part of the preview cache key."""
+
+    template: str = DEFAULT_TEMPLATE
+    opacity: float = 0.22  # 0..1, of the fill colour over the artwork
+    angle: float = 30.0  # degrees, counter-clockwise
+    size: float = 0.045  # font size as a fraction of the output's long edge
+    color: str = "#ffffff"
+    font_path: str | None = None  # None: the shipped DejaVu Sans
+    outline: bool = True  # a thin ring in a contrasting colour, so white text shows on white paper
+    outline_color: str | None = None  # None: black or white, whichever contrasts with ``color``
+    line_spacing: float = 2.6  # distance between text rows, in font sizes
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ConfigError(f"watermark opacity must be between 0 and 1, not {self.opacity}")
+        if not 0.005 <= self.size <= 0.5:
+            raise ConfigError(f"watermark size must be 0.005..0.5 of the long edge, not {self.size}")
+        if self.line_spacing < 1.0:
+            raise ConfigError(f"watermark line_spacing must be at least 1, not {self.line_spacing}")
+        for name in ("color", "outline_color"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    ImageColor.getrgb(value)
+                except ValueError as exc:
+                    raise ConfigError(f"watermark {name} {value!r} is not a colour") from exc
+        if self.font_path is not None and not Path(self.font_path).is_file():
+            raise ConfigError(f"watermark font {self.font_path} does not exist")
+
+    def font_file(self) -> Path:
+        return Path(self.font_path) if self.font_path else SHIPPED_FONT
+
+    def fingerprint(self) -> str:
+        """A stable text of every field plus the font file's identity (a changed font re-renders)."""
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)]
+        font = self.font_file()
+        try:
+            st = font.stat()
+            parts.append(f"font={font.name}:{st.st_size}")
+        except OSError:
+            parts.append(f"font={font}:missing")
+        return ";".join(parts)
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    r, g, b = ImageColor.getrgb(colour)[:3]
+    return r, g, b
+
+
+def _contrast(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    return (0, 0, 0) if luma >= 128 else (255, 255, 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    # BASIC layout everywhere: raqm is not installed on every machine and would change the rendering.
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+
+
+@functools.lru_cache(maxsize=16)
+def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tuple[
+        Image.Image, Image.Image | None]:
+    """The (fill, outline-ring) masks for an image of ``size``: mode L, opacity already applied.
+
+    Built once per (size, spec, text) and cached: a worker rendering many versions of the same order at
+    the same size pays for text rasterisation and rotation once.
+    """
+    w, h = size
+    font_px = max(6, round(spec.size * max(w, h)))
+    font = _font(str(spec.font_file()), font_px)
+    # Draw horizontal rows on a square that covers the image at any rotation, then rotate and crop
+    # the middle: rows become continuous diagonal lines, so every crop of the image carries text.
+    side = math.ceil(math.hypot(w, h)) + 2 * font_px
+    gap = "     "
+    unit = (text or "PROOF") + gap
+    unit_w = max(1.0, font.getlength(unit))
+    repeat = math.ceil(side / unit_w) + 2
+    line = unit * repeat
+    pitch = max(font_px + 2, round(spec.line_spacing * font_px))
+    stroke = max(1, round(font_px / 14)) if spec.outline else 0
+    fill_canvas = Image.new("L", (side, side), 0)
+    draw_fill = ImageDraw.Draw(fill_canvas)
+    ring_canvas = Image.new("L", (side, side), 0) if stroke else None
+    draw_ring = ImageDraw.Draw(ring_canvas) if ring_canvas is not None else None
+    for row, top in enumerate(range(-pitch, side + pitch, pitch)):
+        # Stagger rows by a fraction of the text width so words do not line up in columns.
+        left = -((row * 0.38) % 1.0) * unit_w
+        draw_fill.text((left, top), line, font=font, fill=255)
+        if draw_ring is not None:
+            draw_ring.text((left, top), line, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+    box = ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
+
+    def finish(canvas: Image.Image) -> Image.Image:
+        rotated = canvas.rotate(spec.angle, resample=Image.Resampling.BICUBIC)
+        crop = rotated.crop(box)
+        # Fold the opacity into the mask once, so burning in is a plain masked paste.
+        return crop.point([round(v * spec.opacity) for v in range(256)])
+
+    fill = finish(fill_canvas)
+    ring = None
+    if ring_canvas is not None:
+        ring = finish(ImageChops.subtract(ring_canvas, fill_canvas))
+    return fill, ring
+
+
+def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str) -> Image.Image:
+    """Burn the watermark into ``im`` (RGB or L) in place and return it."""
+    if not spec.enabled or spec.opacity == 0 or not text:
+        return im
+    fill, ring = watermark_masks(im.size, spec, text)
+    colour = _rgb(spec.color)
+    ring_colour = _rgb(spec.outline_color) if spec.outline_color else _contrast(colour)
+    if im.mode == "L":
+        colour_l: int = round(0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2])
+        ring_l: int = round(0.299 * ring_colour[0] + 0.587 * ring_colour[1] + 0.114 * ring_colour[2])
+        if ring is not None:
+            im.paste(ring_l, (0, 0), ring)
+        im.paste(colour_l, (0, 0), fill)
+        return im
+    if ring is not None:
+        im.paste(ring_colour, (0, 0), ring)
+    im.paste(colour, (0, 0), fill)
+    return im
+
+
+def text_digest(text: str) -> str:
+    """A short digest of the expanded text, for cache keys that must not leak buyer names into paths."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
