@@ -121,8 +121,12 @@ class DeliverySettings:
     max_files: int = setting(5, "Etsy's limit of files per order", min=1, max=5)
     max_file_mb: float = setting(20.0, "Etsy's limit per file, in MB", min=0.1, max=20)
     max_name_length: int = setting(70, "Etsy's limit of a file name's length", min=8, max=70)
-    colour: str = setting("srgb", "srgb converts deliverables to sRGB, keep leaves the profile", choices=("srgb", "keep"))
-    create_shipment: bool = setting(False, "after confirmed delivery, mark the receipt shipped on Etsy (needs transactions_w)")
+    colour: str = setting(
+        "srgb", "srgb converts deliverables to sRGB, keep leaves the profile", choices=("srgb", "keep")
+    )
+    create_shipment: bool = setting(
+        False, "after confirmed delivery, mark the receipt shipped on Etsy (needs transactions_w)"
+    )
     shipment_note: str = setting("Your artwork has been delivered — thank you!", "note to the buyer with that shipment")
 
 
@@ -287,7 +291,7 @@ class _Loader:
             return self.build(type_, value if value is not None else {}, f"{key}.", current)
         if origin is tuple:
             (item_type, _) = typing.get_args(type_)
-            if isinstance(value, str) and item_type is not str or value is None:
+            if (isinstance(value, str) and item_type is not str) or value is None:
                 raise self.fail(key, "a list", value)
             if isinstance(value, str):
                 raise self.fail(key, "a list (write [] or - items)", value)

@@ -1,0 +1,116 @@
+"""``kaalwatch init`` and ``kaalwatch status``: create a workspace, and see what is due."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from kaalwatch.cli import Context
+from kaalwatch.errors import ConfigError, WorkspaceError
+from kaalwatch.model import utcnow
+from kaalwatch.settings import default_config_path, render_default_config
+from kaalwatch.store import JobRow, Workspace
+from kaalwatch.workflows import by_name
+
+
+@click.command()
+@click.option("--workspace", "workspace_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Workspace folder to create (default: the configured one, ~/KaalOrders).")
+@click.pass_obj
+def init(ctx: Context, workspace_dir: Path | None) -> None:
+    """Create a config file and an empty workspace. Refuses to overwrite an existing config."""
+    config_path = ctx.config_path or default_config_path()
+    if config_path.exists():
+        raise ConfigError(f"{config_path} already exists", hint="edit it, or pass --config NEW_PATH")
+    text = render_default_config()
+    if workspace_dir is not None:
+        workspace_dir = workspace_dir.expanduser().resolve()
+        quoted = json.dumps(str(workspace_dir))  # JSON strings are valid YAML scalars
+        text = re.sub(r"^workspace: .*?(  #.*)$", lambda m: f"workspace: {quoted}{m.group(1)}", text,
+                      count=1, flags=re.M)
+    try:
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(config_path, "x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise ConfigError(f"{config_path} already exists") from None
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write {config_path}: {exc.strerror}") from None
+    ctx.config_path = config_path
+    ws = Workspace(ctx.settings)
+    ws.create()
+    click.echo(f"config:    {config_path}")
+    click.echo(f"workspace: {ws.root}")
+    click.echo(f"orders:    {ws.orders_dir}  (save your artwork into the order folders here)")
+    click.echo("next:      kaalwatch auth   (connect your Etsy shop), then kaalwatch run")
+
+
+def _days_left(ship_by: datetime | None, now: datetime) -> int | None:
+    return None if ship_by is None else (ship_by.date() - now.date()).days
+
+
+def job_summary(row: JobRow, settings, now: datetime) -> dict:  # type: ignore[no-untyped-def]
+    """One job as plain data for the table and --json (days left, due and overdue flags)."""
+    days = _days_left(row.ship_by, now)
+    slack = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
+    return {
+        "receipt_id": row.receipt_id,
+        "job_id": row.job_id,
+        "listing": row.title,
+        "state": row.state.value,
+        "ship_by": row.ship_by.date().isoformat() if row.ship_by else None,
+        "days_left": days,
+        "overdue": days is not None and days < 0,
+        "due": days is not None and days <= slack,
+        "versions": row.versions,
+        "last_error": row.last_error,
+        "folder": row.folder,
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "show_all", is_flag=True, help="Include delivered and cancelled jobs.")
+@click.pass_obj
+def status(ctx: Context, as_json: bool, show_all: bool) -> None:
+    """Active jobs by ship-by date (overdue first), the last sync and the daemon's health."""
+    ws = ctx.workspace()
+    report = ws.refresh_index()
+    now = utcnow()
+    rows = ws.jobs(active=None if show_all else True, limit=100_000)
+    jobs = [job_summary(row, ctx.settings, now) for row in rows]
+    health = ws.read_state("health")
+    sync_state = ws.read_state("sync")
+    broken = [{"folder": folder, "error": error} for folder, error in report.broken]
+    if as_json:
+        click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken},
+                              indent=2, default=str))
+        return
+    if not jobs:
+        click.echo("No active jobs." if not show_all else "No jobs.")
+    else:
+        click.echo(f"{'SHIP BY':<11} {'LEFT':>5}  {'RECEIPT':<12} {'STATE':<20} {'VER':>3}  LISTING")
+        for job in jobs:
+            left = "" if job["days_left"] is None else f"{job['days_left']}d"
+            mark = "!" if job["overdue"] else ("*" if job["due"] else " ")
+            click.echo(
+                f"{job['ship_by'] or '-':<11} {left:>5}{mark} {job['receipt_id']:<12} {job['state']:<20} "
+                f"{job['versions']:>3}  {job['listing'][:50]}"
+            )
+            if job["last_error"]:
+                click.echo(f"{'':<31}error: {job['last_error']}")
+        click.echo("(! overdue, * due within the workflow's slack)")
+    last_sync = sync_state.get("last_success") or "never"
+    last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
+    click.echo(f"last sync: {last_sync}{last_error}")
+    if health:
+        alive = "alive" if health.get("watcher_alive") else "NOT running"
+        click.echo(f"daemon: pid {health.get('pid')} updated {health.get('updated_at')}, watcher {alive}, "
+                   f"queue {health.get('queue_length', 0)}")
+    for item in broken:
+        click.echo(f"broken manifest: {item['error']}")
+

@@ -1,0 +1,364 @@
+"""What may happen to an order: every change of a job's state, checked and recorded in history.
+
+Plain functions over :class:`~kaalwatch.model.Order` objects, no I/O. Callers (sync, watcher, review
+page, delivery, retention, CLI) never set ``job.state`` themselves: they call one of these inside
+``Workspace.edit`` (see :mod:`kaalwatch.store`), which writes the result atomically under the order's
+lock. An illegal move raises :class:`~kaalwatch.errors.TransitionError` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from kaalwatch.errors import NotFoundError, TransitionError
+from kaalwatch.model import (
+    Deliverable,
+    Event,
+    Job,
+    JobState,
+    Note,
+    Order,
+    Proof,
+    Version,
+    utcnow,
+)
+
+S = JobState
+
+# The legal moves of one job. ON_HOLD returns to where it came from (``held_from``) via reopen.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    S.AWAITING_REFERENCES: frozenset({S.NEW, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED}),
+    S.NEW: frozenset({S.AWAITING_REFERENCES, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.PROOF_SENT, S.APPROVED, S.ON_HOLD, S.CANCELLED}),
+    S.PROOF_SENT: frozenset({S.CHANGES_REQUESTED, S.APPROVED, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED}),
+    S.CHANGES_REQUESTED: frozenset({S.IN_PROGRESS, S.PROOF_SENT, S.APPROVED, S.ON_HOLD, S.CANCELLED}),
+    S.APPROVED: frozenset({S.READY_TO_DELIVER, S.IN_PROGRESS, S.PROOF_SENT, S.ON_HOLD, S.CANCELLED, S.DELIVERED}),
+    S.READY_TO_DELIVER: frozenset({S.DELIVERED, S.APPROVED, S.IN_PROGRESS, S.ON_HOLD, S.CANCELLED}),
+    S.DELIVERED: frozenset({S.IN_PROGRESS, S.CANCELLED}),
+    S.ON_HOLD: frozenset({s for s in JobState if s is not S.ON_HOLD}),
+    S.CANCELLED: frozenset({S.NEW, S.IN_PROGRESS}),
+}
+
+
+def can_move(current: JobState, target: JobState) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def record(order: Order, actor: str, event: str, job_id: str | None = None, *, at: datetime | None = None,
+           **details: Any) -> Event:
+    """Append one history event (the only way history grows)."""
+    entry = Event(at=at or utcnow(), actor=actor, event=event, job_id=job_id, details=details)
+    order.history.append(entry)
+    return entry
+
+
+def _move(order: Order, job: Job, target: JobState, actor: str, event: str, **details: Any) -> None:
+    if job.state is target:
+        return
+    if not can_move(job.state, target):
+        raise TransitionError(
+            f"job {job.job_id} of order {order.receipt_id} is {job.state.label}; it cannot become {target.label}"
+        )
+    before = job.state
+    job.state = target
+    record(order, actor, event, job.job_id, **{"from": before.value, "to": target.value, **details})
+
+
+def _version(order: Order, job: Job, number: int) -> Version:
+    version = job.version(number)
+    if version is None:
+        raise NotFoundError(f"order {order.receipt_id} job {job.job_id} has no version {number}")
+    return version
+
+
+# --------------------------------------------------------------------------------------------------
+# Work on the artwork
+
+
+def add_version(order: Order, job_id: str, version: Version, actor: str = "watcher") -> Version:
+    """Record a new save. It moves a fresh job to in progress and clears an approval it supersedes."""
+    job = order.job(job_id)
+    if any(v.sha256 == version.sha256 for v in job.versions):
+        raise TransitionError(f"order {order.receipt_id} job {job.job_id} already has this file as a version")
+    expected = (job.versions[-1].number + 1) if job.versions else 1
+    if version.number != expected:
+        raise TransitionError(f"version number {version.number} given, {expected} expected")
+    job.versions.append(version)
+    record(order, actor, "version_added", job.job_id, version=version.number, source=version.source_name,
+           sha256=version.sha256, size=version.size, conflict=version.conflict)
+    if job.state in (S.NEW, S.AWAITING_REFERENCES, S.CHANGES_REQUESTED):
+        _move(order, job, S.IN_PROGRESS, actor, "work_started", version=version.number)
+    elif job.state in (S.APPROVED, S.READY_TO_DELIVER):
+        cleared = job.approved_version
+        job.approved_version = None
+        _move(order, job, S.IN_PROGRESS, actor, "approval_cleared", by_version=version.number,
+              approved_version=cleared, reason="a newer version was saved after approval")
+    return version
+
+
+def update_version(order: Order, job_id: str, number: int, actor: str = "watcher", **fields: Any) -> Version:
+    """Attach preview results or an error to an existing version (its file and hash never change)."""
+    job = order.job(job_id)
+    version = _version(order, job, number)
+    allowed = {"preview", "thumb", "preview_key", "width", "height", "kind", "low_res", "note", "error",
+               "paired_with"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"version fields cannot be changed: {sorted(unknown)}")
+    changed = {k: v for k, v in fields.items() if getattr(version, k) != v}
+    for key, value in changed.items():
+        setattr(version, key, value)
+    if "error" in changed:
+        if version.error:
+            record(order, actor, "version_error", job.job_id, version=number, error=version.error)
+        else:
+            record(order, actor, "version_error_cleared", job.job_id, version=number)
+    if "preview" in changed and version.preview:
+        record(order, actor, "preview_ready", job.job_id, version=number)
+    return version
+
+
+def note_conflict(order: Order, job_id: str, file_name: str, actor: str = "watcher") -> None:
+    """A sync client's conflict copy: shown on the order, never silently versioned or ignored."""
+    job = order.job(job_id)
+    if file_name not in job.conflicts:
+        job.conflicts.append(file_name)
+        record(order, actor, "sync_conflict", job.job_id, file=file_name)
+
+
+def references_arrived(order: Order, job_id: str, actor: str = "sync") -> None:
+    job = order.job(job_id)
+    if job.state is S.AWAITING_REFERENCES:
+        _move(order, job, S.NEW, actor, "references_arrived")
+
+
+def await_references(order: Order, job_id: str, actor: str = "sync") -> None:
+    job = order.job(job_id)
+    if job.state is S.NEW and not job.versions:
+        _move(order, job, S.AWAITING_REFERENCES, actor, "awaiting_references")
+
+
+# --------------------------------------------------------------------------------------------------
+# Proofs and approval
+
+
+def send_proof(order: Order, job_id: str, number: int, actor: str = "review", *, at: datetime | None = None) -> None:
+    """The owner sent this version's watermarked preview to the buyer through Etsy Messages."""
+    job = order.job(job_id)
+    _version(order, job, number)
+    _move(order, job, S.PROOF_SENT, actor, "proof_sent", version=number)
+    job.proofs.append(Proof(version=number, sent_at=at or utcnow()))
+
+
+def record_answer(order: Order, job_id: str, approved: bool, note: str = "", actor: str = "review",
+                  *, included_revisions: int | None = None, at: datetime | None = None) -> None:
+    """The buyer answered the latest proof: approved, or changes requested (counted as a revision)."""
+    job = order.job(job_id)
+    if job.state is not S.PROOF_SENT or not job.proofs:
+        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no proof waiting for an answer")
+    proof = job.proofs[-1]
+    proof.answered_at = at or utcnow()
+    proof.note = note or None
+    if approved:
+        proof.answer = "approved"
+        job.approved_version = proof.version
+        job.changes_note = None
+        _move(order, job, S.APPROVED, actor, "buyer_approved", version=proof.version)
+        return
+    proof.answer = "changes_requested"
+    job.revisions_used += 1
+    job.changes_note = note or None
+    extra = included_revisions is not None and job.revisions_used > included_revisions
+    _move(order, job, S.CHANGES_REQUESTED, actor, "changes_requested", version=proof.version,
+          revision=job.revisions_used, included=included_revisions, beyond_included=extra)
+
+
+def approve(order: Order, job_id: str, number: int, actor: str = "review") -> None:
+    """The owner approves one specific version for delivery."""
+    job = order.job(job_id)
+    _version(order, job, number)
+    if job.state is S.APPROVED and job.approved_version == number:
+        return
+    if job.state is S.APPROVED:
+        previous = job.approved_version
+        job.approved_version = number
+        record(order, actor, "approval_changed", job.job_id, version=number, previous=previous)
+        return
+    if job.state is S.READY_TO_DELIVER:
+        _move(order, job, S.APPROVED, actor, "approval_changed", version=number, previous=job.approved_version)
+        job.approved_version = number
+        job.deliverables = []
+        return
+    _move(order, job, S.APPROVED, actor, "approved", version=number)
+    job.approved_version = number
+
+
+def hold(order: Order, job_id: str, reason: str = "", actor: str = "review") -> None:
+    job = order.job(job_id)
+    before = job.state
+    _move(order, job, S.ON_HOLD, actor, "put_on_hold", reason=reason)
+    job.held_from = before
+
+
+def reopen(order: Order, job_id: str, actor: str = "review") -> None:
+    """Back from hold to where the job was; a delivered or cancelled job reopens for more work."""
+    job = order.job(job_id)
+    if job.state is S.ON_HOLD:
+        target = job.held_from or (S.IN_PROGRESS if job.versions else S.NEW)
+        job.held_from = None
+        _move(order, job, target, actor, "reopened")
+    elif job.state in (S.DELIVERED, S.CANCELLED):
+        _move(order, job, S.IN_PROGRESS if job.versions else S.NEW, actor, "reopened")
+    else:
+        raise TransitionError(
+            f"job {job.job_id} of order {order.receipt_id} is {job.state.label}, not closed or on hold"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Delivery
+
+
+def mark_ready(order: Order, job_id: str, deliverables: list[Deliverable], actor: str = "delivery") -> None:
+    job = order.job(job_id)
+    if job.approved_version is None:
+        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no approved version")
+    job.deliverables = list(deliverables)
+    _move(order, job, S.READY_TO_DELIVER, actor, "ready_to_deliver", version=job.approved_version,
+          files=[d.name for d in deliverables])
+
+
+def mark_delivered(order: Order, job_id: str, confirmed_by: str, actor: str = "sync",
+                   *, at: datetime | None = None) -> None:
+    """Etsy shows the receipt completed (``confirmed_by='etsy'``) or the owner confirmed by hand."""
+    job = order.job(job_id)
+    if job.state is S.DELIVERED:
+        return
+    _move(order, job, S.DELIVERED, actor, "delivered", confirmed_by=confirmed_by, version=job.approved_version)
+    job.delivered_at = at or utcnow()
+    job.delivery_confirmed_by = confirmed_by
+
+
+def flag(order: Order, job_id: str | None, code: str, message: str, actor: str) -> None:
+    """A loud, sticky warning (e.g. completed on Etsy without approval); recorded once."""
+    target = order.job(job_id) if job_id else None
+    flags = target.flags if target else order.extra.setdefault("flags", [])
+    if code in flags:
+        return
+    flags.append(code)
+    if target:
+        target.last_error = message
+    else:
+        order.last_error = message
+    record(order, actor, "flagged", job_id, code=code, message=message)
+
+
+# --------------------------------------------------------------------------------------------------
+# Etsy side
+
+
+def cancel(order: Order, reason: str, actor: str = "sync", *, at: datetime | None = None) -> None:
+    """Etsy cancelled or refunded the order: every open job stops. The artist's files stay."""
+    changed = False
+    for job in order.jobs:
+        if job.state in (S.CANCELLED, S.DELIVERED):
+            continue
+        job.held_from = None
+        _move(order, job, S.CANCELLED, actor, "cancelled", reason=reason)
+        changed = True
+    if changed:
+        order.cancelled_at = at or utcnow()
+
+
+def etsy_completed(order: Order, actor: str = "sync", *, at: datetime | None = None) -> None:
+    """Etsy shows the receipt completed/shipped: the files went out on Etsy's order page.
+
+    Jobs that were ready (or approved) become delivered, confirmed by Etsy. A job completed on Etsy
+    that was never approved is flagged loudly instead: the buyer may have received the wrong file.
+    """
+    order.etsy_completed = True
+    for job in order.jobs:
+        if job.state in (S.DELIVERED, S.CANCELLED):
+            continue
+        if job.state in (S.READY_TO_DELIVER, S.APPROVED) and job.approved_version is not None:
+            mark_delivered(order, job.job_id, confirmed_by="etsy", actor=actor, at=at)
+        else:
+            flag(order, job.job_id, "completed_without_approval",
+                 f"Etsy shows order {order.receipt_id} completed, but job {job.job_id} was never approved "
+                 f"(it is {job.state.label}): check what the buyer received", actor)
+
+
+def set_etsy_status(order: Order, status: str, actor: str = "sync") -> None:
+    if order.etsy_status != status:
+        record(order, actor, "etsy_status", None, **{"from": order.etsy_status, "to": status})
+        order.etsy_status = status
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors, notes, privacy
+
+
+def set_error(order: Order, job_id: str | None, message: str | None, actor: str) -> None:
+    """Record (or clear, with ``None``) the last error of an order or job; logged in history once."""
+    target = order.job(job_id) if job_id else order
+    if target.last_error == message:
+        return
+    target.last_error = message
+    record(order, actor, "error" if message else "error_cleared", job_id, **({"message": message} if message else {}))
+
+
+def add_note(order: Order, text: str, job_id: str | None = None, actor: str = "review") -> None:
+    text = text.strip()
+    if not text:
+        raise TransitionError("an empty note was not saved")
+    order.notes.append(Note(at=utcnow(), text=text[:5000], job_id=job_id))
+    record(order, actor, "note_added", job_id)
+
+
+def pseudonym_for(receipt_id: int, salt: str) -> str:
+    """A stable stand-in for a buyer's name: the same receipt always gets the same one."""
+    digest = hashlib.sha256(f"{salt}:{receipt_id}".encode()).hexdigest()[:8]
+    return f"buyer-{digest}"
+
+
+def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
+    """Remove buyer-identifying text; ids, dates, listings and the history of states stay."""
+    removed: list[str] = []
+    order.pseudonym = order.pseudonym or pseudonym_for(order.receipt_id, salt)
+    if order.buyer_name != order.pseudonym:
+        order.buyer_name = order.pseudonym
+        removed.append("buyer_name")
+    if order.buyer_user_id is not None:
+        order.buyer_user_id = None
+        removed.append("buyer_user_id")
+    for name in ("gift_message", "message_from_buyer"):
+        if getattr(order, name):
+            setattr(order, name, "")
+            removed.append(name)
+    if order.notes:
+        order.notes = []
+        removed.append("notes")
+    for job in order.jobs:
+        if job.answers:
+            for answer in job.answers:
+                answer.answer = "(removed)"
+                answer.files = []
+            removed.append(f"answers of job {job.job_id}")
+        if job.changes_note:
+            job.changes_note = None
+            removed.append(f"changes note of job {job.job_id}")
+        for proof in job.proofs:
+            proof.note = None
+    for ref in order.references:
+        ref.url = None
+        ref.label = None
+    for entry in order.history:
+        # History keeps its events and states; free-text details that could carry personal data go.
+        for key in ("message", "note", "reason", "text", "source", "file"):
+            if key in entry.details and entry.event not in ("etsy_status",):
+                entry.details[key] = "(removed)"
+    record(order, actor, "anonymised", None, removed=removed)
+    order.anonymised_at = utcnow()
+    return removed

@@ -1,0 +1,508 @@
+"""The workspace on disk: order folders, their manifests, the tool-owned area, locks and the index.
+
+Layout (``settings.workspace``)::
+
+    orders/<receipt_id> <buyer> - <listing>/    one folder per Etsy order, the artist's to use
+        order.yaml                              the manifest (written only by Workspace.edit/create)
+        references/                             buyer uploads, the listing's style sample, hand-dropped files
+        deliver/                                deliverables for Etsy's order page
+        <n> <listing>/                          one subfolder per job when an order has several items
+    .kaalwatch/                                 the tool's own area, never watched, not meant to be synced
+        versions/<receipt_id>/<job_id>/         immutable copies of every version
+        previews/<receipt_id>/<job_id>/         watermarked previews and thumbnails
+        index.sqlite                            a summary of every manifest, for fast listing
+        locks/ logs/ state/ secrets/
+
+The identity of an order folder is its manifest, not its name: renamed or moved folders inside
+``orders/`` are found again by scanning for ``order.yaml``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock
+
+from kaalwatch import naming
+from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
+from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
+from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict
+from kaalwatch.settings import Settings
+
+MANIFEST = "order.yaml"
+REFERENCES = "references"
+DELIVER = "deliver"
+LOCK_TIMEOUT_SECONDS = 30.0
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    receipt_id INTEGER PRIMARY KEY,
+    folder TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    buyer TEXT NOT NULL,
+    ordered_at TEXT,
+    ship_by TEXT,
+    state TEXT NOT NULL,
+    etsy_status TEXT NOT NULL,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    receipt_id INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    state TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    ship_by TEXT,
+    buyer TEXT NOT NULL,
+    versions INTEGER NOT NULL,
+    latest_version INTEGER,
+    latest_thumb TEXT,
+    last_error TEXT,
+    PRIMARY KEY (receipt_id, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_ship ON jobs (active, ship_by);
+CREATE TABLE IF NOT EXISTS broken (
+    folder TEXT PRIMARY KEY,
+    mtime_ns INTEGER NOT NULL,
+    error TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as the index knows it (enough for lists, without parsing manifests)."""
+
+    receipt_id: int
+    job_id: str
+    title: str
+    workflow: str
+    state: JobState
+    ship_by: datetime | None
+    buyer: str
+    versions: int
+    latest_version: int | None
+    latest_thumb: str | None
+    last_error: str | None
+    folder: str
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    scanned: int
+    parsed: int
+    removed: int
+    broken: list[tuple[str, str]]
+
+
+def dump_manifest(order: Order) -> str:
+    return yaml.dump(order_to_dict(order), Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def parse_manifest(text: str, source: str) -> Order:
+    """Parse manifest text; errors name the file and line and leave the file untouched."""
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader (the C one when built)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ManifestError(
+            f"{source}:{line}: {problem}", hint="fix or restore the file; it was left as it is"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(f"{source}: unreadable ({exc.__class__.__name__})") from None
+    return order_from_dict(data, source)
+
+
+def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
+    if exc.errno == errno.ENOSPC:
+        return WorkspaceError(f"disk full while writing {what}", hint="free some space; nothing was changed")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return WorkspaceError(f"cannot write {what}: {exc.strerror}", hint="check the workspace's permissions")
+    return WorkspaceError(f"cannot write {what}: {exc.strerror or exc}")
+
+
+class Workspace:
+    """The workspace folder. Safe to share between threads; several processes coordinate by file locks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.workspace
+        self.orders_dir = self.root / "orders"
+        self.tool_dir = self.root / ".kaalwatch"
+        self.versions_dir = self.tool_dir / "versions"
+        self.previews_dir = self.tool_dir / "previews"
+        self.locks_dir = self.tool_dir / "locks"
+        self.logs_dir = self.tool_dir / "logs"
+        self.state_dir = self.tool_dir / "state"
+        self.secrets_dir = self.tool_dir / "secrets"
+        self.index_path = self.tool_dir / "index.sqlite"
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------------------------------- setup
+
+    def create(self) -> None:
+        """Create the folders (idempotent). The secrets folder is private to the user."""
+        try:
+            for folder in (self.orders_dir, self.versions_dir, self.previews_dir, self.locks_dir,
+                           self.logs_dir, self.state_dir, self.secrets_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.secrets_dir, 0o700)
+        except OSError as exc:
+            raise _disk_error(exc, self.root) from None
+
+    def check(self) -> None:
+        """Refuse to start on a workspace that is missing or cannot be written (read-only, no permission)."""
+        if not self.orders_dir.is_dir() or not self.tool_dir.is_dir():
+            raise WorkspaceError(f"no workspace at {self.root}", hint="run `kaalwatch init` first")
+        probe = self.tool_dir / f".write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise WorkspaceError(
+                f"workspace {self.root} is not writable: {exc.strerror}",
+                hint="remount it read-write or fix permissions",
+            ) from None
+
+    # ---------------------------------------------------------------------------------------- paths
+
+    def lock(self, receipt_id: int) -> FileLock:
+        """The per-order lock; holds across threads and processes (the daemon and a CLI command)."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks_dir / f"{int(receipt_id)}.lock"), timeout=LOCK_TIMEOUT_SECONDS)
+
+    def job_dir(self, order_folder: Path, order: Order, job_id: str) -> Path:
+        return order_folder / order.job(job_id).folder if order.job(job_id).folder else order_folder
+
+    def version_copy_path(self, receipt_id: int, job_id: str, number: int, sha256: str, suffix: str) -> Path:
+        safe_suffix = suffix.lower() if suffix.isascii() and len(suffix) <= 12 else ".bin"
+        return self.versions_dir / str(int(receipt_id)) / naming.safe_component(job_id) / (
+            f"v{number:03d}-{sha256[:12]}{safe_suffix}"
+        )
+
+    def preview_paths(self, receipt_id: int, job_id: str, number: int, key: str) -> tuple[Path, Path]:
+        folder = self.previews_dir / str(int(receipt_id)) / naming.safe_component(job_id)
+        return folder / f"v{number:03d}-{key}.jpg", folder / f"v{number:03d}-{key}-thumb.jpg"
+
+    def tool_path(self, relative: str) -> Path:
+        """Resolve a path stored in a manifest (relative to the tool area) and refuse any escape."""
+        candidate = (self.tool_dir / relative).resolve()
+        base = self.tool_dir.resolve()
+        if base not in candidate.parents:
+            raise NotFoundError(f"{relative!r} is not inside the tool area")
+        return candidate
+
+    def relative_to_tool(self, path: Path) -> str:
+        return path.resolve().relative_to(self.tool_dir.resolve()).as_posix()
+
+    # ------------------------------------------------------------------------------------- manifests
+
+    def read_folder(self, folder: Path) -> Order:
+        """Parse ``folder/order.yaml``."""
+        path = folder / MANIFEST
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFoundError(f"no {MANIFEST} in {folder}") from None
+        except UnicodeDecodeError:
+            raise ManifestError(f"{path}: not UTF-8 text", hint="restore the file; it was left as it is") from None
+        return parse_manifest(text, str(path))
+
+    def folder_of(self, receipt_id: int) -> Path:
+        """The order's folder wherever the artist moved it inside ``orders/``."""
+        row = self._db().execute("SELECT folder FROM orders WHERE receipt_id = ?", (int(receipt_id),)).fetchone()
+        if row:
+            folder = self.orders_dir / row[0]
+            if (folder / MANIFEST).is_file():
+                return folder
+        self.refresh_index()
+        row = self._db().execute("SELECT folder FROM orders WHERE receipt_id = ?", (int(receipt_id),)).fetchone()
+        if row:
+            return self.orders_dir / row[0]
+        raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
+
+    def has_order(self, receipt_id: int) -> bool:
+        try:
+            self.folder_of(receipt_id)
+        except NotFoundError:
+            return False
+        return True
+
+    def load(self, receipt_id: int) -> Order:
+        return self.read_folder(self.folder_of(receipt_id))
+
+    def _write(self, folder: Path, order: Order) -> None:
+        # The only place a manifest is written; callers are create() and edit().
+        path = folder / MANIFEST
+        try:
+            atomic_write_text(path, dump_manifest(order), mode=0o600)
+        except OSError as exc:
+            raise _disk_error(exc, path) from None
+        self._index_order(folder, order)
+
+    def add_order(self, order: Order, *, actor: str = "sync") -> Path:
+        """Create the folder, subfolders and manifest of a new order (under its lock)."""
+        from kaalwatch.lifecycle import record
+
+        with self.lock(order.receipt_id):
+            if self.has_order(order.receipt_id):
+                raise WorkspaceError(f"order {order.receipt_id} already exists")
+            fields = {
+                "receipt_id": order.receipt_id,
+                "buyer": order.buyer_name,
+                "listing": order.jobs[0].title if order.jobs else "order",
+                "date": order.ordered_at.date().isoformat() if order.ordered_at else "",
+            }
+            name = naming.format_name(self.settings.folder_template, fields)
+            try:
+                self.orders_dir.mkdir(parents=True, exist_ok=True)
+                taken = {p.name for p in self.orders_dir.iterdir()}
+                folder = self.orders_dir / naming.unique_name(name, taken)
+                folder.mkdir()
+                (folder / REFERENCES).mkdir()
+                if len(order.jobs) > 1:
+                    used: set[str] = set()
+                    for position, job in enumerate(order.jobs, start=1):
+                        label = naming.safe_component(f"{position} {job.title}", max_bytes=80)
+                        job_name = naming.unique_name(label, used)
+                        used.add(job_name)
+                        job.folder = job_name
+                        (folder / job_name).mkdir()
+                        (folder / job_name / REFERENCES).mkdir()
+            except OSError as exc:
+                raise _disk_error(exc, self.orders_dir) from None
+            record(order, actor, "order_created", None, jobs=[job.job_id for job in order.jobs])
+            self._write(folder, order)
+            return folder
+
+    @contextlib.contextmanager
+    def edit(self, receipt_id: int) -> Iterator[Order]:
+        """Load the order fresh under its lock, let the caller change it through :mod:`lifecycle`, and
+        write it back atomically — only if something changed, so an idle sync touches no file."""
+        with self.lock(receipt_id):
+            folder = self.folder_of(receipt_id)
+            order = self.read_folder(folder)
+            before = dump_manifest(order)
+            yield order
+            if dump_manifest(order) != before:
+                self._write(folder, order)
+
+    def apply(self, receipt_id: int, change: Callable[[Order], Any]) -> Any:
+        """``edit`` for one function: returns what ``change(order)`` returned."""
+        with self.edit(receipt_id) as order:
+            return change(order)
+
+    # ----------------------------------------------------------------------------------- scanning
+
+    def iter_order_folders(self) -> Iterator[Path]:
+        """Every folder under ``orders/`` holding an ``order.yaml``, at any depth (artists make subfolders)."""
+        stack = [self.orders_dir]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
+                yield Path(folder)
+                continue  # an order's own subfolders (jobs, references) hold no other order
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                    stack.append(Path(entry.path))
+
+    def iter_orders(self) -> Iterator[tuple[Path, Order | ManifestError]]:
+        for folder in self.iter_order_folders():
+            try:
+                yield folder, self.read_folder(folder)
+            except ManifestError as exc:
+                yield folder, exc
+
+    # -------------------------------------------------------------------------------------- index
+
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.tool_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.index_path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_INDEX_SCHEMA)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _index_order(self, folder: Path, order: Order, stat: os.stat_result | None = None) -> None:
+        stat = stat or (folder / MANIFEST).stat()
+        rel = folder.relative_to(self.orders_dir).as_posix()
+        ship_by = iso(order.ship_by)
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM orders WHERE receipt_id = ? OR folder = ?", (order.receipt_id, rel))
+            db.execute("DELETE FROM jobs WHERE receipt_id = ?", (order.receipt_id,))
+            db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
+            db.execute(
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (order.receipt_id, rel, stat.st_mtime_ns, stat.st_size, order.buyer_name, iso(order.ordered_at),
+                 ship_by, order.state.value, order.etsy_status, order.last_error),
+            )
+            db.executemany(
+                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (order.receipt_id, job.job_id, job.title, job.workflow, job.state.value,
+                     int(job.state in ACTIVE_STATES), ship_by, order.buyer_name, len(job.versions),
+                     job.latest.number if job.latest else None, job.latest.thumb if job.latest else None,
+                     job.last_error or order.last_error)
+                    for job in order.jobs
+                ],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def refresh_index(self) -> IndexReport:
+        """Bring the index in line with the manifests on disk, parsing only those that changed.
+
+        Costs one ``stat`` per order folder when nothing changed, so it runs at start-up and on every
+        rescan; it also finds folders the artist renamed or moved.
+        """
+        db = self._db()
+        rows = db.execute("SELECT folder, receipt_id, mtime_ns, size FROM orders")
+        known = {row[0]: (row[1], row[2], row[3]) for row in rows}
+        known_broken = {row[0]: row[1] for row in db.execute("SELECT folder, mtime_ns FROM broken")}
+        seen: set[str] = set()
+        parsed = 0
+        broken: list[tuple[str, str]] = []
+        scanned = 0
+        for folder in self.iter_order_folders():
+            scanned += 1
+            rel = folder.relative_to(self.orders_dir).as_posix()
+            seen.add(rel)
+            try:
+                stat = (folder / MANIFEST).stat()
+            except OSError:
+                continue
+            entry = known.get(rel)
+            if entry and entry[1] == stat.st_mtime_ns and entry[2] == stat.st_size:
+                continue
+            if rel in known_broken and known_broken[rel] == stat.st_mtime_ns:
+                broken.append((rel, "unchanged since last report"))
+                continue
+            parsed += 1
+            try:
+                order = self.read_folder(folder)
+            except ManifestError as exc:
+                broken.append((rel, str(exc)))
+                db.execute("INSERT OR REPLACE INTO broken VALUES (?,?,?)", (rel, stat.st_mtime_ns, str(exc)))
+                continue
+            self._index_order(folder, order, stat)
+        gone = [rel for rel in known if rel not in seen]
+        for rel in gone:
+            receipt_id = known[rel][0]
+            db.execute("DELETE FROM orders WHERE folder = ?", (rel,))
+            if not db.execute("SELECT 1 FROM orders WHERE receipt_id = ?", (receipt_id,)).fetchone():
+                db.execute("DELETE FROM jobs WHERE receipt_id = ?", (receipt_id,))
+        for rel in known_broken:
+            if rel not in seen:
+                db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
+        return IndexReport(scanned=scanned, parsed=parsed, removed=len(gone), broken=broken)
+
+    def jobs(self, *, states: set[JobState] | None = None, active: bool | None = None, search: str = "",
+             limit: int = 500, offset: int = 0) -> list[JobRow]:
+        """Jobs from the index, soonest ship-by first (jobs without a date last)."""
+        where, args = [], []
+        if states:
+            where.append(f"j.state IN ({','.join('?' * len(states))})")
+            args.extend(s.value for s in states)
+        if active is not None:
+            where.append("j.active = ?")
+            args.append(int(active))
+        if search.strip():
+            term = f"%{search.strip().replace('%', '').replace('_', '')}%"
+            where.append("(CAST(j.receipt_id AS TEXT) LIKE ? OR j.buyer LIKE ? OR j.title LIKE ?)")
+            args.extend([term, term, term])
+        # Only fixed fragments and "?" placeholders are joined here; values travel as parameters.
+        sql = (
+            "SELECT j.receipt_id, j.job_id, j.title, j.workflow, j.state, j.ship_by, j.buyer, j.versions, "  # noqa: S608
+            "j.latest_version, j.latest_thumb, j.last_error, o.folder FROM jobs j JOIN orders o USING (receipt_id)"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY j.ship_by IS NULL, j.ship_by, j.receipt_id, j.job_id LIMIT ? OFFSET ?"
+        )
+        rows = self._db().execute(sql, (*args, limit, offset)).fetchall()
+        from kaalwatch.model import parse_time
+
+        return [
+            JobRow(receipt_id=r[0], job_id=r[1], title=r[2], workflow=r[3], state=JobState(r[4]),
+                   ship_by=parse_time(r[5]), buyer=r[6], versions=r[7], latest_version=r[8], latest_thumb=r[9],
+                   last_error=r[10], folder=r[11])
+            for r in rows
+        ]
+
+    def state_counts(self, search: str = "") -> dict[JobState, int]:
+        sql = "SELECT state, COUNT(*) FROM jobs"
+        args: tuple[Any, ...] = ()
+        if search.strip():
+            term = f"%{search.strip()}%"
+            sql += " WHERE CAST(receipt_id AS TEXT) LIKE ? OR buyer LIKE ? OR title LIKE ?"
+            args = (term, term, term)
+        counts = {state: 0 for state in JobState}
+        for state, count in self._db().execute(sql + " GROUP BY state", args):
+            counts[JobState(state)] = count
+        return counts
+
+    def broken_manifests(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._db().execute("SELECT folder, error FROM broken ORDER BY folder")]
+
+    def receipt_ids(self) -> list[int]:
+        return [r[0] for r in self._db().execute("SELECT receipt_id FROM orders ORDER BY receipt_id")]
+
+    # ------------------------------------------------------------------------------- small state files
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        """A small JSON document in ``.kaalwatch/state`` (sync high-water mark, daemon health…)."""
+        path = self.state_dir / f"{naming.safe_component(name)}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_state(self, name: str, data: dict[str, Any]) -> None:
+        path = self.state_dir / f"{naming.safe_component(name)}.json"
+        try:
+            atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+        except OSError as exc:
+            raise _disk_error(exc, path) from None
+
+    def write_tool_file(self, path: Path, data: bytes, mode: int = 0o644) -> None:
+        """Write a file in the tool area atomically, turning disk errors into one clear line."""
+        try:
+            atomic_write_bytes(path, data, mode)
+        except OSError as exc:
+            raise _disk_error(exc, path) from None

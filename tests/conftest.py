@@ -1,0 +1,75 @@
+"""Fixtures shared by every test area: real workspaces in tmp_path and a factory of realistic orders."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kaalwatch.model import Answer, Job, Order, utcnow
+from kaalwatch.settings import Settings, load_settings
+from kaalwatch.store import Workspace
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings pointing at a fresh workspace in tmp_path (no user config, no environment)."""
+    base = load_settings(env={}, use_default_path=False)
+    return dataclasses.replace(base, workspace=tmp_path / "ws")
+
+
+@pytest.fixture
+def ws(settings: Settings) -> Iterator[Workspace]:
+    workspace = Workspace(settings)
+    workspace.create()
+    yield workspace
+    workspace.close()
+
+
+_ids = itertools.count(1000)
+
+
+@pytest.fixture
+def make_order() -> Callable[..., Order]:
+    """Build an Order in memory: ``make_order(jobs=2, buyer="Ada", days=5)``; add it with ``ws.add_order``."""
+
+    def factory(
+        *,
+        receipt_id: int | None = None,
+        jobs: int = 1,
+        buyer: str = "Ada Lovelace",
+        days: int = 7,
+        titles: list[str] | None = None,
+        workflow: str = "default",
+        answers: list[Answer] | None = None,
+    ) -> Order:
+        rid = receipt_id if receipt_id is not None else next(_ids)
+        now = utcnow()
+        names = titles or [f"Pet portrait {n + 1}" for n in range(jobs)]
+        default_answers = [Answer(question="Pet's name", answer="Biscuit")]
+        job_list = [
+            Job(job_id=str(rid * 10 + n), listing_id=500 + n, title=names[n], workflow=workflow,
+                answers=list(answers or default_answers))
+            for n in range(jobs)
+        ]
+        return Order(receipt_id=rid, etsy_status="paid", buyer_name=buyer, ordered_at=now,
+                     ship_by=now + timedelta(days=days), jobs=job_list)
+
+    return factory
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a non-daemon thread running (a watcher or server not stopped)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    for thread in leaked:
+        thread.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"threads left running: {still}"
