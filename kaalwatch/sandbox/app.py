@@ -1,0 +1,370 @@
+"""The ``Sandbox`` object: builds the shop, runs the HTTP server on loopback and offers the admin API."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kaalwatch.sandbox import seed as seeding
+from kaalwatch.sandbox.clock import Clock
+from kaalwatch.sandbox.faults import Fault, FaultInjector
+from kaalwatch.sandbox.oauth import TokenStore
+from kaalwatch.sandbox.ratelimit import RateLimiter
+from kaalwatch.sandbox.server import RecordedRequest, SandboxHTTPServer
+from kaalwatch.sandbox.shop import JSON, Shop, ShopError
+
+DEFAULT_KEYSTRING = "sandbox-keystring"
+DEFAULT_SHARED_SECRET = "sandbox-secret"  # noqa: S105 - a published, sandbox-only credential
+
+
+class Sandbox:
+    """A local Etsy shop speaking Open API v3 over a real socket on 127.0.0.1.
+
+    Typical use::
+
+        with Sandbox(seed=1) as sb:
+            requests.get(f"{sb.url}/v3/application/openapi-ping",
+                         headers={"x-api-key": f"{sb.keystring}:{sb.shared_secret}"})
+
+    Constructor arguments: ``seed`` (data is a pure function of it), ``keystring``/``shared_secret``
+    (the app credentials accepted in ``x-api-key``), ``port`` (0 = any free port), ``rate_per_second``/
+    ``rate_per_day`` (per token holder), ``auto_approve`` (the consent page redirects at once),
+    ``data_dir`` (replay Etsy-format JSON instead of seeding, see :mod:`kaalwatch.sandbox.replay`),
+    ``orders_every`` (seconds between new orders, for the demo), ``receipts`` (that many extra seeded
+    receipts), ``clock`` (a :class:`Clock`; tests pass ``Clock(frozen=True)``), ``token_ttl``
+    (``expires_in`` of access tokens), ``refund_bumps_update`` (False mimics Etsy bug open-api #513),
+    ``hostile`` (also seed one receipt whose upload URLs point off-sandbox), ``redirect_uris``
+    (non-loopback redirect URIs to accept besides any loopback one), ``verbose`` (log requests).
+
+    ``shop_id``, ``user_id`` and ``url`` are known once :meth:`start` returned.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        keystring: str = DEFAULT_KEYSTRING,
+        shared_secret: str = DEFAULT_SHARED_SECRET,
+        port: int = 0,
+        rate_per_second: int = 10,
+        rate_per_day: int = 10_000,
+        auto_approve: bool = False,
+        data_dir: str | Path | None = None,
+        orders_every: float | None = None,
+        receipts: int | None = None,
+        *,
+        clock: Clock | None = None,
+        token_ttl: int = 3600,
+        refund_bumps_update: bool = True,
+        hostile: bool = False,
+        redirect_uris: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        verbose: bool = False,
+    ) -> None:
+        self.seed = seed
+        self.keystring = keystring
+        self.shared_secret = shared_secret
+        self.port = port
+        self.host = host
+        self.auto_approve = auto_approve
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.orders_every = orders_every
+        self.extra_receipts = receipts or 0
+        self.clock = clock or Clock()
+        self.refund_bumps_update = refund_bumps_update
+        self.hostile = hostile
+        self.redirect_uris = set(redirect_uris)
+        self.verbose = verbose
+        self.application_id = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
+        self.tokens = TokenStore(now=self.clock.now, access_ttl=token_ttl)
+        self.limiter = RateLimiter(rate_per_second, rate_per_day, self.clock.now)
+        self.faults = FaultInjector(seed)
+        self.stopping = threading.Event()
+        self._requests: list[RecordedRequest] = []
+        self._requests_lock = threading.Lock()
+        self._httpd: SandboxHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._shop: Shop | None = None
+        self._factory: seeding.OrderFactory | None = None
+        self.url = ""
+
+    # ----- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Bind, build the shop, serve in a background thread; returns in milliseconds."""
+        if self._httpd is not None:
+            raise RuntimeError("sandbox already started")
+        self.stopping.clear()
+        httpd = SandboxHTTPServer((self.host, self.port), self)
+        self.port = httpd.server_address[1]
+        self.url = f"http://{self.host}:{self.port}"
+        try:
+            self._build()
+        except BaseException:
+            httpd.server_close()
+            raise
+        self._httpd = httpd
+        serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                 name=f"sandbox-http-{self.port}", daemon=True)
+        serve.start()
+        self._threads = [serve]
+        if self.orders_every:
+            ticker = threading.Thread(target=self._tick, name=f"sandbox-orders-{self.port}", daemon=True)
+            ticker.start()
+            self._threads.append(ticker)
+        return self
+
+    def _build(self) -> None:
+        now = self.clock.now_int()
+        if self.data_dir is not None:
+            from kaalwatch.sandbox.replay import load_shop
+
+            self._shop, catalog = load_shop(self.data_dir, self.seed, self.url, now, self.clock.now_int,
+                                            self.refund_bumps_update)
+            self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int)
+            return
+        catalog = seeding.build_catalog(self.seed, self.url, now)
+        self._shop = Shop(user_id=catalog.user_id, shop=catalog.shop, listings=catalog.listings,
+                          images=catalog.images, personalization=catalog.personalization, receipts=[],
+                          now=self.clock.now_int, refund_bumps_update=self.refund_bumps_update)
+        self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int)
+        seeding.seed_receipts(self._factory, now, self.extra_receipts)
+        if self.hostile:
+            self.add_hostile_order()
+
+    def _tick(self) -> None:
+        assert self.orders_every is not None
+        while not self.stopping.wait(self.orders_every):
+            self.add_order()
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and join every thread the sandbox started."""
+        httpd = self._httpd
+        if httpd is None:
+            return
+        self.stopping.set()  # wakes latency faults and the order ticker
+        httpd.shutdown()
+        httpd.close_all()
+        httpd.server_close()  # joins handler threads (block_on_close)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads = []
+        self._httpd = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ----- facts ---------------------------------------------------------------------------------------
+
+    @property
+    def shop(self) -> Shop:
+        """The live shop state (after :meth:`start`)."""
+        if self._shop is None:
+            raise RuntimeError("sandbox not started")
+        return self._shop
+
+    @property
+    def shop_id(self) -> int:
+        """The shop's id (after :meth:`start`)."""
+        return self.shop.shop_id
+
+    @property
+    def user_id(self) -> int:
+        """The seller's user id: the number before the dot of every access token."""
+        return self.shop.user_id
+
+    @property
+    def api_key(self) -> str:
+        """The exact ``x-api-key`` header value the sandbox accepts."""
+        return f"{self.keystring}:{self.shared_secret}"
+
+    @property
+    def receipt_ids(self) -> list[int]:
+        """Every receipt id, ascending."""
+        with self.shop.lock:
+            return sorted(self.shop.receipts)
+
+    def receipt(self, receipt_id: int) -> JSON:
+        """A copy of one receipt exactly as served."""
+        return self.shop.receipt(receipt_id)
+
+    # ----- changing the shop ---------------------------------------------------------------------------
+
+    def add_order(
+        self,
+        listing_id: int | None = None,
+        buyer_name: str | None = None,
+        answers: Mapping[int | str, str] | None = None,
+        uploads: int | Sequence[bytes] | None = None,
+        *,
+        quantity: int = 1,
+        message: str | None = None,
+        is_gift: bool = False,
+        gift_message: str = "",
+        extra_listing_ids: Sequence[int] = (),
+        skip_optional: bool = False,
+        upload_urls: Sequence[str] | None = None,
+    ) -> JSON:
+        """A new paid order created now; returns the receipt as served.
+
+        ``answers`` maps question_id or question text to the answer; ``uploads`` is a number of generated
+        images or a list of image bytes to serve; ``upload_urls`` puts those URLs verbatim instead.
+        """
+        assert self._factory is not None, "sandbox not started"
+        spec = seeding.OrderSpec(listing_id=listing_id, buyer_name=buyer_name, answers=answers,
+                                 uploads=uploads, quantity=quantity, message=message, is_gift=is_gift,
+                                 gift_message=gift_message, extra_listing_ids=extra_listing_ids,
+                                 skip_optional=skip_optional, upload_urls=upload_urls)
+        return copy.deepcopy(self._factory.add(spec))
+
+    def add_hostile_order(self, other_port: int | None = None) -> JSON:
+        """A pet-portrait order whose upload URLs point off-sandbox (another loopback port, 10.0.0.1,
+        169.254.169.254): for tests of the client's SSRF guard. Never part of the default seed."""
+        port = other_port if other_port is not None else (1 if self.port != 1 else 2)
+        return self.add_order(seeding.PET_LISTING, buyer_name="<img src=x onerror=alert(1)>",
+                              upload_urls=seeding.hostile_urls(port),
+                              message="../../../etc/passwd &#39;; DROP TABLE orders;--")
+
+    def cancel(self, receipt_id: int) -> JSON:
+        """Cancel an order (status ``Canceled``, refund recorded, update_timestamp bumped)."""
+        return self.shop.cancel(receipt_id)
+
+    def refund(self, receipt_id: int, partial: bool = False, *, bump: bool | None = None) -> JSON:
+        """Refund fully or partially; ``bump=False`` leaves update_timestamp alone (open-api #513)."""
+        return self.shop.refund(receipt_id, partial=partial, bump=bump)
+
+    def complete(self, receipt_id: int) -> JSON:
+        """As if the seller completed the order on Etsy: ``Completed``, shipped, delivered, bumped."""
+        return self.shop.complete(receipt_id)
+
+    def touch(self, receipt_id: int, **changes: Any) -> JSON:
+        """Change fields (default: a seller note) and bump update_timestamp."""
+        return self.shop.touch(receipt_id, changes or None)
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far is expired (next call: 401 invalid_token; refresh works)."""
+        self.tokens.expire_tokens()
+
+    def revoke_all_tokens(self) -> None:
+        """A password change: every token dies; refresh gets 400 invalid_grant."""
+        self.tokens.revoke_all()
+
+    def inject_fault(self, status: int | None = None, latency: float = 0.0, count: int | None = None,
+                     share: float | None = None, drop: bool = False,
+                     paths: Sequence[str] | str | None = None) -> None:
+        """Make the next ``count`` (None: all) matching calls, or a ``share`` of them, fail.
+
+        ``status`` answers with that code and ``{"error": ...}``; ``latency`` seconds are waited first;
+        ``drop`` closes the TCP connection without a response. ``paths`` are glob patterns on the path
+        (e.g. ``"/v3/application/shops/*/receipts"``); admin paths are never affected.
+        """
+        if count is not None and count < 1:
+            raise ValueError("count must be at least 1")
+        if isinstance(paths, str):
+            paths = [paths]
+        self.faults.add(Fault(status=status, latency=latency, count=count, share=share, drop=drop,
+                              paths=tuple(paths) if paths is not None else None))
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        self.faults.clear()
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward: expires tokens, rolls rate-limit windows."""
+        self.clock.advance(seconds)
+
+    # ----- request log ---------------------------------------------------------------------------------
+
+    def _record(self, req: RecordedRequest) -> None:
+        with self._requests_lock:
+            self._requests.append(req)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every non-admin request received, oldest first."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        """Forget the request log."""
+        with self._requests_lock:
+            self._requests.clear()
+
+    def calls(self, operation: str) -> int:
+        """How many requests were routed to ``operation`` (an Etsy operationId)."""
+        return sum(1 for r in self.requests if r.operation == operation)
+
+    # ----- admin over HTTP -----------------------------------------------------------------------------
+
+    def info(self) -> JSON:
+        """What ``GET /_sandbox`` shows: address, credentials, ids, listings."""
+        return {"url": self.url, "keystring": self.keystring, "shared_secret": self.shared_secret,
+                "x_api_key": self.api_key, "shop_id": self.shop_id, "user_id": self.user_id,
+                "listing_ids": sorted(self.shop.listings), "receipt_count": len(self.shop.receipts),
+                "oauth_connect": f"{self.url}/oauth/connect",
+                "token_url": f"{self.url}/v3/public/oauth/token"}
+
+    def _admin(self, method: str, path: str, query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any]:
+        """Dispatch ``/_sandbox/...``; documented in :mod:`kaalwatch.sandbox` (ADMIN_PATHS)."""
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and not parts:
+            return 200, self.info()
+        if parts == ["orders"] and method == "POST":
+            allowed = {"listing_id", "buyer_name", "answers", "uploads", "quantity", "message", "is_gift",
+                       "gift_message", "extra_listing_ids", "skip_optional", "upload_urls"}
+            unknown = set(body) - allowed
+            if unknown:
+                raise ShopError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+            return 201, self.add_order(**body)
+        if parts == ["orders", "hostile"] and method == "POST":
+            return 201, self.add_hostile_order(body.get("other_port"))
+        if len(parts) == 3 and parts[0] == "receipts" and method == "POST":
+            rid = int(parts[1])
+            action = parts[2]
+            if action == "cancel":
+                return 200, self.cancel(rid)
+            if action == "refund":
+                return 200, self.refund(rid, bool(body.get("partial", False)), bump=body.get("bump"))
+            if action == "complete":
+                return 200, self.complete(rid)
+            if action == "touch":
+                return 200, self.touch(rid, **dict(body.get("changes") or {}))
+        if parts == ["tokens", "expire"] and method == "POST":
+            self.expire_tokens()
+            return 200, {"ok": True}
+        if parts == ["tokens", "revoke"] and method == "POST":
+            self.revoke_all_tokens()
+            return 200, {"ok": True}
+        if parts == ["faults"]:
+            if method == "POST":
+                try:
+                    self.inject_fault(**body)
+                except (TypeError, ValueError) as err:
+                    raise ShopError(400, str(err)) from None
+                return 201, {"ok": True}
+            if method == "DELETE":
+                self.clear_faults()
+                return 200, {"ok": True}
+            if method == "GET":
+                return 200, [vars(f) for f in self.faults.active]
+        if parts == ["requests"]:
+            if method == "GET":
+                return 200, [r.as_dict() for r in self.requests]
+            if method == "DELETE":
+                self.clear_requests()
+                return 200, {"ok": True}
+        if parts == ["clock", "advance"] and method == "POST":
+            self.advance(float(body.get("seconds", 0)))
+            return 200, {"now": self.clock.now()}
+        if parts == ["rate-limits", "reset"] and method == "POST":
+            self.limiter.reset()
+            return 200, {"ok": True}
+        raise ShopError(404, f"no admin endpoint {method} /_sandbox/{'/'.join(parts)}")

@@ -1,0 +1,555 @@
+"""The sandbox's HTTP layer: Etsy's Open API v3 paths, the OAuth pages, served files and the ``/_sandbox`` admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from kaalwatch.sandbox import images
+from kaalwatch.sandbox.oauth import OAuthError, is_loopback_redirect, parse_scopes
+from kaalwatch.sandbox.seed import IMAGE_SIZES
+from kaalwatch.sandbox.shop import ShopError, parse_bool, parse_int, split_list
+
+if TYPE_CHECKING:
+    from kaalwatch.sandbox.app import Sandbox
+
+TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 - a URL path, not a secret
+CONNECT_PATH = "/oauth/connect"
+ADMIN_PREFIX = "/_sandbox"
+FILES_PREFIX = "/_files/"
+_SECRET_FIELDS = {"code", "code_verifier", "refresh_token", "token", "access_token"}
+# Handler threads give up on an idle keep-alive connection after this long (seconds).
+IDLE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the sandbox received (admin calls excluded), secrets redacted.
+
+    ``query`` maps each parameter to the list of its values (``parse_qs`` style) so repeated and
+    comma-separated array parameters stay distinguishable; ``operation`` is the Etsy operationId the
+    sandbox routed it to (``"oauthToken"``, ``"oauthConnect"``, ``"file"``, or ``None`` when nothing
+    matched); ``status`` is 0 when the connection was dropped by an injected fault.
+    """
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    status: int
+    time: float
+    operation: str | None = None
+    form: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly copy (what ``GET /_sandbox/requests`` returns)."""
+        return asdict(self)
+
+
+class HttpError(Exception):
+    """Stop handling and answer ``status`` with ``body`` (JSON) and ``headers``."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One Etsy operation: method, path regex, operationId, required OAuth scope (None: api key only)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    operation: str
+    scope: str | None
+    handler: Callable[[Handler, re.Match[str]], tuple[int, Any]]
+
+
+def _p(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """Thread per connection; remembers open sockets so :meth:`close_all` can end keep-alives on stop."""
+
+    daemon_threads = False  # joined in server_close(): stop() leaves no thread behind
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self) -> None:
+        """Shut every open connection so handler threads blocked on reads return at once."""
+        with self.sockets_lock:
+            socks = list(self.open_sockets)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Parses one request, applies faults, auth and rate limits, dispatches, records."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as Etsy's edge does; clients reuse connections
+    server: SandboxHTTPServer
+    server_version = "kaalwatch-sandbox"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(IDLE_TIMEOUT)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Quiet by default: tests and the demo read the request log instead of stderr.
+        if self.server.sandbox.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    # ----- plumbing -------------------------------------------------------------------------------------
+
+    @property
+    def sb(self) -> Sandbox:
+        return self.server.sandbox
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        self.req_path = parts.path
+        self.query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        self.body = self.rfile.read(length) if length > 0 else b""
+        self.operation: str | None = None
+        self.grant_user: int | None = None
+        if self.req_path == ADMIN_PREFIX or self.req_path.startswith(ADMIN_PREFIX + "/"):
+            self._run(self._admin, record=False)
+            return
+        fault = self.sb.faults.take(self.req_path)
+        if fault is not None:
+            if fault.latency > 0:
+                self.sb.stopping.wait(fault.latency)
+            if fault.drop:
+                self._record(0)
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault.status is not None:
+                self._send_json(fault.status, {"error": _fault_message(fault.status)})
+                self._record(fault.status)
+                return
+        self._run(self._etsy, record=True)
+
+    def _run(self, fn: Callable[[], tuple[int, Any] | None], *, record: bool) -> None:
+        status = 500
+        try:
+            result = fn()
+            if result is None:  # the handler already wrote (HTML page, redirect, file)
+                status = self._sent_status
+            else:
+                status, body = result
+                self._send_json(status, body, self._extra_headers)
+        except HttpError as err:
+            status = err.status
+            self._send_json(err.status, err.body, err.headers)
+        except ShopError as err:
+            status = err.status
+            self._send_json(err.status, {"error": err.message})
+        except OAuthError as err:
+            status = err.status
+            self._send_json(err.status, err.body())
+        finally:
+            if record:
+                self._record(status)
+
+    _extra_headers: dict[str, str] = {}  # noqa: RUF012 - replaced per request, never mutated
+    _sent_status = 0
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        self._send(status, data, "application/json", headers)
+
+    def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self._sent_status = status
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _record(self, status: int) -> None:
+        headers = {}
+        for k, v in self.headers.items():
+            lk = k.lower()
+            if lk == "x-api-key":
+                v = v.split(":", 1)[0] + (":***" if ":" in v else "")
+            elif lk == "authorization":
+                v = v.split(".", 1)[0] + ".***" if "." in v else "***"
+            headers[lk] = v
+        form: dict[str, Any] = {}
+        try:
+            parsed = self._body_fields()
+            form = {k: ("***" if k in _SECRET_FIELDS else v) for k, v in parsed.items()}
+        except HttpError:
+            form = {}
+        self.sb._record(RecordedRequest(self.command, self.req_path, self.query, headers, status,
+                                        self.sb.clock.now(), self.operation, form))
+
+    def _body_fields(self) -> dict[str, Any]:
+        """Form or JSON body as a dict (last value wins for repeated form fields)."""
+        if not self.body:
+            return {}
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            try:
+                value = json.loads(self.body)
+            except ValueError:
+                raise HttpError(400, {"error": "Request body is not valid JSON."}) from None
+            if not isinstance(value, dict):
+                raise HttpError(400, {"error": "Request body must be a JSON object."})
+            return value
+        if ctype == "application/x-www-form-urlencoded":
+            return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8", "replace"),
+                                                   keep_blank_values=True).items()}
+        raise HttpError(400, {"error": f"Unsupported Content-Type {ctype or '(none)'}."})
+
+    def _q(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in self.query.items()}
+
+    # ----- Etsy ---------------------------------------------------------------------------------------
+
+    def _etsy(self) -> tuple[int, Any] | None:
+        path, method = self.req_path, self.command
+        if path == CONNECT_PATH:
+            self.operation = "oauthConnect"
+            return self._connect()
+        if path.startswith(FILES_PREFIX):
+            self.operation = "file"
+            return self._file(path[len(FILES_PREFIX):])
+        if path == TOKEN_PATH:
+            self.operation = "oauthToken"
+            if method != "POST":
+                raise HttpError(405, {"error": "Method not allowed."})
+            self._check_api_key()
+            return self._token()
+        route, match = self._route(method, path)
+        self.operation = route.operation
+        keystring = self._check_api_key()
+        grant = None
+        auth = self.headers.get("Authorization")
+        if route.scope is not None or auth:
+            grant = self._check_bearer(auth, keystring)
+            if route.scope is not None and route.scope not in grant.scopes:
+                raise HttpError(403, {"error": f"Insufficient scope: this call requires {route.scope}."})
+        limit_key = f"{keystring}:{grant.user_id}" if grant else keystring
+        decision = self.sb.limiter.hit(limit_key)
+        if not decision.allowed:
+            raise HttpError(429, {"error": decision.error}, decision.headers)
+        self._extra_headers = decision.headers
+        return route.handler(self, match)
+
+    def _route(self, method: str, path: str) -> tuple[Route, re.Match[str]]:
+        allowed = False
+        for route in ROUTES:
+            m = route.pattern.match(path)
+            if m:
+                if route.method == method:
+                    return route, m
+                allowed = True
+        if allowed:
+            raise HttpError(405, {"error": "Method not allowed."})
+        raise HttpError(404, {"error": f"Resource not found: {method} {path}"})
+
+    def _check_api_key(self) -> str:
+        raw = self.headers.get("x-api-key")
+        if not raw:
+            raise HttpError(403, {"error": "Missing x-api-key header."})
+        if ":" not in raw:
+            raise HttpError(403, {"error": "Shared secret is required in x-api-key header."})
+        keystring, secret = raw.split(":", 1)
+        if keystring != self.sb.keystring or secret != self.sb.shared_secret:
+            raise HttpError(403, {"error": "Invalid API key."})
+        return keystring
+
+    def _check_bearer(self, auth: str | None, keystring: str) -> Any:
+        if not auth or not auth.lower().startswith("bearer "):
+            raise OAuthError(401, "invalid_token", "access token is required")
+        grant = self.sb.tokens.check(auth.split(" ", 1)[1].strip())
+        if grant.client_id != keystring:
+            raise OAuthError(401, "invalid_token", "access token was issued to another application")
+        self.grant_user = grant.user_id
+        return grant
+
+    def _shop_id(self, m: re.Match[str]) -> int:
+        shop_id = parse_int("shop_id", m["shop_id"], minimum=1)
+        if shop_id != self.sb.shop.shop_id:
+            raise HttpError(404, {"error": f"Shop with shop_id {shop_id} not found."})
+        return shop_id
+
+    # ----- operations ---------------------------------------------------------------------------------
+
+    def op_get_me(self, m: re.Match[str]) -> tuple[int, Any]:
+        return 200, {"user_id": self.sb.shop.user_id, "shop_id": self.sb.shop.shop_id}
+
+    def op_ping(self, m: re.Match[str]) -> tuple[int, Any]:
+        return 200, {"application_id": self.sb.application_id}
+
+    def op_token_scopes(self, m: re.Match[str]) -> tuple[int, Any]:
+        fields = self._form_only()
+        token = str(fields.get("token") or "")
+        scopes = self.sb.tokens.scopes_of(token)
+        if scopes is None:
+            raise OAuthError(401, "invalid_token", "token is not valid")
+        return 200, {"scopes": sorted(scopes)}
+
+    def op_get_shop(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        with self.sb.shop.lock:
+            return 200, dict(self.sb.shop.shop)
+
+    def op_receipts(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        return 200, self.sb.shop.query_receipts(self._q())
+
+    def op_receipt(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        return 200, self.sb.shop.receipt(parse_int("receipt_id", m["receipt_id"], minimum=1))
+
+    def op_transactions(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        return 200, self.sb.shop.transactions(parse_int("receipt_id", m["receipt_id"], minimum=1))
+
+    def op_update_receipt(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        rid = parse_int("receipt_id", m["receipt_id"], minimum=1)
+        fields = self._form_only()
+        shipped = parse_bool("was_shipped", str(fields["was_shipped"])) if "was_shipped" in fields else None
+        paid = parse_bool("was_paid", str(fields["was_paid"])) if "was_paid" in fields else None
+        return 200, self.sb.shop.update_receipt(rid, was_shipped=shipped, was_paid=paid)
+
+    def op_create_shipment(self, m: re.Match[str]) -> tuple[int, Any]:
+        self._shop_id(m)
+        rid = parse_int("receipt_id", m["receipt_id"], minimum=1)
+        return 200, self.sb.shop.create_shipment(rid, self._body_fields())
+
+    def _includes(self) -> list[str]:
+        return split_list(self.query.get("includes", []))
+
+    def op_listing(self, m: re.Match[str]) -> tuple[int, Any]:
+        lid = parse_int("listing_id", m["listing_id"], minimum=1)
+        return 200, self.sb.shop.listing(lid, self._includes())
+
+    def op_listings_batch(self, m: re.Match[str]) -> tuple[int, Any]:
+        raw = split_list(self.query.get("listing_ids", []))
+        if not raw:
+            raise HttpError(400, {"error": "listing_ids is required."})
+        ids = [parse_int("listing_ids", x, minimum=1) for x in raw]
+        return 200, self.sb.shop.listings_batch(ids, self._includes())
+
+    def op_listing_images(self, m: re.Match[str]) -> tuple[int, Any]:
+        return 200, self.sb.shop.listing_images(parse_int("listing_id", m["listing_id"], minimum=1))
+
+    def op_personalization(self, m: re.Match[str]) -> tuple[int, Any]:
+        return 200, self.sb.shop.listing_personalization(parse_int("listing_id", m["listing_id"], minimum=1))
+
+    def _form_only(self) -> dict[str, Any]:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if self.body and ctype != "application/x-www-form-urlencoded":
+            raise HttpError(400, {"error": "This endpoint accepts application/x-www-form-urlencoded only."})
+        return self._body_fields()
+
+    # ----- OAuth --------------------------------------------------------------------------------------
+
+    def _token(self) -> tuple[int, Any]:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise OAuthError(400, "invalid_request", "the request body must be application/x-www-form-urlencoded")
+        fields = {k: str(v) for k, v in self._body_fields().items()}
+        grant_type = fields.get("grant_type")
+        if fields.get("client_id") and fields["client_id"] != self.sb.keystring:
+            raise OAuthError(401, "invalid_client", "client_id is not a known application")
+        if grant_type == "authorization_code":
+            return 200, self.sb.tokens.exchange_code(fields)
+        if grant_type == "refresh_token":
+            return 200, self.sb.tokens.refresh(fields)
+        raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+
+    def _connect(self) -> None:
+        if self.command == "GET":
+            params = self._q()
+        elif self.command == "POST":
+            params = {k: str(v) for k, v in self._body_fields().items()}
+        else:
+            raise HttpError(405, {"error": "Method not allowed."})
+        client_id = params.get("client_id", "")
+        redirect_uri = params.get("redirect_uri", "")
+        # Until client_id and redirect_uri are known good, never redirect anywhere: show an error page.
+        if client_id != self.sb.keystring:
+            return self._page(400, "Unknown application", "<p>The client_id is not a registered app.</p>")
+        if not (is_loopback_redirect(redirect_uri) or redirect_uri in self.sb.redirect_uris):
+            return self._page(400, "Invalid redirect_uri",
+                              "<p>The redirect_uri is not registered for this application.</p>")
+        state = params.get("state", "")
+        try:
+            if params.get("response_type") != "code":
+                raise OAuthError(400, "unsupported_response_type", "response_type must be code")
+            if params.get("code_challenge_method") != "S256":
+                raise OAuthError(400, "invalid_request", "code_challenge_method must be S256")
+            challenge = params.get("code_challenge", "")
+            if not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
+                raise OAuthError(400, "invalid_request", "code_challenge must be a base64url S256 digest")
+            if not state:
+                raise OAuthError(400, "invalid_request", "state is required")
+            scopes = parse_scopes(params.get("scope", ""))
+        except OAuthError as err:
+            return self._redirect(redirect_uri, {"error": err.error, "error_description": err.description,
+                                                 "state": state})
+        if self.command == "GET" and not self.sb.auto_approve:
+            return self._consent_page(params, scopes)
+        if self.command == "POST" and params.get("decision") != "allow":
+            return self._redirect(redirect_uri, {"error": "access_denied",
+                                                 "error_description": "The user denied access", "state": state})
+        from kaalwatch.sandbox.oauth import Grant
+
+        code = self.sb.tokens.issue_code(Grant(self.sb.shop.user_id, client_id, scopes), redirect_uri, challenge)
+        return self._redirect(redirect_uri, {"code": code, "state": state})
+
+    def _redirect(self, uri: str, params: dict[str, str]) -> None:
+        sep = "&" if urlsplit(uri).query else "?"
+        self._sent_status = 302
+        self.send_response(302)
+        self.send_header("Location", uri + sep + urlencode(params))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _consent_page(self, params: dict[str, str], scopes: frozenset[str]) -> None:
+        e = html.escape
+        keep = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
+                "code_challenge_method")
+        hidden = "".join(f'<input type="hidden" name="{e(k)}" value="{e(params.get(k, ""))}">' for k in keep)
+        items = "".join(f"<li>{e(s)}</li>" for s in sorted(scopes))
+        body = (
+            f"<p>The app <b>{e(params['client_id'])}</b> wants access to the shop "
+            f"<b>{e(self.sb.shop.shop['shop_name'])}</b>:</p><ul>{items}</ul>"
+            f"<p>After you choose you will be sent to <code>{e(params['redirect_uri'])}</code>.</p>"
+            f'<form method="post" action="{CONNECT_PATH}">{hidden}'
+            '<button type="submit" name="decision" value="allow" id="allow">Allow access</button> '
+            '<button type="submit" name="decision" value="deny" id="deny">Deny</button></form>'
+        )
+        self._page(200, "Grant access (kaalwatch Etsy sandbox)", body)
+
+    def _page(self, status: int, title: str, body: str) -> None:
+        doc = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+               f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+        self._send(status, doc.encode("utf-8"), "text/html; charset=utf-8",
+                   {"Content-Security-Policy": "default-src 'none'; form-action 'self'",
+                    "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
+
+    # ----- files --------------------------------------------------------------------------------------
+
+    def _file(self, rel: str) -> None:
+        if self.command not in ("GET", "HEAD"):
+            raise HttpError(405, {"error": "Method not allowed."})
+        m = re.fullmatch(r"il/(\d+)/(\w+)\.jpg", rel)
+        if m:
+            image_id, size = int(m[1]), m[2]
+            known = any(img["listing_image_id"] == image_id
+                        for imgs in self.sb.shop.images.values() for img in imgs)
+            if not known or size not in IMAGE_SIZES:
+                raise HttpError(404, {"error": "Not found."})
+            w, h = IMAGE_SIZES[size]
+            return self._send(200, images.render(f"il-{image_id}", w, h), "image/jpeg",
+                              {"Cache-Control": "public, max-age=86400"})
+        entry = self.sb.shop.files.get(rel)
+        if entry is None:
+            raise HttpError(404, {"error": "Not found."})
+        ctype, data = entry
+        return self._send(200, data if isinstance(data, bytes) else data(), ctype)
+
+    # ----- admin --------------------------------------------------------------------------------------
+
+    def _admin(self) -> tuple[int, Any]:
+        return self.sb._admin(self.command, self.req_path[len(ADMIN_PREFIX):] or "/", self._q(),
+                              self._body_fields() if self.body else {})
+
+
+def _fault_message(status: int) -> str:
+    if status == 429:
+        return "Exceeded per second rate limit"
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Injected fault"
+
+
+def _r(method: str, template: str, op: str, scope: str | None,
+       handler: Callable[[Handler, re.Match[str]], tuple[int, Any]]) -> Route:
+    return Route(method, _p(template), op, scope, handler)
+
+
+A = "/v3/application"
+# Order matters: /listings/batch must win over /listings/{listing_id}.
+ROUTES: list[Route] = [
+    _r("GET", f"{A}/openapi-ping", "ping", None, Handler.op_ping),
+    _r("POST", f"{A}/scopes", "tokenScopes", None, Handler.op_token_scopes),
+    _r("GET", f"{A}/users/me", "getMe", "shops_r", Handler.op_get_me),
+    _r("GET", f"{A}/shops/{{shop_id}}", "getShop", None, Handler.op_get_shop),
+    _r("GET", f"{A}/shops/{{shop_id}}/receipts", "getShopReceipts", "transactions_r", Handler.op_receipts),
+    _r("GET", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}", "getShopReceipt", "transactions_r",
+       Handler.op_receipt),
+    _r("PUT", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}", "updateShopReceipt", "transactions_w",
+       Handler.op_update_receipt),
+    _r("GET", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}/transactions",
+       "getShopReceiptTransactionsByReceipt", "transactions_r", Handler.op_transactions),
+    _r("POST", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}/tracking", "createReceiptShipment",
+       "transactions_w", Handler.op_create_shipment),
+    _r("GET", f"{A}/listings/batch", "getListingsByListingIds", None, Handler.op_listings_batch),
+    _r("GET", f"{A}/listings/{{listing_id}}", "getListing", None, Handler.op_listing),
+    _r("GET", f"{A}/listings/{{listing_id}}/images", "getListingImages", None, Handler.op_listing_images),
+    _r("GET", f"{A}/listings/{{listing_id}}/personalization", "getListingPersonalization", None,
+       Handler.op_personalization),
+]
