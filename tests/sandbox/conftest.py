@@ -20,8 +20,13 @@ SCOPES = "transactions_r transactions_w shops_r listings_r"
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    """A seeded sandbox (seed 1) on a free port, consent page auto-approved, clock frozen."""
-    sb = Sandbox(seed=1, auto_approve=True, clock=Clock(frozen=True))
+    """A seeded sandbox (seed 1) on a free port, consent page auto-approved, clock frozen.
+
+    Rate limits are raised so that tests about other things never trip them on a frozen clock; the
+    rate-limit tests build their own sandbox with the defaults.
+    """
+    sb = Sandbox(seed=1, auto_approve=True, clock=Clock(frozen=True), rate_per_second=100_000,
+                 rate_per_day=1_000_000)
     sb.start()
     yield sb
     sb.stop()
