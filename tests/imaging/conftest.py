@@ -1,0 +1,114 @@
+"""Sample-file factories for the imaging tests: every format generated small, in the test's tmp dir."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from kaalwatch.imaging import PreviewSpec, WatermarkSpec
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def artwork(w: int = 640, h: int = 480, alpha: bool = False, seed: int = 0) -> Image.Image:
+    """A small non-flat picture: gradient, shapes and noise (flat colour would hide resampling bugs)."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    arr = np.stack([np.broadcast_to(x, (h, w)), np.broadcast_to(y, (h, w)),
+                    np.broadcast_to((x + y) / 2, (h, w))], axis=-1)
+    arr = np.clip(arr + rng.normal(0, 4, arr.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(arr, "RGB")
+    ImageDraw.Draw(im).ellipse((w // 4, h // 4, w // 2, h // 2), fill=(200, 30, 60))
+    if alpha:
+        a = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(a).rectangle((w // 8, h // 8, w * 7 // 8, h * 7 // 8), fill=255)
+        im.putalpha(a)
+    return im
+
+
+def _packbits_literal(row: bytes) -> bytes:
+    # Valid PackBits made of literal runs only (header n-1 then n bytes, n <= 128).
+    return b"".join(bytes([len(row[i:i + 128]) - 1]) + row[i:i + 128] for i in range(0, len(row), 128))
+
+
+def write_psd(im: Image.Image, path: Path, *, rle: bool = True, has_composite: bool = True) -> Path:
+    """Minimal valid 8-bit RGB(A) PSD: header, resources (1057 version info), no layers, composite."""
+    channels = im.split()
+    w, h = im.size
+    out = io.BytesIO()
+    out.write(b"8BPS" + struct.pack(">H6xHIIHH", 1, len(channels), h, w, 8, 3))
+    out.write(struct.pack(">I", 0))
+    # Version info: version, hasRealMergedData, empty writer and reader names, file version (17 bytes).
+    info = struct.pack(">IBIII", 1, 1 if has_composite else 0, 0, 0, 1)
+    res = b"8BIM" + struct.pack(">H", 1057) + b"\x00\x00" + struct.pack(">I", len(info)) + info + b"\x00"
+    out.write(struct.pack(">I", len(res)) + res)
+    out.write(struct.pack(">I", 0))
+    if rle:
+        rows = [[_packbits_literal(c.tobytes()[y * w:(y + 1) * w]) for y in range(h)] for c in channels]
+        out.write(struct.pack(">H", 1))
+        for ch in rows:
+            out.write(struct.pack(f">{h}H", *(len(r) for r in ch)))
+        for ch in rows:
+            out.write(b"".join(ch))
+    else:
+        out.write(struct.pack(">H", 0) + b"".join(c.tobytes() for c in channels))
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def write_zip(path: Path, members: dict[str, bytes], *, compress: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compress) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_with_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` (a decompression bomb's first bytes)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    body = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    idat = zlib.compress(b"\x00" * 64)
+    idat_chunk = b"IDAT" + idat
+    body += struct.pack(">I", len(idat)) + idat_chunk + struct.pack(">I", zlib.crc32(idat_chunk))
+    body += struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Callable[..., Path]:
+    """``make(name, fmt=None, im=None, **save_args)``: save an artwork under tmp_path and return it."""
+
+    def _make(name: str, fmt: str | None = None, im: Image.Image | None = None, **save: object) -> Path:
+        path = tmp_path / name
+        (im or artwork()).save(path, fmt, **save)
+        return path
+
+    return _make
+
+
+@pytest.fixture
+def spec() -> PreviewSpec:
+    return PreviewSpec(watermark=WatermarkSpec())
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
