@@ -353,13 +353,14 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
     ``extra`` more receipts (plain paid/completed mix) are added for benchmarks.
     """
     shop, rng = factory.shop, factory.rng
-    day = lambda n: now - n * DAY + rng.randrange(3600)  # noqa: E731 - tiny local helper
+    day = lambda n: now - n * DAY - rng.randrange(60, 3600)  # noqa: E731 - never in the future
 
     def add(status: str | None = None, age: int = 1, **kw: Any) -> JSON:
         r = factory.add(OrderSpec(created=day(age), **kw))
         if status is not None:
             # Changes happened some hours after the order, not "now": keep timestamps plausible.
-            r["update_timestamp"] = r["updated_timestamp"] = r["create_timestamp"] + 3 * 3600
+            changed = min(now, r["create_timestamp"] + 3 * 3600)
+            r["update_timestamp"] = r["updated_timestamp"] = changed
             _apply_status(shop, r, status)
         return r
 
@@ -383,6 +384,7 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
     add("Partially Refunded", age=11, listing_id=FAMILY_LISTING)
     add("Completed", age=20, listing_id=LEGACY_LISTING)
     add(age=6, listing_id=COUPLE_LISTING, quantity=2)
+    add("Payment Processing", age=0, listing_id=PET_LISTING, skip_optional=True)
     add("Completed", age=25, listing_id=PET_LISTING, is_gift=True, gift_message="For you 🎁")
     for i in range(extra):
         add("Completed" if rng.random() < 0.6 else None, age=30 + i % 700)
@@ -396,6 +398,10 @@ def _apply_status(shop: Shop, r: JSON, status: str) -> None:
         for tx in r["transactions"]:
             tx["shipped_timestamp"] = stamp
         shop.delivered.add(rid)
+    elif status == "Payment Processing":
+        r["status"], r["is_paid"] = "Payment Processing", False
+        for tx in r["transactions"]:
+            tx["paid_timestamp"] = None
     elif status == "Canceled":
         r["status"] = "Canceled"
         r["refunds"].append(_refund(r, r["grandtotal"]["amount"], stamp, "Buyer asked to cancel"))
