@@ -69,6 +69,28 @@ class AuthError(EtsyError):
     exit_code = 9
 
 
+class EtsyForbiddenError(EtsyError):
+    """Etsy refused a call: a scope the token lacks, or a wrong keystring / shared secret."""
+
+
+class EtsyNotFoundError(EtsyError):
+    """Etsy does not know the shop, receipt or listing that was asked for."""
+
+
+class EtsyRateLimitError(EtsyError):
+    """Etsy's daily request budget is used up; ``retry_at`` (epoch seconds) says when to try again."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_at: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_at = retry_at
+
+
+class DownloadError(KaalwatchError):
+    """A buyer upload or listing image was refused (unsafe address, too big, not an image) or failed."""
+
+    exit_code = 11
+
+
 class DeliveryError(KaalwatchError):
     """A deliverable cannot be built within what the listing promises and Etsy accepts."""
 

@@ -57,7 +57,7 @@ class EtsySettings:
     scopes: tuple[str, ...] = setting(
         ("transactions_r", "shops_r", "listings_r"), "OAuth scopes to ask for (add transactions_w for shipping)"
     )
-    redirect_port: int = setting(3003, "loopback port of the OAuth callback", min=1, max=65535)
+    redirect_port: int = setting(3003, "loopback port of the OAuth callback; 0 = any free port", min=0, max=65535)
     redirect_uri: str = setting("", "redirect URI registered on your Etsy app; empty = http://localhost:PORT/callback")
     rate_per_second: float = setting(8.0, "client-side request budget per second (Etsy allows 10)", min=0.1)
     rate_per_day: int = setting(10_000, "requests per rolling 24 h that the client will not exceed", min=1)
