@@ -1,0 +1,114 @@
+"""The command line: init, status, one-line errors with exit codes, and --help on every command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kaalwatch import lifecycle, logs
+from kaalwatch.cli import COMMANDS, main
+from kaalwatch.model import Order
+from kaalwatch.settings import Settings
+from kaalwatch.store import Workspace
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a child process, as a user would run it."""
+    return subprocess.run([sys.executable, "-m", "kaalwatch", *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})})
+
+
+def test_init_creates_config_and_workspace_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    config = tmp_path / "conf" / "config.yaml"
+    result = run_cli("--config", str(config), "init", "--workspace", str(tmp_path / "My Orders"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "My Orders" / "orders").is_dir() and (tmp_path / "My Orders" / ".kaalwatch").is_dir()
+    assert f'workspace: "{tmp_path / "My Orders"}"' in config.read_text()
+    before = config.read_text()
+    again = run_cli("--config", str(config), "init")
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"kaalwatch: error: {config} already exists (edit it, or pass --config NEW_PATH)"
+    assert config.read_text() == before
+
+
+def test_config_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("watcher:\n  backend: magic\n")
+    result = run_cli("--config", str(config), "status")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "watcher.backend: expected one of auto, native, polling, got 'magic'" in result.stderr
+
+
+def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_order: Callable[..., Order]) -> None:
+    workspace = tmp_path / "ws"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workspace: {workspace}\n")
+    ws = Workspace(Settings(workspace=workspace))
+    ws.create()
+    late, soon, done = make_order(days=10), make_order(days=-1), make_order(days=3)
+    for order in (late, soon, done):
+        ws.add_order(order)
+    with ws.edit(done.receipt_id) as order:
+        lifecycle.cancel(order, "Canceled")
+    ws.close()
+    result = run_cli("--config", str(config), "status", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [job["receipt_id"] for job in data["jobs"]] == [soon.receipt_id, late.receipt_id]
+    assert data["jobs"][0]["overdue"] is True and data["jobs"][1]["overdue"] is False
+    table = run_cli("--config", str(config), "status")
+    assert table.returncode == 0
+    lines = table.stdout.splitlines()
+    assert "SHIP BY" in lines[0] and str(soon.receipt_id) in lines[1] and "!" in lines[1]
+    assert str(done.receipt_id) not in table.stdout
+    assert "last sync: never" in table.stdout
+    assert (workspace / ".kaalwatch" / "logs").is_dir()
+
+
+def test_status_on_a_missing_workspace_says_how_to_fix(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workspace: {tmp_path / 'none'}\n")
+    result = run_cli("--config", str(config), "status")
+    assert result.returncode == 3
+    assert "run `kaalwatch init` first" in result.stderr
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Usage: kaalwatch {name}")
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert f"  {name}" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "No such command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_log_lines_never_carry_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    logs.setup("debug", tmp_path / "logs")
+    try:
+        log = logging.getLogger("kaalwatch.test")
+        log.warning("x-api-key: abc123:topsecret Authorization: Bearer 1234.tok refresh_token=zz&a=1 code=xyz")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        text = (tmp_path / "logs" / "kaalwatch.log").read_text()
+    finally:
+        logs.setup("info", None)
+    for secret in ("abc123", "topsecret", "1234.tok", "zz", "xyz"):
+        assert secret not in text
+    assert text.count("***") == 4
