@@ -178,42 +178,44 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if fault.status is not None:
+                self._pending_record = True
                 self._send_json(fault.status, {"error": _fault_message(fault.status)})
-                self._record(fault.status)
                 return
         self._run(self._etsy, record=True)
 
     def _run(self, fn: Callable[[], tuple[int, Any] | None], *, record: bool) -> None:
-        status = 500
+        # Recorded just before the response is written, so a client that has its answer can already
+        # see the request in the log (tests count calls right after a response).
+        self._pending_record = record
         try:
             result = fn()
-            if result is None:  # the handler already wrote (HTML page, redirect, file)
-                status = self._sent_status
-            else:
+            if result is not None:
                 status, body = result
                 self._send_json(status, body, self._extra_headers)
         except HttpError as err:
-            status = err.status
             self._send_json(err.status, err.body, err.headers)
         except ShopError as err:
-            status = err.status
             self._send_json(err.status, {"error": err.message})
         except OAuthError as err:
-            status = err.status
             self._send_json(err.status, err.body())
         finally:
-            if record:
-                self._record(status)
+            if self._pending_record:  # the handler died before answering
+                self._maybe_record(500)
+
+    def _maybe_record(self, status: int) -> None:
+        if self._pending_record:
+            self._pending_record = False
+            self._record(status)
 
     _extra_headers: dict[str, str] = {}  # noqa: RUF012 - replaced per request, never mutated
-    _sent_status = 0
+    _pending_record = False
 
     def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self._send(status, data, "application/json", headers)
 
     def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-        self._sent_status = status
+        self._maybe_record(status)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -462,7 +464,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _redirect(self, uri: str, params: dict[str, str]) -> None:
         sep = "&" if urlsplit(uri).query else "?"
-        self._sent_status = 302
+        self._maybe_record(302)
         self.send_response(302)
         self.send_header("Location", uri + sep + urlencode(params))
         self.send_header("Content-Length", "0")
