@@ -1,0 +1,52 @@
+"""The benchmark harness cannot rot: every case runs in its tiny form and yields well-formed rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import CASES, update_readme
+from bench.harness import ROW_KEYS, geometric_mean, row, stats, table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_stats_and_rows() -> None:
+    summary = stats([3.0, 1.0, 2.0, 10.0])
+    assert (summary["median"], summary["min"], summary["max"], summary["p99"]) == (2.5, 1.0, 10.0, 10.0)
+    assert geometric_mean([1.0, 4.0]) == pytest.approx(2.0)
+    assert row("c", "n", "m", 2.0, "s", target=1.5)["ok"] is False
+    assert row("c", "n", "m", 2.0, "calls", target=1.0, lower_is_better=False)["ok"] is True
+    assert row("c", "n", "m", 2.0, "s")["ok"] is None
+
+
+def test_table_marks_missed_targets() -> None:
+    text = table([row("c", "a", "m", 2.0, "×", target=1.5), row("c", "b", "m", 1.0, "×", target=1.5)])
+    assert "✘ MISSED" in text.splitlines()[2] and "✔" in text.splitlines()[3]
+
+
+def test_readme_block_is_replaced(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nouttro\n")
+    update_readme(readme, "NEW TABLE")
+    assert readme.read_text() == "intro\n<!-- bench:start -->\nNEW TABLE\n<!-- bench:end -->\nouttro\n"
+
+
+@pytest.mark.slow
+def test_every_case_runs_quickly_and_yields_rows(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--output", str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    data = json.loads(out.read_text())
+    assert data["failures"] == [], data["failures"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {r["case"] for r in data["results"]} >= {"preview", "watch", "sync", "review", "startup"}
+    for r in data["results"]:
+        assert set(ROW_KEYS) <= set(r), r
+        assert isinstance(r["value"], int | float)
+    assert data["machine"]["cpu_count"] >= 1
+    assert len(CASES) == 5
