@@ -40,7 +40,10 @@ def sandbox(port: int, data_dir: Path | None, seed: int, keystring: str, shared_
                  rate_per_second=rate_per_second, rate_per_day=rate_per_day, auto_approve=auto_approve,
                  data_dir=data_dir, orders_every=orders_every, receipts=receipts, hostile=hostile,
                  verbose=verbose)
-    sb.start()
+    try:
+        sb.start()
+    except OSError as err:  # port taken or not bindable: one actionable line, not a traceback
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {err.strerror or err}") from None
     click.echo(f"Etsy sandbox listening at {sb.url}")
     click.echo(f"  keystring:     {sb.keystring}")
     click.echo(f"  shared secret: {sb.shared_secret}")

@@ -150,6 +150,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle()
 
+    def do_HEAD(self) -> None:
+        self._handle()
+
     # ----- plumbing -------------------------------------------------------------------------------------
 
     @property

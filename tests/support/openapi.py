@@ -259,6 +259,24 @@ def match_request(method: str, path: str, query_params: Mapping[str, str | Seque
     raise RequestMismatch(f"{method} is not documented for {path} ({candidates[0][1]})")
 
 
+def assert_requests_documented(recorded: Sequence[Any]) -> list[str]:
+    """Match every request of a sandbox log (``sb.requests``) against the document.
+
+    Sandbox-only paths (consent page, served files) are skipped; returns the operationIds in order and
+    raises :class:`RequestMismatch` naming the first offending request.
+    """
+    ops = []
+    for req in recorded:
+        if req.operation in ("file", "oauthConnect"):
+            continue
+        try:
+            ops.append(match_request(req.method, req.path, req.query, form=req.form or None,
+                                     content_type=req.headers.get("content-type")))
+        except RequestMismatch as err:
+            raise RequestMismatch(f"{req.method} {req.path} {req.query}: {err}") from None
+    return ops
+
+
 def _check_body(op: Mapping[str, Any], form: Mapping[str, Any] | None,
                 content_type: str | None) -> None:
     body = op.get("requestBody", {}).get("content", {})
