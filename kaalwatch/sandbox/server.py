@@ -201,6 +201,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(err.status, {"error": err.message})
         except OAuthError as err:
             self._send_json(err.status, err.body())
+        except Exception as err:  # a sandbox bug must still answer like a server, not hang the client
+            self.log_error("internal error: %r", err)
+            self._send_json(500, {"error": "Internal Server Error"})
         finally:
             if self._pending_record:  # the handler died before answering
                 self._maybe_record(500)
@@ -520,8 +523,12 @@ class Handler(BaseHTTPRequestHandler):
     # ----- admin --------------------------------------------------------------------------------------
 
     def _admin(self) -> tuple[int, Any]:
-        return self.sb._admin(self.command, self.req_path[len(ADMIN_PREFIX):] or "/", self._q(),
-                              self._body_fields() if self.body else {})
+        try:
+            return self.sb._admin(self.command, self.req_path[len(ADMIN_PREFIX):] or "/", self._q(),
+                                  self._body_fields() if self.body else {})
+        except (KeyError, ValueError, TypeError) as err:
+            # Bad admin input (unknown receipt/listing, wrong types): the caller's mistake, say so.
+            raise ShopError(400, f"bad admin request: {err}") from None
 
 
 def _fault_message(status: int) -> str:

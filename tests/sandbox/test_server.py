@@ -149,6 +149,8 @@ def test_admin_http_api(sandbox: Sandbox, api) -> None:
     now = requests.post(f"{admin}/clock/advance", json={"seconds": 60}, timeout=5).json()["now"]
     assert now == sandbox.clock.now()
     assert requests.post(f"{admin}/nope", timeout=5).status_code == 404
+    assert requests.post(f"{admin}/receipts/abc/cancel", timeout=5).status_code == 400
+    assert requests.post(f"{admin}/orders", json={"listing_id": 42}, timeout=5).status_code == 400
 
 
 def test_replay_of_recorded_etsy_responses(tmp_path: Path) -> None:
