@@ -77,7 +77,8 @@ def systemd_unit(spec: ServiceSpec) -> str:
         "[Service]",
         "Type=simple",
         "ExecStart=" + " ".join(_systemd_quote(a) for a in spec.argv),
-        f"WorkingDirectory={_systemd_quote(str(spec.workspace))}",
+        # WorkingDirectory takes the rest of the line as the path (spaces included; quotes are an error).
+        "WorkingDirectory=" + str(spec.workspace).replace("%", "%%"),
     ]
     lines += [f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in spec.environment]
     lines += [
