@@ -1,0 +1,81 @@
+"""The review page: ``create_app(settings)`` builds the Flask application the daemon serves with waitress.
+
+One Blueprint per area (``views/``), registered from :data:`VIEWS`; the guards every request passes
+(Host allow-list, login, CSRF, headers) live in :mod:`review_app.security`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from kaalwatch.errors import ConfigError
+from kaalwatch.settings import Settings
+from kaalwatch.store import Workspace
+from review_app import filters, security
+from review_app.runtime import OrderCache, Runtime
+
+log = logging.getLogger("kaalwatch.review")
+
+# Blueprint modules in review_app/views/, in registration order. Each defines ``bp``.
+VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files"]
+
+
+def _views() -> list[str]:
+    names = list(VIEWS)
+    # The delivery panel is written separately; it joins when its module exists.
+    if "delivery" not in names and importlib.util.find_spec("review_app.views.delivery") is not None:
+        names.append("delivery")
+    return names
+
+
+def create_app(settings: Settings, workspace: Workspace | None = None,
+               test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the review application for ``settings`` (and an already open ``workspace``, if given).
+
+    Refuses (``ConfigError``) to build a page for a non-loopback address without a password set.
+    """
+    ws = workspace or Workspace(settings)
+    ws.create()
+    review = settings.review
+    loopback = security.is_loopback(review.host)
+    if not loopback and security.password_hash(ws) is None:
+        raise ConfigError(
+            f"review.host is {review.host}, which is not loopback, and no review password is set",
+            hint="run `kaalwatch set-password` first, or bind the page to 127.0.0.1",
+        )
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=security.session_key(ws),
+        SESSION_COOKIE_NAME="kaalwatch_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=False,  # served over plain http on loopback; the cookie never leaves the machine
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=review.session_hours),
+        MAX_CONTENT_LENGTH=256 * 1024,
+        MAX_FORM_MEMORY_SIZE=128 * 1024,
+        # The password may be waived only on loopback, and only when the settings say so.
+        KAALWATCH_AUTH_REQUIRED=review.require_password or not loopback,
+        KAALWATCH_SESSION_HOURS=review.session_hours,
+        KAALWATCH_PAGE_SIZE=100,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["kaalwatch"] = Runtime(settings=settings, ws=ws, orders=OrderCache(ws))
+    policy = security.HostPolicy.from_settings(review.allowed_hosts, review.port)
+    app.extensions["kaalwatch_hosts"] = policy
+    security.init_app(app, ws, policy)
+    filters.init_app(app)
+    for name in _views():
+        module = importlib.import_module(f"review_app.views.{name}")
+        app.register_blueprint(module.bp)
+    # The index is kept fresh by every write and by the daemon's rescans; bring it in line once here so
+    # the list never walks the folders inside a request.
+    report = ws.refresh_index()
+    log.info("review page ready: %d order folders indexed, %d parsed", report.scanned, report.parsed)
+    return app

@@ -1,0 +1,76 @@
+"""Jinja filters that turn stored values (datetimes, epoch seconds, byte counts) into short readable text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Epoch seconds, ISO text or a datetime → an aware datetime (None when it is none of those)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                return datetime.fromtimestamp(float(value), UTC)
+            except (ValueError, OverflowError, OSError):
+                return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def when(value: Any) -> str:
+    moment = to_datetime(value)
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ago(value: Any, now: datetime | None = None) -> str:
+    moment = to_datetime(value)
+    if moment is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def filesize(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "—"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def days_left(ship_by: datetime | None, now: datetime | None = None) -> int | None:
+    """Calendar days until the ship-by date (negative: overdue)."""
+    if ship_by is None:
+        return None
+    return (ship_by.date() - (now or datetime.now(UTC)).date()).days
+
+
+def label(value: Any) -> str:
+    return str(getattr(value, "value", value)).replace("_", " ")
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(when=when, ago=ago, filesize=filesize, label=label)
+    app.jinja_env.globals["days_left"] = days_left

@@ -1,0 +1,65 @@
+"""What every view shares: the settings, the workspace, the login throttle and a cache of parsed manifests."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+
+from kaalwatch.errors import NotFoundError
+from kaalwatch.model import Order
+from kaalwatch.settings import Settings
+from kaalwatch.store import MANIFEST, Workspace
+from review_app.security import LoginThrottle
+
+
+class OrderCache:
+    """Parsed manifests keyed by the file's identity (mtime, size, inode), so a page view costs one ``stat``
+    when nothing changed. Every write is an atomic replace, which changes the inode: a stale hit cannot
+    happen. Cached orders are shared between threads and must be treated as read-only; changes go through
+    ``ws.edit``, which loads its own fresh copy under the order's lock."""
+
+    def __init__(self, ws: Workspace, size: int = 256) -> None:
+        self.ws = ws
+        self.size = size
+        self._entries: OrderedDict[int, tuple[tuple[int, int, int], Order]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, receipt_id: int) -> Order:
+        folder = self.ws.folder_of(receipt_id)
+        try:
+            stat = os.stat(folder / MANIFEST)
+        except FileNotFoundError:
+            raise NotFoundError(f"order {receipt_id} has no manifest") from None
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        with self._lock:
+            hit = self._entries.get(receipt_id)
+            if hit and hit[0] == stamp:
+                self._entries.move_to_end(receipt_id)
+                return hit[1]
+        order = self.ws.read_folder(folder)
+        with self._lock:
+            self._entries[receipt_id] = (stamp, order)
+            self._entries.move_to_end(receipt_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return order
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    ws: Workspace
+    orders: OrderCache
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["kaalwatch"]  # type: ignore[no-any-return]

@@ -1,0 +1,327 @@
+"""The review page's guards: password, sessions, CSRF, the Host allow-list, login throttling and headers.
+
+Everything that decides whether a request may be served lives here, in one ``before_request`` and one
+``after_request``, so a new view cannot forget a rule. Buyer data sits behind these checks; the page is
+meant for one person on their own machine, so loopback is the default and anything else needs a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+
+from kaalwatch.atomic import atomic_write_text
+from kaalwatch.errors import ConfigError
+from kaalwatch.store import Workspace
+
+PASSWORD_FILE = "review_password"  # noqa: S105 - a file name, not a password
+SESSION_KEY_FILE = "session_key"
+MIN_PASSWORD_LENGTH = 8
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+# Files (previews, references) get their own, stricter policy: nothing in them may run or load anything.
+FILE_CSP = "default-src 'none'; img-src 'self'; sandbox"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Endpoints reachable without a login: the login form itself and the page's own CSS and JavaScript.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
+
+_hasher = PasswordHasher()
+
+
+# --------------------------------------------------------------------------------------------------
+# Password and session key (files in the workspace's 0700 secrets folder, 0600 each)
+
+
+def password_path(ws: Workspace) -> Path:
+    return ws.secrets_dir / PASSWORD_FILE
+
+
+def set_password(ws: Workspace, password: str) -> None:
+    """Hash ``password`` with argon2id and store it; every existing session stops being valid."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(ws.secrets_dir, 0o700)
+    atomic_write_text(password_path(ws), _hasher.hash(password) + "\n", mode=0o600)
+
+
+def password_hash(ws: Workspace) -> str | None:
+    try:
+        text = password_path(ws).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
+def verify_password(ws: Workspace, password: str) -> bool:
+    stored = password_hash(ws)
+    if stored is None:
+        return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_fingerprint(stored: str | None) -> str:
+    """A short digest of the stored hash: kept in the session so a new password ends every old session."""
+    return hashlib.sha256((stored or "").encode()).hexdigest()[:16]
+
+
+def session_key(ws: Workspace) -> bytes:
+    """The cookie-signing key, made once per workspace. Written to a temporary file and hard-linked into
+    place, so two processes starting together agree on one complete key (a link never half-exists)."""
+    path = ws.secrets_dir / SESSION_KEY_FILE
+    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        temporary = ws.secrets_dir / f".{SESSION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(64))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process won the race; its key is the one
+        finally:
+            temporary.unlink()
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ConfigError(f"{path} is damaged", hint="delete it; a new one is made and everyone logs in again")
+    return key
+
+
+# --------------------------------------------------------------------------------------------------
+# Hosts
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip().strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(header: str) -> tuple[str, int | None]:
+    """``Host`` header → (lower-case name, port or None); IPv6 literals keep their brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        end = header.find("]")
+        if end < 0:
+            return header, None
+        name, rest = header[: end + 1], header[end + 1 :]
+    else:
+        name, _, port_text = header.partition(":")
+        rest = f":{port_text}" if port_text else ""
+    if not rest:
+        return name, None
+    if not rest.startswith(":") or not rest[1:].isdigit() or len(rest) > 6:
+        return name, -1  # garbage after the name never matches
+    return name, int(rest[1:])
+
+
+@dataclass
+class HostPolicy:
+    """The Host allow-list that stops DNS rebinding: a page on evil.example resolving to 127.0.0.1 still
+    sends ``Host: evil.example``, which is refused."""
+
+    names: set[str]
+    ports: set[int]
+
+    @classmethod
+    def from_settings(cls, extra: tuple[str, ...], port: int) -> HostPolicy:
+        names = {name.lower() for name in LOOPBACK_NAMES}
+        names.update(h.strip().lower() for h in extra if h.strip())
+        return cls(names=names, ports={port} if port else set())
+
+    def allows(self, header: str | None) -> bool:
+        if not header:
+            return False
+        if header.strip().lower() in self.names:  # an allowed entry may carry its own port
+            return True
+        name, port = split_host(header)
+        if name not in self.names:
+            return False
+        # No port: the test client and proxies on 80; a port: it must be one this server listens on.
+        return port is None or port in self.ports
+
+
+# --------------------------------------------------------------------------------------------------
+# Login throttling
+
+
+@dataclass
+class _Attempts:
+    failures: int = 0
+    locked_until: float = 0.0
+    last: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Per-client back-off: a few free tries, then a lock that doubles with each further failure.
+
+    ``clock`` is injectable so tests move time instead of sleeping.
+    """
+
+    free: int = 5
+    base_seconds: float = 30.0
+    max_seconds: float = 900.0
+    forget_after: float = 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _clients: dict[str, _Attempts] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_seconds(self, client: str) -> float:
+        with self._lock:
+            entry = self._clients.get(client)
+            return 0.0 if entry is None else max(0.0, entry.locked_until - self.clock())
+
+    def failure(self, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._clients) > 10_000:  # a flood of addresses must not grow memory forever
+                self._clients = {k: v for k, v in self._clients.items() if now - v.last < self.forget_after}
+            entry = self._clients.setdefault(client, _Attempts())
+            if now - entry.last > self.forget_after:
+                entry.failures = 0
+            entry.failures += 1
+            entry.last = now
+            if entry.failures >= self.free:
+                delay = min(self.max_seconds, self.base_seconds * 2 ** (entry.failures - self.free))
+                entry.locked_until = now + delay
+
+    def success(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# CSRF
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use); templates put it in every form."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    return isinstance(expected, str) and len(expected) >= 32 and hmac.compare_digest(expected, given)
+
+
+def _same_origin() -> bool:
+    """A browser's Origin (or Referer) on a POST must name this very host; absent is fine (old clients)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == (request.host or "").lower()
+
+
+# --------------------------------------------------------------------------------------------------
+# Sessions
+
+
+def login_required() -> bool:
+    return bool(current_app.config["KAALWATCH_AUTH_REQUIRED"])
+
+
+def logged_in(ws: Workspace) -> bool:
+    if not login_required():
+        return True
+    if not session.get("user"):
+        return False
+    started = session.get("since")
+    hours = float(current_app.config["KAALWATCH_SESSION_HOURS"])
+    if not isinstance(started, int | float) or time.time() - started > hours * 3600:
+        return False
+    return hmac.compare_digest(str(session.get("pw", "")), password_fingerprint(password_hash(ws)))
+
+
+def start_session(ws: Workspace) -> None:
+    """A fresh session on login (a new CSRF token too, so a token seen before login is useless)."""
+    session.clear()
+    session.permanent = True
+    session["user"] = "owner"
+    session["since"] = int(time.time())
+    session["pw"] = password_fingerprint(password_hash(ws))
+    csrf_token()
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site may follow a login: no scheme, no ``//host``, no backslash tricks."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return url_for("jobs.index")
+    if any(ord(ch) < 32 for ch in target):
+        return url_for("jobs.index")
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Wiring
+
+
+def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def guard() -> Response | None:
+        # 1. DNS rebinding: the Host header must be one of ours, before anything else is looked at.
+        if not policy.allows(request.headers.get("Host")):
+            abort(400, "unknown Host header")
+        g.logged_in = logged_in(ws)
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            if request.method not in SAFE_METHODS and not (_csrf_ok() and _same_origin()):
+                abort(400, "missing or wrong CSRF token; reload the page and try again")
+            return None
+        # 2. Everything else needs a session (a POST without one changes nothing: it is sent to log in).
+        if not g.logged_in:
+            target = request.full_path if request.method in SAFE_METHODS else request.path
+            return redirect(url_for("auth.login", next=target.rstrip("?")))
+        # 3. Every state-changing request carries the session's CSRF token and comes from our origin.
+        if request.method not in SAFE_METHODS and not (_csrf_ok() and _same_origin()):
+            abort(400, "missing or wrong CSRF token; reload the page and try again")
+        return None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        if response.headers.get("X-Kaalwatch-File"):
+            del response.headers["X-Kaalwatch-File"]
+            response.headers["Content-Security-Policy"] = FILE_CSP
+        else:
+            response.headers["Content-Security-Policy"] = CSP
+        if response.mimetype == "text/html" or "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
