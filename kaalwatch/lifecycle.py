@@ -9,6 +9,7 @@ lock. An illegal move raises :class:`~kaalwatch.errors.TransitionError` and noth
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 
@@ -241,6 +242,22 @@ def mark_delivered(order: Order, job_id: str, confirmed_by: str, actor: str = "s
     job.delivery_confirmed_by = confirmed_by
 
 
+def clear_deliverables(order: Order, job_id: str, reason: str, actor: str = "delivery") -> list[str]:
+    """Forget the deliverables of a job that is no longer ready (their files were removed from deliver/).
+
+    A job still ready to deliver keeps them: rebuilding goes through :func:`mark_ready`, which replaces them.
+    """
+    job = order.job(job_id)
+    if job.state is S.READY_TO_DELIVER:
+        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} is ready to deliver; rebuild instead")
+    if not job.deliverables:
+        return []
+    names = [d.name for d in job.deliverables]
+    job.deliverables = []
+    record(order, actor, "deliverables_removed", job.job_id, files=names, why=reason)
+    return names
+
+
 def flag(order: Order, job_id: str | None, code: str, message: str, actor: str) -> None:
     """A loud, sticky warning (e.g. completed on Etsy without approval); recorded once."""
     target = order.job(job_id) if job_id else None
@@ -362,3 +379,52 @@ def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
     record(order, actor, "anonymised", None, removed=removed)
     order.anonymised_at = utcnow()
     return removed
+
+
+def files_purged(order: Order, references: list[int], versions: dict[str, list[int]], actor: str = "retention",
+                 *, at: datetime | None = None) -> None:
+    """Retention deleted these references (positions in ``order.references``) and version files.
+
+    The manifest stops pointing at the deleted files; the versions themselves (numbers, hashes, dates)
+    stay as the record of the work.
+    """
+    for position in references:
+        ref = order.references[position]
+        ref.status = "deleted"
+        ref.thumb = None
+    for job_id, numbers in versions.items():
+        job = order.job(job_id)
+        for number in numbers:
+            version = _version(order, job, number)
+            version.copy = ""
+            version.preview = version.thumb = version.preview_key = None
+    order.files_purged_at = at or utcnow()
+    record(order, actor, "files_purged", None, references=len(references),
+           versions={job_id: list(numbers) for job_id, numbers in versions.items() if numbers})
+
+
+def redact_file_names(order: Order, terms: list[str], actor: str = "retention") -> int:
+    """Replace buyer text in the file names the manifest keeps (references, version sources).
+
+    References are already deleted when this runs, so they get neutral names; version source names keep
+    their suffix with each personal term replaced. Returns how many names changed.
+    """
+    changed = 0
+    for position, ref in enumerate(order.references, start=1):
+        suffix = ref.name[ref.name.rfind("."):] if "." in ref.name else ""
+        neutral = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
+        if ref.name != neutral:
+            ref.name = neutral
+            changed += 1
+    patterns = [re.compile(re.escape(term), re.IGNORECASE) for term in terms if term.strip()]
+    for job in order.jobs:
+        for version in job.versions:
+            name = version.source_name
+            for pattern in patterns:
+                name = pattern.sub("redacted", name)
+            if name != version.source_name:
+                version.source_name = name
+                changed += 1
+    if changed:
+        record(order, actor, "file_names_redacted", None, count=changed)
+    return changed

@@ -1,0 +1,257 @@
+"""Pixels to deliverable bytes: decode the approved copy at full resolution, shape it as a workflow promises,
+encode it without personal metadata, and fit it under Etsy's per-file limit or say why it cannot be.
+
+Fitting never changes what the buyer sees beyond what a promise allows: it does not shrink a promised
+full-resolution file. The ladder is PNG/TIFF at normal, then maximum compression; then a high-quality JPEG
+in place of the lossless file (recorded); JPEG and PDF step their quality down to ``MIN_QUALITY``. A ZIP of
+parts is not a delivery Etsy's order page accepts, so when the ladder ends the promise is reported as one
+that cannot be met.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageCms, ImageColor
+
+from kaalwatch.delivery.limits import BYTES_PER_MB, max_bytes
+from kaalwatch.errors import DeliveryError, ImageError
+from kaalwatch.settings import Deliverable as Promise
+from kaalwatch.settings import Settings
+
+# Below this JPEG quality, compression artefacts show in a print; a file that only fits lower is refused.
+MIN_QUALITY = 85
+# Quality of the JPEG that stands in for a lossless file that is too large.
+FALLBACK_QUALITIES = (95, 90, MIN_QUALITY)
+# Decode at full size: a target this large stops the imaging decoder from draft-scaling or reducing.
+_FULL_SIZE = 1 << 30
+
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "pdf": "pdf"}
+
+
+@dataclass
+class Source:
+    """The approved version, upright and in the colour space the deliverables are written in."""
+
+    image: Image.Image  # RGB, RGBA, L or LA
+    icc: bytes | None  # profile to embed (sRGB's when converted, the artwork's own when kept)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Encoded:
+    """One deliverable's bytes and how they were reached."""
+
+    data: bytes
+    format: str  # png, jpeg, tiff, pdf (the format actually written)
+    width: int
+    height: int
+    steps: list[str]  # what fitting did, in order; empty when the first encoding fitted
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def load_source(path: Path, settings: Settings) -> Source:
+    """Decode the immutable copy at full resolution; DeliveryError when it cannot be read."""
+    max_pixels = int(settings.preview.max_megapixels * 1_000_000)
+    try:
+        from kaalwatch.imaging.decode import decode
+    except ImportError:  # the imaging package is optional at import time only while it is being built
+        decode = None
+    notes: list[str] = []
+    try:
+        if decode is not None:
+            decoded = decode(path, _FULL_SIZE, max_pixels)
+            image, icc, orientation = decoded.image, decoded.icc, decoded.orientation
+            if decoded.low_res:
+                raise DeliveryError(
+                    f"{path.name} holds only a low-resolution thumbnail",
+                    hint="export the artwork as PNG into the order folder and approve that version",
+                )
+        else:
+            with Image.open(path) as opened:
+                opened.load()
+                image = opened.copy()
+            icc = image.info.get("icc_profile") or None
+            orientation = image.getexif().get(0x0112, 1)
+    except ImageError as exc:
+        raise DeliveryError(f"the approved version cannot be decoded: {exc}",
+                            hint="export it as PNG into the order folder and approve that version") from None
+    except FileNotFoundError:
+        raise DeliveryError(f"the approved version's copy {path.name} is missing",
+                            hint="save the artwork again and approve the new version") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DeliveryError(f"the approved version cannot be decoded ({exc.__class__.__name__})",
+                            hint="export it as PNG into the order folder and approve that version") from None
+    if orientation in _TRANSPOSE:
+        image = image.transpose(_TRANSPOSE[orientation])
+    image.info = {}  # nothing of the source's metadata (EXIF, XMP, comments, text chunks) may travel on
+    return _colour(image, icc, settings.delivery.colour, notes)
+
+
+def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) -> Source:
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        # CMYK and other modes have no place in PNG; they go to sRGB whatever the setting says.
+        if mode == "keep":
+            notes.append(f"{image.mode} converted to sRGB (the formats delivered cannot hold it)")
+        mode = "srgb"
+    if mode == "keep":
+        return Source(image, icc, notes)
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            out_mode = "RGBA" if image.mode in ("RGBA", "LA") else "RGB"
+            work = image.convert("RGBA") if image.mode == "LA" else image
+            converted = ImageCms.profileToProfile(work, source, ImageCms.createProfile("sRGB"),
+                                                  outputMode=out_mode)
+            if converted is not None:
+                image = converted
+                notes.append("converted to sRGB from the embedded profile")
+        except (OSError, ImageCms.PyCMSError, ValueError):
+            notes.append("embedded colour profile unreadable; pixels taken as sRGB")
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGB")
+    image.info = {}
+    return Source(image, srgb_profile(), notes)
+
+
+def crop_to_aspect(image: Image.Image, aspect: str) -> Image.Image:
+    """Centre-crop to ``"w:h"``, turned to the artwork's own orientation (a 4:5 promise on a landscape
+    drawing is a 5:4 crop: the buyer prints it the way it was drawn)."""
+    if not aspect:
+        return image
+    a, b = (int(part) for part in aspect.split(":"))
+    if a <= 0 or b <= 0:
+        return image
+    w, h = image.size
+    if (w >= h) != (a >= b):
+        a, b = b, a
+    if w * b > h * a:  # too wide
+        new_w = max(1, round(h * a / b))
+        left = (w - new_w) // 2
+        return image.crop((left, 0, left + new_w, h))
+    new_h = max(1, round(w * b / a))
+    top = (h - new_h) // 2
+    return image.crop((0, top, w, top + new_h))
+
+
+def shape(source: Source, promise: Promise) -> tuple[Image.Image, list[str]]:
+    """The pixels one promise asks for: crop to its aspect, then scale down to its long edge."""
+    notes: list[str] = []
+    image = crop_to_aspect(source.image, promise.aspect)
+    if promise.long_edge:
+        long_edge = max(image.size)
+        if long_edge > promise.long_edge:
+            scale = promise.long_edge / long_edge
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        elif long_edge < promise.long_edge:
+            notes.append(f"artwork is {long_edge} px, less than the promised {promise.long_edge} px; not enlarged")
+    image.info = {}
+    return image, notes
+
+
+def _opaque(image: Image.Image, background: str) -> Image.Image:
+    """JPEG and the PDF's JPEG stream have no alpha: flatten onto the configured background."""
+    if image.mode in ("RGB", "L"):
+        return image
+    rgba = image.convert("RGBA")
+    base = Image.new("RGB", rgba.size, ImageColor.getrgb(background)[:3])
+    base.paste(rgba, (0, 0), rgba.getchannel("A"))
+    return base
+
+
+def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.info = {}
+    image.save(buffer, fmt, **{k: v for k, v in options.items() if v is not None})
+    return buffer.getvalue()
+
+
+def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
+              background: str) -> list[tuple[str, str, Callable[[], bytes]]]:
+    """The fitting ladder for one promise: (format, description, encoder), first choice first."""
+    dpi = (promise.dpi, promise.dpi)
+    opaque: list[Image.Image] = []
+
+    def flat() -> Image.Image:
+        if not opaque:
+            opaque.append(_opaque(image, background))
+        return opaque[0]
+
+    def jpeg(quality: int) -> Callable[[], bytes]:
+        # 4:4:4 chroma: line art and lettering stay crisp, which matters more than bytes here. No
+        # optimize=True: Pillow sizes its buffer at one byte per pixel for it, which detailed 4:4:4 art
+        # overflows ("Suspension not allowed here").
+        return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi,
+                             icc_profile=icc)
+
+    qualities = sorted({q for q in (promise.quality, 90, MIN_QUALITY) if MIN_QUALITY <= q <= promise.quality},
+                       reverse=True)
+    if promise.format == "png":
+        ladder = [
+            ("png", "PNG", lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, compress_level=6)),
+            ("png", "PNG optimised (maximum compression)",
+             lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, optimize=True)),
+        ]
+    elif promise.format == "tiff":
+        ladder = [
+            ("tiff", "TIFF (LZW)", lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_lzw")),
+            ("tiff", "TIFF (deflate)",
+             lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_adobe_deflate")),
+        ]
+    elif promise.format == "jpeg":
+        return [("jpeg", f"JPEG quality {q}", jpeg(q)) for q in qualities]
+    else:
+        # Page size = pixels / dpi, so a 2400x3000 px artwork at 300 DPI prints as an 8x10 in page.
+        return [
+            ("pdf", f"PDF (JPEG quality {q}) at {promise.dpi} DPI",
+             (lambda q=q: _save(flat(), "PDF", resolution=float(promise.dpi), quality=q, subsampling=0)))
+            for q in qualities
+        ]
+    ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
+               for q in FALLBACK_QUALITIES]
+    return ladder
+
+
+def encode(image: Image.Image, promise: Promise, icc: bytes | None, settings: Settings,
+           describe: str) -> Encoded:
+    """Encode ``image`` for ``promise``, climbing the fitting ladder until it fits Etsy's per-file limit.
+
+    Raises DeliveryError naming the promise (``describe``) when even the last step is too large.
+    """
+    cap = max_bytes(settings.delivery)
+    steps: list[str] = []
+    last_size, last_step = 0, ""
+    ladder = _attempts(image, promise, icc, settings.preview.background)
+    for position, (fmt, description, run) in enumerate(ladder):
+        data = run()
+        if len(data) <= cap:
+            if position:
+                steps.append(f"{description}: {len(data) / BYTES_PER_MB:.1f} MB")
+            return Encoded(data, fmt, image.width, image.height, steps)
+        steps.append(f"{description} was {len(data) / BYTES_PER_MB:.1f} MB")
+        last_size, last_step = len(data), description
+    raise DeliveryError(
+        f"the promised {describe} is {last_size / BYTES_PER_MB:.1f} MB even as {last_step}, over Etsy's "
+        f"{settings.delivery.max_file_mb:g} MB per file; a ZIP of parts is not accepted",
+        hint="promise a smaller long_edge for it in the workflow, or send this file outside Etsy",
+    )
