@@ -250,17 +250,19 @@ class Daemon:
         self._guard("previews", self._start_pool)
         self._guard("watcher", self._start_watcher)
         self._guard("review page", self._start_server)
+        # The scheduler logs every job added and run at INFO; our jobs log what they did themselves.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         now = datetime.now().astimezone()
         scheduler = BackgroundScheduler(
             executors={"default": {"type": "threadpool", "max_workers": 4}},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )
         scheduler.add_job(self._job("sync", self._sync), IntervalTrigger(minutes=s.sync.interval_minutes),
-                          id="sync", next_run_time=now)
+                          id="sync", name="sync", next_run_time=now)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
-                          id="rescan", next_run_time=now)
+                          id="rescan", name="rescan", next_run_time=now)
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
-                          id="retention")
+                          id="retention", name="retention")
         scheduler.start()
         self._scheduler = scheduler
 
@@ -307,8 +309,6 @@ class Daemon:
             return ()
 
     def _sync(self) -> None:
-        from kaalwatch import sync
-
         assert self.ws is not None
         if self._auth_blocked_on is not None:
             if self._secrets_signature() == self._auth_blocked_on:
@@ -319,28 +319,42 @@ class Daemon:
         if not self._sync_backoff.should_run():
             return
         try:
+            from kaalwatch import sync
+
             client = self._client_for_sync()
             report = sync.sync_once(self.ws, self.settings, client)
         except AuthError as exc:
-            self._auth_blocked_on = self._secrets_signature()
-            self._close_client()
-            message = f"Etsy refused the connection ({_one_line(exc)}); syncing paused — run `kaalwatch auth`"
-            self.health.sync_paused = message
-            self.health.sync_done(f"paused: {message}")
-            self.health.error("sync", message)
+            self._sync_paused(_one_line(exc))
             return
         except Exception as exc:
-            skipped = self._sync_backoff.failed()
-            self._close_client()  # a fresh session next time; a broken keep-alive must not stick
-            line = _one_line(exc)
-            self.health.sync_done(f"failed: {line}")
-            self.health.error("sync", f"{line} (next attempt in {skipped + 1} run(s))")
+            self._sync_failed(_one_line(exc))
+            return
+        # sync_once applies what it could and reports an early stop instead of raising.
+        if getattr(report, "needs_reauth", False):
+            self._sync_paused(report.fatal or "not connected")
+            return
+        if getattr(report, "fatal", None):
+            self._sync_failed(report.summary())
             return
         self._sync_backoff.succeeded()
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
-        log.info("sync: %s", report.summary())
+        log.info("%s", report.summary())
         self._guard("shipping", lambda: self._ship(client))
+
+    def _sync_paused(self, reason: str) -> None:
+        self._auth_blocked_on = self._secrets_signature()
+        self._close_client()
+        message = f"Etsy refused the connection ({reason}); syncing paused until you run `kaalwatch auth`"
+        self.health.sync_paused = message
+        self.health.sync_done(f"paused: {message}")
+        self.health.error("sync", message)
+
+    def _sync_failed(self, line: str) -> None:
+        skipped = self._sync_backoff.failed()
+        self._close_client()  # a fresh session next time; a broken keep-alive must not stick
+        self.health.sync_done(f"failed: {line}")
+        self.health.error("sync", f"{line} (next attempt in {skipped + 1} run(s))")
 
     def _ship(self, client: Any) -> None:
         from kaalwatch import delivery
@@ -370,7 +384,7 @@ class Daemon:
 
     # -------------------------------------------------------------------------------- guards, jobs
 
-    def _guard(self, part: str, fn: Callable[[], Any]) -> bool:
+    def _guard(self, part: str, fn: Callable[[], Any], *, mark_recovered: bool = True) -> bool:
         """Run one part's step; a failure is logged and shown, never raised into the others."""
         try:
             fn()
@@ -378,7 +392,8 @@ class Daemon:
             self.health.error(part, _one_line(exc))
             log.debug("%s failed", part, exc_info=True)
             return False
-        self.health.recovered(part)
+        if mark_recovered:
+            self.health.recovered(part)
         return True
 
     @contextlib.contextmanager
@@ -397,10 +412,8 @@ class Daemon:
             if self._stop.is_set():
                 return  # stop new work: a run that fires during shutdown does nothing
             with self._working():
-                if part == "sync":
-                    fn()  # sync records its own failures, with backoff and the auth pause
-                else:
-                    self._guard(part, fn)
+                # sync decides itself when it has recovered (a returned report can still be a failure)
+                self._guard(part, fn, mark_recovered=part != "sync")
 
         job.__name__ = f"kaalwatch-{part}"
         return job
@@ -431,7 +444,7 @@ class Daemon:
         watcher = self.watcher_health()
         snap = self.health.snapshot()
         errors = list(snap["errors"])
-        if watcher.get("last_error"):
+        if watcher.get("last_error") and self._watcher is not None:
             errors.append(f"watcher: {watcher['last_error']}")
         return {
             "pid": os.getpid(),
