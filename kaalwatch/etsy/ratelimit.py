@@ -1,0 +1,97 @@
+"""Client-side pacing of Etsy calls: stay under the per-second and per-day budgets before Etsy says 429."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from kaalwatch.errors import EtsyRateLimitError
+
+DAY = 86_400.0
+
+
+class RateLimiter:
+    """A sliding one-second window (never more than ``per_second`` sends in any second) and a rolling day.
+
+    Etsy's own counters, read from the ``x-remaining-*`` headers of each answer, tighten the local view:
+    another process using the same token spends the same budget. ``clock`` and ``sleep`` are injectable
+    so tests never wait in real time.
+    """
+
+    def __init__(self, per_second: float, per_day: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.per_second = max(1, int(per_second)) if per_second >= 1 else 1
+        # Below one request a second the window is longer than a second.
+        self.window = 1.0 if per_second >= 1 else 1.0 / per_second
+        self.per_day = per_day
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque()
+        self._day: deque[float] = deque()
+        self._not_before = 0.0
+        self._day_exhausted_until: float | None = None
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        """Block until one more request fits both budgets; raise when the daily budget is spent."""
+        with self._lock:
+            while True:
+                now = self.clock()
+                while self._recent and self._recent[0] <= now - self.window:
+                    self._recent.popleft()
+                while self._day and self._day[0] <= now - DAY:
+                    self._day.popleft()
+                if self._day_exhausted_until is not None and now < self._day_exhausted_until:
+                    raise EtsyRateLimitError(
+                        "Etsy's daily request budget is used up", hint=retry_hint(self._day_exhausted_until - now),
+                        retry_at=time.time() + (self._day_exhausted_until - now))
+                if len(self._day) >= self.per_day:
+                    wait = self._day[0] + DAY - now
+                    raise EtsyRateLimitError(f"the configured budget of {self.per_day} Etsy calls a day is used up",
+                                             hint=retry_hint(wait), retry_at=time.time() + wait)
+                wait = self._not_before - now
+                if len(self._recent) >= self.per_second:
+                    wait = max(wait, self._recent[0] + self.window - now)
+                if wait <= 0:
+                    self._recent.append(now)
+                    self._day.append(now)
+                    return
+                self.waited += wait
+                self.sleep(wait)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Read Etsy's remaining budgets from an answer's headers."""
+        second = _int(headers.get("x-remaining-this-second"))
+        today = _int(headers.get("x-remaining-today"))
+        now = self.clock()
+        with self._lock:
+            if second is not None and second <= 0:
+                self._not_before = max(self._not_before, now + self.window)
+            if today is not None and today <= 0:
+                self._day_exhausted_until = now + DAY
+
+    def pause(self, seconds: float) -> None:
+        """Etsy said 429 with ``retry-after``: nothing goes out before then."""
+        with self._lock:
+            self._not_before = max(self._not_before, self.clock() + max(0.0, seconds))
+
+    def day_exhausted(self, seconds: float) -> None:
+        with self._lock:
+            self._day_exhausted_until = self.clock() + seconds
+
+
+def retry_hint(seconds: float) -> str:
+    at = time.localtime(time.time() + max(0.0, seconds))
+    return f"retry after {time.strftime('%Y-%m-%d %H:%M', at)} (in {max(1, round(seconds / 60))} min)"
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
