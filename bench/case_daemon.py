@@ -1,0 +1,104 @@
+"""Benchmark case "daemon": resident memory of an idle ``kaalwatch run`` connected to a sandbox shop.
+
+The daemon runs as a real process (``python -m kaalwatch run``) on a temporary workspace whose config
+points at an in-process :class:`~kaalwatch.sandbox.Sandbox`, connected through the real OAuth flow. Once it
+has written its first health file and finished the first sync (the seeded orders become folders), its RSS
+is sampled for a few seconds; the median is the value, compared with the 120 MB target. Preview workers
+are started on demand, so an idle daemon has none; their memory (if any) is reported in ``detail``.
+``quick=True`` samples for one second; the number is still meaningful, only noisier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from bench.harness import row  # noqa: E402
+
+TARGET_MB = 120.0
+
+
+def _health(ws: Path) -> dict[str, Any]:
+    try:
+        return json.loads((ws / ".kaalwatch" / "state" / "health.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise RuntimeError(f"daemon benchmark: timed out waiting for {what}")
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    import psutil
+    import requests
+
+    from kaalwatch.demo import demo_config, free_port, write_config
+    from kaalwatch.etsy import oauth
+    from kaalwatch.sandbox import Sandbox
+    from kaalwatch.settings import load_settings
+    from kaalwatch.store import Workspace
+
+    with tempfile.TemporaryDirectory(prefix="kaalwatch-bench-daemon-") as tmp, Sandbox(auto_approve=True) as sb:
+        root = Path(tmp) / "ws"
+        root.mkdir()
+        config = write_config(root, demo_config(root, sb.url, sb.keystring, sb.shared_secret, page_port=0,
+                                                redirect_port=free_port()))
+        settings = load_settings(config, env={}, use_default_path=False)
+        ws = Workspace(settings)
+        ws.create()
+        oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _l: None)
+        ws.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAALWATCH_")}
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "kaalwatch", "--config", str(config), "run"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            _wait(lambda: _health(root).get("pid") == proc.pid, 60, "the first health file")
+            ready = time.monotonic() - started
+            _wait(lambda: (_health(root).get("last_sync_result") or "").startswith("sync:"), 60, "the first sync")
+            folders = sum(1 for p in (root / "orders").iterdir() if p.is_dir())
+            process = psutil.Process(proc.pid)
+            samples, child_mb = [], 0.0
+            deadline = time.monotonic() + (1.0 if quick else 10.0)
+            while time.monotonic() < deadline:
+                samples.append(process.memory_info().rss / 1024**2)
+                child_mb = max(child_mb, sum(c.memory_info().rss for c in process.children(recursive=True)) / 1024**2)
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    median = statistics.median(samples)
+    return [
+        row("startup", "kaalwatch run, idle after first sync", "RSS", round(median, 1), "MB", target=TARGET_MB,
+            minimum=round(min(samples), 1), maximum=round(max(samples), 1), samples=len(samples),
+            children_mb=round(child_mb, 1), order_folders=folders),
+        row("startup", "kaalwatch run, start to first health file", "time", round(ready, 2), "s"),
+    ]
+
+
+if __name__ == "__main__":
+    for line in run(quick="--quick" in sys.argv):
+        print(line)
