@@ -22,6 +22,7 @@ from kaalwatch.model import (
     Note,
     Order,
     Proof,
+    Reference,
     Version,
     utcnow,
 )
@@ -133,6 +134,23 @@ def references_arrived(order: Order, job_id: str, actor: str = "sync") -> None:
     job = order.job(job_id)
     if job.state is S.AWAITING_REFERENCES:
         _move(order, job, S.NEW, actor, "references_arrived")
+
+
+def add_reference(order: Order, reference: Reference, actor: str = "watcher") -> bool:
+    """Record a file found in ``references/`` (idempotent by job and name); its job stops awaiting references.
+
+    Returns False when a reference of that name is already recorded for that job (nothing changes).
+    """
+    if reference.job_id is not None:
+        order.job(reference.job_id)
+    if any(r.name == reference.name and r.job_id == reference.job_id for r in order.references):
+        return False
+    order.references.append(reference)
+    record(order, actor, "reference_added", reference.job_id, source=reference.source, sha256=reference.sha256)
+    targets = [order.job(reference.job_id)] if reference.job_id else list(order.jobs)
+    for job in targets:
+        references_arrived(order, job.job_id, actor)
+    return True
 
 
 def await_references(order: Order, job_id: str, actor: str = "sync") -> None:

@@ -1,0 +1,93 @@
+"""Decide from a file's name alone whether it is litter to ignore, a sync conflict, or artwork to version.
+
+Names are hostile input: every rule is a regular expression on the base name (never on the whole path,
+never evaluated), and the user can add more through ``watcher.ignore_patterns``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from kaalwatch.imaging import FileKind, classify
+
+#: Temporary and litter names from art tools, sync clients, browsers, office suites and operating systems
+#: (see docs: shared notes "file-watching"). Hidden names (".…") are all ignored: no art tool saves the
+#: artwork itself as a dot-file, while Syncthing, iCloud, Krita autosaves, AppleDouble and lock files do.
+BUILTIN_IGNORES: tuple[str, ...] = (
+    r"^\.",  # .DS_Store, ._x, .syncthing.x.tmp, .x.icloud, .~lock.x#, .krita-*-autosave.kra
+    r"~$",  # Krita's backup "name.kra~", editors' backups
+    r"^~",  # ~$office lock, ~syncthing~x.tmp
+    r"(?i)-autosave\.kra$",  # Krita autosave
+    r"(?i)\.(part|crdownload|download|partial|tmp|temp|swp|bak)$",  # downloads, temp files, backups
+    r"(?i)^(thumbs\.db|desktop\.ini|icon\r)$",  # Windows/macOS litter
+)
+
+#: Folder names whose whole content is never looked at, wherever they are.
+IGNORED_DIRS: frozenset[str] = frozenset({"@eaDir", "__MACOSX", ".Trashes", ".dropbox.cache", "$RECYCLE.BIN"})
+
+#: Closed formats that are versioned as files and previewed from an export beside them.
+CLOSED_SUFFIXES: frozenset[str] = frozenset(
+    {".afphoto", ".afdesign", ".clip", ".xcf", ".sai", ".sai2", ".pdn", ".ai", ".svg", ".pdf", ".csp", ".mdp"}
+)
+
+_CONFLICT_RES: tuple[re.Pattern[str], ...] = (
+    # Syncthing: name.sync-conflict-20240501-101500-ABCDEF7.ext
+    re.compile(r"^(?P<stem>.+)\.sync-conflict-\d{8}-\d{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$"),
+    # Dropbox / Nextcloud: name (Someone's conflicted copy 2024-05-01).ext, name (conflicted copy 2024-05-01 101500).ext
+    re.compile(r"^(?P<stem>.+?) \([^()]*conflicted copy[^()]*\)(?P<ext>\.[^.]*)?$", re.IGNORECASE),
+    # OneDrive keeps both copies with the computer's name: name-DESKTOP-AB12CD3.ext, name-LAPTOP-XY.ext
+    re.compile(r"^(?P<stem>.+)-(?:DESKTOP|LAPTOP)-[A-Z0-9]{4,15}(?P<ext>\.[^.]*)?$"),
+    # Google Drive / iCloud Drive duplicate "name (1).ext" is deliberately NOT here: artists name files that way.
+)
+
+
+def conflict_original(name: str) -> str | None:
+    """The name a sync client's conflict copy stands for, or None when ``name`` is not a conflict copy."""
+    for pattern in _CONFLICT_RES:
+        match = pattern.match(name)
+        if match:
+            return match.group("stem") + (match.group("ext") or "")
+    return None
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """Which base names are litter. Handles: hidden files, temp/partial downloads, Krita backups and
+    autosaves, Office/LibreOffice locks, Syncthing temp names, iCloud stubs, OS litter, user patterns.
+
+    Conflict copies are *not* ignored (a conflict copy may hold the artist's newest work).
+    """
+
+    extra: tuple[str, ...] = ()
+    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", tuple(re.compile(p) for p in (*BUILTIN_IGNORES, *self.extra)))
+
+    def ignores(self, name: str) -> bool:
+        return any(p.search(name) for p in self._compiled)
+
+    def ignores_dir(self, name: str) -> bool:
+        return name.startswith(".") or name in IGNORED_DIRS
+
+
+def is_artwork_name(name: str) -> bool:
+    """Suffixes that are artwork: everything the imaging core can preview, and known closed formats.
+
+    Anything else in a job folder (notes.txt, a .zip of brushes) is not a version.
+    """
+    kind = classify(name)
+    if kind is FileKind.HEIC:
+        return False  # phone photos are references, not artwork the artist saves
+    return kind is not FileKind.OTHER or PurePath(name).suffix.lower() in CLOSED_SUFFIXES
+
+
+def any_ignored(parts: Iterable[str], rules: IgnoreRules) -> bool:
+    """True when any folder on the way (all but the last part) is ignored, or the name itself is."""
+    items = list(parts)
+    if not items:
+        return True
+    return any(rules.ignores_dir(p) for p in items[:-1]) or rules.ignores(items[-1])

@@ -1,0 +1,124 @@
+"""Remember, in the tool area, which files were already processed, so restarts and rescans skip them.
+
+``.kaalwatch/watch.sqlite`` holds one row per artwork or reference file (its size and mtime when it was
+processed, and its content hash) and one row per order folder (the manifest's stat and the settings the
+previews were checked against). A rescan of an unchanged folder then costs a few ``stat`` calls and no
+reading, hashing or YAML parsing. The file can be deleted at any time: everything is found again from
+the manifests (by content hash), only slower once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    receipt_id INTEGER NOT NULL,
+    rel TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (receipt_id, rel)
+);
+CREATE TABLE IF NOT EXISTS folders (
+    folder TEXT PRIMARY KEY,
+    receipt_id INTEGER NOT NULL,
+    manifest_mtime_ns INTEGER NOT NULL,
+    manifest_size INTEGER NOT NULL,
+    settings_key TEXT NOT NULL,
+    previews TEXT NOT NULL
+);
+"""
+
+#: The hash recorded for a layered source that was paired with its export instead of being versioned.
+PAIRED = "paired"
+
+
+@dataclass(frozen=True)
+class SeenFile:
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SeenFolder:
+    receipt_id: int
+    manifest_mtime_ns: int
+    manifest_size: int
+    settings_key: str
+    previews: tuple[str, ...]
+
+
+class SeenStore:
+    """The processed-files memory. Safe to share between threads (one SQLite connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def file(self, receipt_id: int, rel: str) -> SeenFile | None:
+        row = self._db().execute(
+            "SELECT size, mtime_ns, sha256 FROM files WHERE receipt_id = ? AND rel = ?", (receipt_id, rel)
+        ).fetchone()
+        return SeenFile(*row) if row else None
+
+    def put_file(self, receipt_id: int, rel: str, size: int, mtime_ns: int, sha256: str) -> None:
+        self._db().execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (receipt_id, rel, size, mtime_ns, sha256))
+
+    def all_files(self) -> dict[int, dict[str, tuple[int, int]]]:
+        """Every order's files as ``{receipt_id: {rel: (size, mtime_ns)}}`` (one query for a full rescan)."""
+        out: dict[int, dict[str, tuple[int, int]]] = {}
+        for rid, rel, size, mtime_ns in self._db().execute("SELECT receipt_id, rel, size, mtime_ns FROM files"):
+            out.setdefault(rid, {})[rel] = (size, mtime_ns)
+        return out
+
+    def files_of(self, receipt_id: int) -> dict[str, tuple[int, int]]:
+        rows = self._db().execute("SELECT rel, size, mtime_ns FROM files WHERE receipt_id = ?", (receipt_id,))
+        return {rel: (size, mtime_ns) for rel, size, mtime_ns in rows}
+
+    def all_folders(self) -> dict[str, SeenFolder]:
+        rows = self._db().execute("SELECT folder, receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
+                                  "FROM folders")
+        return {r[0]: SeenFolder(r[1], r[2], r[3], r[4], tuple(json.loads(r[5]))) for r in rows}
+
+    def folder(self, folder: str) -> SeenFolder | None:
+        r = self._db().execute("SELECT receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
+                               "FROM folders WHERE folder = ?", (folder,)).fetchone()
+        return SeenFolder(r[0], r[1], r[2], r[3], tuple(json.loads(r[4]))) if r else None
+
+    def put_folder(self, folder: str, entry: SeenFolder) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO folders VALUES (?,?,?,?,?,?)",
+            (folder, entry.receipt_id, entry.manifest_mtime_ns, entry.manifest_size, entry.settings_key,
+             json.dumps(list(entry.previews))),
+        )
+
+    def forget_folder(self, folder: str) -> None:
+        self._db().execute("DELETE FROM folders WHERE folder = ?", (folder,))
