@@ -139,6 +139,17 @@ def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
     return WorkspaceError(f"cannot write {what}: {exc.strerror or exc}")
 
 
+def _remove_empty_tree(folder: Path | None) -> None:
+    """Remove ``folder`` and its subfolders bottom-up if they are empty; never deletes a file."""
+    if folder is None:
+        return
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
 class Workspace:
     """The workspace folder. Safe to share between threads; several processes coordinate by file locks."""
 
@@ -272,6 +283,7 @@ class Workspace:
                 "date": order.ordered_at.date().isoformat() if order.ordered_at else "",
             }
             name = naming.format_name(self.settings.folder_template, fields)
+            folder: Path | None = None
             try:
                 self.orders_dir.mkdir(parents=True, exist_ok=True)
                 taken = {p.name for p in self.orders_dir.iterdir()}
@@ -288,9 +300,18 @@ class Workspace:
                         (folder / job_name).mkdir()
                         (folder / job_name / REFERENCES).mkdir()
             except OSError as exc:
+                _remove_empty_tree(folder)
                 raise _disk_error(exc, self.orders_dir) from None
-            record(order, actor, "order_created", None, jobs=[job.job_id for job in order.jobs])
-            self._write(folder, order)
+            event = record(order, actor, "order_created", None, jobs=[job.job_id for job in order.jobs])
+            try:
+                self._write(folder, order)
+            except BaseException:
+                # A creation that failed (disk full) leaves nothing behind: no folder without a manifest for
+                # the artist to wonder about, no "(2)" twin on the retry, no event for what did not happen.
+                if not (folder / MANIFEST).exists():
+                    order.history.remove(event)
+                    _remove_empty_tree(folder)
+                raise
             return folder
 
     @contextlib.contextmanager

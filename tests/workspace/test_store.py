@@ -118,6 +118,26 @@ def test_disk_full_is_one_clear_error_and_keeps_the_old_file(ws: Workspace, make
     assert ws.load(order.receipt_id).notes[0].text == "room again"
 
 
+def test_new_order_that_cannot_be_written_leaves_no_folder_and_no_twin_on_retry(
+        ws: Workspace, make_order: Callable[..., Order], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression (issue 10, found on a full tmpfs): the folders were made, the manifest write failed, and
+    # an empty order folder stayed; the retry then created "<name> (2)" beside it.
+    order = make_order(jobs=2)
+
+    def full(path: Path, text: str, mode: int = 0o644) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("kaalwatch.store.atomic_write_text", full)
+    with pytest.raises(WorkspaceError, match=r"disk full while writing .*order\.yaml"):
+        ws.add_order(order)
+    monkeypatch.undo()
+    assert list(ws.orders_dir.iterdir()) == []
+    folder = ws.add_order(order)
+    assert [p.name for p in ws.orders_dir.iterdir()] == [folder.name]
+    assert not folder.name.endswith("(2)")
+    assert [e.event for e in ws.load(order.receipt_id).history] == ["order_created"]
+
+
 def test_broken_manifest_is_reported_with_line_and_left_untouched(
     ws: Workspace, make_order: Callable[..., Order]
 ) -> None:

@@ -1,0 +1,123 @@
+"""A really full disk (a small tmpfs) and a read-only workspace, against the real store and the real CLI.
+
+The workspace core's own tests inject ``ENOSPC`` at one call; here the filesystem itself is full, so every
+write on the way (temporary file, rename, SQLite index) meets the fault as it would in real life.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kaalwatch import atomic, lifecycle
+from kaalwatch.errors import WorkspaceError
+from kaalwatch.model import Order
+from kaalwatch.settings import Settings
+from kaalwatch.store import MANIFEST, Workspace
+from tests.faults.conftest import fill_disk, free_disk, mounted_tmpfs, remount, run_cli, write_config
+
+pytestmark = pytest.mark.slow
+
+
+def temp_leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if atomic.is_temp_name(p.name)]
+
+
+def test_manifest_edit_on_a_full_disk_fails_clearly_keeps_the_old_file_and_works_once_space_returns(
+        tmpfs_settings: Settings, make_order: Callable[..., Order]) -> None:
+    ws = Workspace(tmpfs_settings)
+    ws.create()
+    try:
+        order = make_order(jobs=2)
+        folder = ws.add_order(order)
+        before = (folder / MANIFEST).read_bytes()
+        filler = fill_disk(ws.root)
+        with pytest.raises(WorkspaceError, match=r"^disk full while writing .*order\.yaml \(free some space"), \
+                ws.edit(order.receipt_id) as loaded:
+            lifecycle.add_note(loaded, "no room for this")
+        assert (folder / MANIFEST).read_bytes() == before
+        assert temp_leftovers(ws.root) == []
+        assert ws.load(order.receipt_id).notes == []
+
+        free_disk(filler)
+        with ws.edit(order.receipt_id) as loaded:
+            lifecycle.add_note(loaded, "room again")
+        assert [n.text for n in ws.load(order.receipt_id).notes] == ["room again"]
+        assert ws.jobs()[0].receipt_id == order.receipt_id  # the index followed
+    finally:
+        ws.close()
+
+
+def test_new_order_on_a_full_disk_fails_clearly_leaves_no_half_folder_and_is_created_once_later(
+        tmpfs_settings: Settings, make_order: Callable[..., Order]) -> None:
+    ws = Workspace(tmpfs_settings)
+    ws.create()
+    try:
+        ws.add_order(make_order())  # an order already there must stay as it is
+        existing = sorted(p.name for p in ws.orders_dir.iterdir())
+        order = make_order(jobs=2)
+        filler = fill_disk(ws.root)
+        with pytest.raises(WorkspaceError, match=r"^disk full while writing "):
+            ws.add_order(order)
+        # No folder without a manifest: the artist would see an order that the tool does not know.
+        assert sorted(p.name for p in ws.orders_dir.iterdir()) == existing
+        assert temp_leftovers(ws.root) == []
+
+        free_disk(filler)
+        folder = ws.add_order(order)
+        assert folder.name.startswith(str(order.receipt_id))
+        assert not folder.name.endswith("(2)")
+        assert len([p for p in ws.orders_dir.iterdir() if p.name.startswith(str(order.receipt_id))]) == 1
+        assert ws.load(order.receipt_id).receipt_id == order.receipt_id
+    finally:
+        ws.close()
+
+
+def test_tool_file_on_a_full_disk_fails_clearly_keeps_the_previous_file(tmpfs_settings: Settings) -> None:
+    ws = Workspace(tmpfs_settings)
+    ws.create()
+    target = ws.previews_dir / "1" / "2" / "v001-key.jpg"
+    ws.write_tool_file(target, b"old preview")
+    filler = fill_disk(ws.root)
+    with pytest.raises(WorkspaceError, match=r"^disk full while writing .*v001-key\.jpg \(free some space"):
+        ws.write_tool_file(target, b"\xff" * 200_000)
+    assert target.read_bytes() == b"old preview"
+    assert temp_leftovers(ws.root) == []
+    free_disk(filler)
+    ws.write_tool_file(target, b"new preview")
+    assert target.read_bytes() == b"new preview"
+
+
+def test_sync_state_on_a_full_disk_keeps_the_previous_high_water_mark(tmpfs_settings: Settings) -> None:
+    ws = Workspace(tmpfs_settings)
+    ws.create()
+    ws.write_state("sync", {"high_water": 100})
+    filler = fill_disk(ws.root)
+    with pytest.raises(WorkspaceError, match=r"^disk full while writing .*sync\.json"):
+        ws.write_state("sync", {"high_water": 200, "padding": "x" * 50_000})
+    assert ws.read_state("sync") == {"high_water": 100}
+    free_disk(filler)
+    ws.write_state("sync", {"high_water": 200})
+    assert ws.read_state("sync") == {"high_water": 200}
+
+
+@pytest.mark.parametrize("command", [["status"], ["run"]])
+def test_read_only_workspace_is_reported_at_start_up_by_the_real_cli(tmp_path: Path, settings: Settings,
+                                                                     command: list[str]) -> None:
+    with mounted_tmpfs(tmp_path / "mnt") as mount:
+        ws_root = mount / "ws"
+        config = write_config(tmp_path / "config.yaml", {"workspace": str(ws_root)})
+        Workspace(dataclasses.replace(settings, workspace=ws_root)).create()
+        remount(mount, "ro")
+        try:
+            done = run_cli(command, config, timeout=60)
+        finally:
+            remount(mount, "rw")
+    assert done.returncode == WorkspaceError.exit_code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"kaalwatch: error: workspace {ws_root} is not writable: Read-only file system")
+    assert "remount it read-write" in lines[0]
