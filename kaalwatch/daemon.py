@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,6 +253,9 @@ class Daemon:
         self._guard("review page", self._start_server)
         # The scheduler logs every job added and run at INFO; our jobs log what they did themselves.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # watchdog's inotify emitter warns (with a multi-kilobyte repr of every watch) each time a folder
+        # created by sync is watched twice; harmless, and it buried the demo's output.
+        warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
         now = datetime.now().astimezone()
         scheduler = BackgroundScheduler(
             executors={"default": {"type": "threadpool", "max_workers": 4}},
@@ -290,7 +294,6 @@ class Daemon:
         server.start()
         self._server = server
         self.health.review_url = server.url
-        log.info("review page at %s", server.url)
 
     def _client_for_sync(self) -> Any:
         from kaalwatch.etsy.client import EtsyClient
@@ -339,7 +342,6 @@ class Daemon:
         self._sync_backoff.succeeded()
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
-        log.info("%s", report.summary())
         self._guard("shipping", lambda: self._ship(client))
 
     def _sync_paused(self, reason: str) -> None:
