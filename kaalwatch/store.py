@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -39,6 +41,8 @@ from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict
 from kaalwatch.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "order.yaml"
 REFERENCES = "references"
@@ -267,7 +271,12 @@ class Workspace:
             atomic_write_text(path, dump_manifest(order), mode=0o600)
         except OSError as exc:
             raise _disk_error(exc, path) from None
-        self._index_order(folder, order)
+        try:
+            self._index_order(folder, order)
+        except (WorkspaceError, sqlite3.Error) as exc:
+            # The manifest (the truth) is written; raising now would make the caller retry a change that
+            # happened. The stale row differs in mtime/size, so the next refresh_index re-reads it.
+            log.warning("index not updated for order %s: %s", order.receipt_id, exc)
 
     def add_order(self, order: Order, *, actor: str = "sync") -> Path:
         """Create the folder, subfolders and manifest of a new order (under its lock)."""
@@ -361,13 +370,31 @@ class Workspace:
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.tool_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.index_path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_INDEX_SCHEMA)
+            try:
+                self.tool_dir.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.index_path, timeout=30, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.executescript(_INDEX_SCHEMA)
+                except BaseException:
+                    conn.close()
+                    raise
+            except (OSError, sqlite3.Error) as exc:
+                # On a full disk SQLite cannot create its WAL files and says only "disk I/O error":
+                # name the file and the likely cause instead of an internal error.
+                raise self._index_error(exc) from None
             self._local.conn = conn
         return conn
+
+    def _index_error(self, exc: BaseException) -> WorkspaceError:
+        try:
+            full = shutil.disk_usage(self.tool_dir).free < 256 * 1024
+        except OSError:
+            full = False
+        reason = "the disk is full" if full else str(exc)
+        return WorkspaceError(f"cannot use the index {self.index_path}: {reason}",
+                              hint="free some space or fix permissions; the index is rebuilt from the manifests")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

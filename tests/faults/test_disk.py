@@ -104,6 +104,27 @@ def test_sync_state_on_a_full_disk_keeps_the_previous_high_water_mark(tmpfs_sett
     assert ws.read_state("sync") == {"high_water": 200}
 
 
+def test_full_disk_at_start_up_is_one_clear_line_from_the_real_cli(tmp_path: Path, settings: Settings,
+                                                                   make_order: Callable[..., Order]) -> None:
+    with mounted_tmpfs(tmp_path / "mnt") as mount:
+        ws_root = mount / "ws"
+        config = write_config(tmp_path / "config.yaml", {"workspace": str(ws_root)})
+        ws = Workspace(dataclasses.replace(settings, workspace=ws_root))
+        ws.create()
+        ws.add_order(make_order())
+        ws.close()  # no open connection: SQLite must create its WAL files anew, as a fresh process does
+        filler = fill_disk(ws_root)
+        done = run_cli(["status"], config)
+        free_disk(filler)
+        again = run_cli(["status"], config)
+    assert done.returncode == WorkspaceError.exit_code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kaalwatch: error: "), done.stderr
+    assert "disk is full" in lines[0] and "internal error" not in lines[0]
+    assert again.returncode == 0, again.stderr
+    assert "Pet portrait 1" in again.stdout
+
+
 @pytest.mark.parametrize("command", [["status"], ["run"]])
 def test_read_only_workspace_is_reported_at_start_up_by_the_real_cli(tmp_path: Path, settings: Settings,
                                                                      command: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,6 +137,38 @@ def test_new_order_that_cannot_be_written_leaves_no_folder_and_no_twin_on_retry(
     assert [p.name for p in ws.orders_dir.iterdir()] == [folder.name]
     assert not folder.name.endswith("(2)")
     assert [e.event for e in ws.load(order.receipt_id).history] == ["order_created"]
+
+
+def test_index_that_cannot_be_opened_is_a_workspace_error_naming_it(settings: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression (issue 10): on a full disk SQLite cannot create its WAL files; `kaalwatch status` then
+    # ended in "internal error: OperationalError: disk I/O error".
+    Workspace(settings).create()
+
+    def no_room(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr("kaalwatch.store.sqlite3.connect", no_room)
+    with pytest.raises(WorkspaceError, match=r"^cannot use the index .*index\.sqlite: disk I/O error \(free some"):
+        Workspace(settings).jobs()
+
+
+def test_manifest_written_but_index_not_updated_is_not_a_failure(ws: Workspace, make_order: Callable[..., Order],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression (issue 10): the manifest was saved, then the index update hit a full disk and the edit
+    # raised, so callers retried a change that had already happened.
+    order = make_order()
+    ws.add_order(order)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ws, "_index_order", full)
+    with ws.edit(order.receipt_id) as loaded:
+        lifecycle.add_note(loaded, "saved anyway")
+    monkeypatch.undo()
+    assert [n.text for n in ws.load(order.receipt_id).notes] == ["saved anyway"]
+    assert ws.refresh_index().parsed == 1  # the stale row is noticed and re-read
 
 
 def test_broken_manifest_is_reported_with_line_and_left_untouched(
