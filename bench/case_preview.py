@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from kaalwatch.imaging import PreviewSpec, render_previews, watermark_text  # noqa: E402
-from kaalwatch.imaging.watermark import WatermarkSpec, watermark_masks  # noqa: E402
+from kaalwatch.imaging.watermark import WatermarkSpec, watermark_layer  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / ".data"
 TARGET_EACH = 1.5
@@ -192,9 +192,9 @@ def _naive(spec: PreviewSpec, text: str, out: Path) -> Callable[[Path], None]:
         for edge, name in ((spec.long_edge, "np.jpg"), (spec.thumb_edge, "nt.jpg")):
             small = im.copy()
             small.thumbnail((edge, edge), Image.Resampling.LANCZOS, reducing_gap=None)
-            fill, _ = watermark_masks(small.size, spec.watermark, text)
-            layer = Image.new("RGBA", small.size, (255, 255, 255, 0))
-            layer.putalpha(fill)
+            colour, mask = watermark_layer(small.size, spec.watermark, text, "RGB")
+            layer = colour.convert("RGBA")
+            layer.putalpha(mask)
             flat = Image.new("RGBA", small.size, (255, 255, 255, 255))
             flat.alpha_composite(small)
             flat.alpha_composite(layer)

@@ -30,6 +30,9 @@ from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark
 
 #: Bump when the rendering itself changes, so every cached preview is regenerated.
 RENDER_VERSION = 1
+#: Final resampling filters (see the module docstring for the measurements behind them).
+FINAL_FILTER = Image.Resampling.HAMMING
+FINAL_FILTER_AFTER_DCT = Image.Resampling.BOX
 
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -177,7 +180,8 @@ def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
 def _prepare(src: Path, edge: int, background: str, max_pixels: int,
              kind: FileKind) -> tuple[Image.Image, tuple[int, int], bool, str | None]:
     """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``."""
-    dec = decode(src, edge, max_pixels, kind)
+    bg = ImageColor.getrgb(background)[:3]
+    dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]))
     im = dec.image
     upright = dec.source_size
     if dec.orientation in _TRANSPOSE:
@@ -191,8 +195,19 @@ def _prepare(src: Path, edge: int, background: str, max_pixels: int,
     else:
         target = fit(upright, edge)
     if im.size != target:
-        im = im.resize(target, Image.Resampling.LANCZOS)
+        im = im.resize(target, FINAL_FILTER_AFTER_DCT if dec.dct_scaled else FINAL_FILTER)
     return im, upright, dec.low_res, dec.note
+
+
+def make_thumbnail(im: Image.Image, edge: int) -> Image.Image:
+    """Shrink the (watermarked) preview to ``edge``: integer box reduction, then BICUBIC if needed."""
+    target = fit(im.size, edge)
+    if target == im.size:
+        return im
+    # By the long edge: reduce() rounds up, so the result is never smaller than the target.
+    factor = max(1, max(im.size) // max(target))
+    small = im.reduce(factor) if factor > 1 else im
+    return small if small.size == target else small.resize(target, FINAL_FILTER)
 
 
 def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
@@ -211,9 +226,7 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
     im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind)
     apply_watermark(im, spec.watermark, text)
     atomic_save_jpeg(im, Path(preview_out), spec.jpeg_quality)
-    thumb_size = fit(im.size, spec.thumb_edge)
-    thumb = im if thumb_size == im.size else im.resize(
-        thumb_size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    thumb = make_thumbnail(im, spec.thumb_edge)
     atomic_save_jpeg(thumb, Path(thumb_out), spec.jpeg_quality)
     return RenderResult(w, h, kind, low_res, note, Path(preview_out), Path(thumb_out), im.size, thumb.size)
 

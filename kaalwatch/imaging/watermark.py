@@ -6,10 +6,10 @@ only; the substituted values are never scanned again, so buyer text such as ``{{
 lose control and bidi-override characters (Unicode categories C*), get their whitespace collapsed and are
 capped in length.
 
-Speed: the text is rasterised once per (output size, spec, text) into two greyscale masks -- glyph fill
-and a thin outline ring -- already scaled by the opacity, rotated and cropped; ``lru_cache`` keeps them.
-Burning in is then two ``Image.paste(colour, mask=...)`` calls on the small preview image, which blend a
-solid colour through a mask in C without converting anything to RGBA.
+Speed: the text is rasterised once per (output size, spec, text) into a colour layer (fill colour with
+the outline ring's colour) and one mask (coverage x opacity), rotated and cropped; ``lru_cache`` keeps
+them. Burning in is then a single ``Image.paste(layer, mask=...)`` on the small preview image, a C blend
+that needs no RGBA conversion of the artwork.
 """
 
 from __future__ import annotations
@@ -136,10 +136,9 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 @functools.lru_cache(maxsize=16)
 def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tuple[
         Image.Image, Image.Image | None]:
-    """The (fill, outline-ring) masks for an image of ``size``: mode L, opacity already applied.
+    """The raw (fill, outline-ring) coverage masks for an image of ``size``, mode L, 0..255.
 
-    Built once per (size, spec, text) and cached: a worker rendering many versions of the same order at
-    the same size pays for text rasterisation and rotation once.
+    Cached per (size, spec, text): text rasterisation and rotation are paid once per output size.
     """
     w, h = size
     font_px = max(6, round(spec.size * max(w, h)))
@@ -147,11 +146,9 @@ def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tu
     # Draw horizontal rows on a square that covers the image at any rotation, then rotate and crop
     # the middle: rows become continuous diagonal lines, so every crop of the image carries text.
     side = math.ceil(math.hypot(w, h)) + 2 * font_px
-    gap = "     "
-    unit = (text or "PROOF") + gap
+    unit = (text or "PROOF") + "     "
     unit_w = max(1.0, font.getlength(unit))
-    repeat = math.ceil(side / unit_w) + 2
-    line = unit * repeat
+    line = unit * (math.ceil(side / unit_w) + 2)
     pitch = max(font_px + 2, round(spec.line_spacing * font_px))
     stroke = max(1, round(font_px / 14)) if spec.outline else 0
     fill_canvas = Image.new("L", (side, side), 0)
@@ -167,35 +164,40 @@ def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tu
     box = ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
 
     def finish(canvas: Image.Image) -> Image.Image:
-        rotated = canvas.rotate(spec.angle, resample=Image.Resampling.BICUBIC)
-        crop = rotated.crop(box)
-        # Fold the opacity into the mask once, so burning in is a plain masked paste.
-        return crop.point([round(v * spec.opacity) for v in range(256)])
+        return canvas.rotate(spec.angle, resample=Image.Resampling.BICUBIC).crop(box)
 
-    fill = finish(fill_canvas)
-    ring = None
-    if ring_canvas is not None:
-        ring = finish(ImageChops.subtract(ring_canvas, fill_canvas))
-    return fill, ring
+    ring = finish(ImageChops.subtract(ring_canvas, fill_canvas)) if ring_canvas is not None else None
+    return finish(fill_canvas), ring
+
+
+@functools.lru_cache(maxsize=16)
+def watermark_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
+        Image.Image, Image.Image]:
+    """(colour layer, mask) to burn in with one masked paste; the opacity is folded into the mask.
+
+    Fill and ring are (nearly) disjoint, so one layer can hold both colours: the fill colour
+    everywhere, the ring colour pasted through the ring's coverage, and a mask of their summed
+    coverage times the opacity. One paste of an image through a mask is also about twice as fast in
+    Pillow as one paste of a solid colour, and this replaces two of those.
+    """
+    fill, ring = watermark_masks(size, spec, text)
+    colour = _rgb(spec.color)
+    layer = Image.new("RGB", size, colour)
+    coverage = fill
+    if ring is not None:
+        ring_colour = _rgb(spec.outline_color) if spec.outline_color else _contrast(colour)
+        layer.paste(ring_colour, (0, 0), ring)
+        coverage = ImageChops.add(fill, ring)
+    mask = coverage.point([round(v * spec.opacity) for v in range(256)])
+    return (layer if mode == "RGB" else layer.convert(mode)), mask
 
 
 def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str) -> Image.Image:
     """Burn the watermark into ``im`` (RGB or L) in place and return it."""
     if not spec.enabled or spec.opacity == 0 or not text:
         return im
-    fill, ring = watermark_masks(im.size, spec, text)
-    colour = _rgb(spec.color)
-    ring_colour = _rgb(spec.outline_color) if spec.outline_color else _contrast(colour)
-    if im.mode == "L":
-        colour_l: int = round(0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2])
-        ring_l: int = round(0.299 * ring_colour[0] + 0.587 * ring_colour[1] + 0.114 * ring_colour[2])
-        if ring is not None:
-            im.paste(ring_l, (0, 0), ring)
-        im.paste(colour_l, (0, 0), fill)
-        return im
-    if ring is not None:
-        im.paste(ring_colour, (0, 0), ring)
-    im.paste(colour, (0, 0), fill)
+    layer, mask = watermark_layer(im.size, spec, text, im.mode)
+    im.paste(layer, (0, 0), mask)
     return im
 
 
