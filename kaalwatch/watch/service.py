@@ -188,7 +188,7 @@ class WatchService:
     def _start_observer(self, backend: str) -> None:
         with self._lock:
             observer = self._observer_factory(backend, self.watcher.poll_interval_seconds)
-            observer.schedule(_Enqueue(self._queue.put), str(self.ws.orders_dir), recursive=True)
+            observer.schedule(_Enqueue(lambda item: self._queue.put(item)), str(self.ws.orders_dir), recursive=True)
             try:
                 observer.start()
             except OSError as exc:
