@@ -7,6 +7,7 @@ write on the way (temporary file, rename, SQLite index) meets the fault as it wo
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from kaalwatch.errors import WorkspaceError
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, Workspace
-from tests.faults.conftest import fill_disk, free_disk, mounted_tmpfs, remount, run_cli, write_config
+from tests.faults.conftest import fill_disk, free_disk, mounted_tmpfs, remount, run_cli, wait_for, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +143,67 @@ def test_read_only_workspace_is_reported_at_start_up_by_the_real_cli(tmp_path: P
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"kaalwatch: error: workspace {ws_root} is not writable: Read-only file system")
     assert "remount it read-write" in lines[0]
+
+
+def _noisy_png(path: Path, size: tuple[int, int] = (700, 500)) -> bytes:
+    """A PNG that does not compress (noise), so its size is predictable on a nearly full disk."""
+    from PIL import Image
+
+    Image.effect_noise(size, 60).convert("RGB").save(path, format="PNG")
+    return path.read_bytes()
+
+
+def _leave_free(root: Path, filler: Path, keep: int) -> None:
+    """Shrink the free space of the filesystem at ``root`` to about ``keep`` bytes (page-aligned)."""
+    free_disk(filler)
+    stat = os.statvfs(root)
+    free = stat.f_bavail * stat.f_frsize
+    page = stat.f_frsize
+    with open(filler, "wb") as handle:
+        handle.write(b"\0" * max(0, free - (keep // page + 1) * page))
+
+
+@pytest.mark.parametrize("where", ["version copy", "preview"])
+def test_full_disk_while_the_watcher_saves_a_version_fails_clearly_and_the_version_appears_once_space_returns(
+        tmp_path: Path, settings: Settings, make_order: Callable[..., Order], where: str) -> None:
+    from kaalwatch.watch import WatchService
+
+    with mounted_tmpfs(tmp_path / "mnt", size="8m") as mount:
+        fast = dataclasses.replace(settings.watcher, quiet_seconds=0.3, rescan_minutes=60.0, workers=1)
+        s = dataclasses.replace(settings, workspace=mount / "ws", watcher=fast)
+        ws = Workspace(s)
+        ws.create()
+        order = make_order()
+        folder = ws.add_order(order)
+        service = WatchService(ws, s)
+        service.start()
+        try:
+            wait_for(lambda: service.health()["alive"], 20, what="the watcher to start")
+            manifest = (folder / MANIFEST).read_bytes()
+            # Written under an ignored name, then renamed in: the save pattern of Photoshop and friends.
+            data = _noisy_png(folder / "portrait.png.part")
+            filler = fill_disk(ws.root)
+            if where == "preview":
+                _leave_free(ws.root, filler, keep=len(data))  # room for the copy, none for the preview
+            os.replace(folder / "portrait.png.part", folder / "portrait.png")
+            wait_for(lambda: "No space left on device" in (service.health()["last_error"] or ""), 30,
+                     what="the watcher to report the full disk")
+            assert (folder / MANIFEST).read_bytes() == manifest  # nothing half-recorded
+            assert [p.name for p in ws.versions_dir.rglob("*") if p.is_file()] == []
+            assert [p.name for p in ws.previews_dir.rglob("*") if p.is_file()] == []
+
+            free_disk(filler)
+            service.rescan(order.receipt_id)
+            job = ws.load(order.receipt_id).jobs[0]
+            assert [v.number for v in job.versions] == [1]
+            version = job.versions[0]
+            assert ws.tool_path(version.copy).read_bytes() == data
+            assert version.preview and version.thumb
+            from PIL import Image
+
+            for rel in (version.preview, version.thumb):
+                with Image.open(ws.tool_path(rel)) as image:
+                    image.load()  # complete and decodable
+        finally:
+            service.stop()
+            ws.close()
