@@ -219,7 +219,7 @@ class EtsyClient:
                     if attempt >= self.settings.max_retries:
                         raise EtsyError(f"Etsy kept answering 429 to {operation}", hint="try again in a minute")
                     attempt += 1
-                    self.limiter.pause(wait)
+                    self.sleep(wait)
                     continue
                 if status not in RETRYABLE_STATUS:
                     raise self._error(status, body, operation, bearer)

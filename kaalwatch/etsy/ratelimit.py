@@ -55,7 +55,7 @@ class RateLimiter:
                 wait = self._not_before - now
                 if len(self._recent) >= self.per_second:
                     wait = max(wait, self._recent[0] + self.window - now)
-                if wait <= 0:
+                if wait <= 1e-6:
                     self._recent.append(now)
                     self._day.append(now)
                     return
@@ -72,11 +72,6 @@ class RateLimiter:
                 self._not_before = max(self._not_before, now + self.window)
             if today is not None and today <= 0:
                 self._day_exhausted_until = now + DAY
-
-    def pause(self, seconds: float) -> None:
-        """Etsy said 429 with ``retry-after``: nothing goes out before then."""
-        with self._lock:
-            self._not_before = max(self._not_before, self.clock() + max(0.0, seconds))
 
     def day_exhausted(self, seconds: float) -> None:
         with self._lock:

@@ -1,0 +1,120 @@
+"""``kaalwatch auth`` (connect the shop; ``auth status``) and ``kaalwatch sync`` (import orders once)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import webbrowser
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from kaalwatch.cli import Context
+from kaalwatch.errors import AuthError, EtsyError
+
+
+@click.group(invoke_without_command=True)
+@click.option("--no-browser", is_flag=True,
+              help="Print the consent URL and read the URL you were sent to from standard input (SSH, scripts).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Loopback port of the callback (default: etsy.redirect_port; 0 = any free port).")
+@click.option("--keystring", default=None, help="Your Etsy app's keystring (asked for when not configured).")
+@click.option("--shared-secret", default=None, help="Your Etsy app's shared secret (asked for when not configured).")
+@click.pass_context
+def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring: str | None,
+         shared_secret: str | None) -> None:
+    """Connect your Etsy shop (OAuth with PKCE); `auth status` shows the connection."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from kaalwatch.etsy.oauth import connect
+    from kaalwatch.settings import write_secrets
+
+    ctx: Context = click_ctx.obj
+    settings = ctx.settings
+    ws = ctx.workspace()
+    etsy = settings.etsy
+    if keystring or shared_secret or not etsy.keystring or not etsy.shared_secret:
+        keystring = keystring or etsy.keystring or click.prompt("Etsy keystring", err=True)
+        shared_secret = shared_secret or etsy.shared_secret or click.prompt(
+            "Etsy shared secret", hide_input=True, err=True)
+        path = write_secrets(settings.workspace, keystring, shared_secret)
+        click.echo(f"Saved the app credentials in {path} (mode 0600).", err=True)
+        settings = dataclasses.replace(settings, etsy=dataclasses.replace(
+            etsy, keystring=keystring, shared_secret=shared_secret))
+    connection = connect(settings, ws, webbrowser.open, paste=no_browser,
+                         input_stream=click.get_text_stream("stdin"), output=click.echo, port=port)
+    click.echo(f"Connected to {connection.shop_name or 'your shop'} (shop {connection.shop_id}); "
+               f"scopes: {' '.join(connection.scopes)}")
+
+
+@auth.command("status")
+@click.pass_obj
+def status(ctx: Context) -> None:
+    """Show the connected shop, its scopes, token expiry and the refresh token's age."""
+    from kaalwatch.etsy.client import EtsyClient
+    from kaalwatch.etsy.tokens import TokenStore, describe
+
+    ws = ctx.workspace()
+    tokens = TokenStore(ws).load()
+    if tokens is None:
+        raise AuthError("the Etsy shop is not connected", hint="run `kaalwatch auth`")
+    live = ""
+    with EtsyClient.from_settings(ctx.settings, ws) as client:
+        try:
+            scopes = client.token_scopes(client.tokens().access_token)
+            live = "scopes (from Etsy now): " + " ".join(scopes)
+        except EtsyError as exc:
+            live = f"scopes could not be checked with Etsy: {exc}"
+    for line in describe(tokens, time.time()):
+        click.echo(line)
+    click.echo(live)
+
+
+@click.command()
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First import: receipts created since this date (YYYY-MM-DD), with a progress bar.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.pass_obj
+def sync(ctx: Context, since: datetime | None, dry_run: bool) -> None:
+    """Import and update orders from Etsy once."""
+    from kaalwatch.etsy.client import EtsyClient
+    from kaalwatch.sync import sync_once
+
+    ws = ctx.workspace()
+    bar = _LazyBar() if since is not None and sys.stderr.isatty() else None
+    try:
+        with EtsyClient.from_settings(ctx.settings, ws) as client:
+            report = sync_once(ws, ctx.settings, client, since=since.replace(tzinfo=UTC) if since else None,
+                               dry_run=dry_run, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in report.changes:
+        click.echo(line)
+    for line in report.errors[:20]:
+        click.echo(f"  error: {line}", err=True)
+    click.echo(report.summary())
+    if report.exception is not None:
+        raise report.exception
+
+
+class _LazyBar:
+    """A click progress bar that appears once the total is known (the first page says it)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="Importing receipts", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.length = max(self.bar.length or 0, total)
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
