@@ -51,7 +51,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     import psutil
     import requests
 
-    from kaalwatch.demo import demo_config, free_port, write_config
+    from kaalwatch.demo import demo_config, write_config
     from kaalwatch.etsy import oauth
     from kaalwatch.sandbox import Sandbox
     from kaalwatch.settings import load_settings
@@ -60,12 +60,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="kaalwatch-bench-daemon-") as tmp, Sandbox(auto_approve=True) as sb:
         root = Path(tmp) / "ws"
         root.mkdir()
-        config = write_config(root, demo_config(root, sb.url, sb.keystring, sb.shared_secret, page_port=0,
-                                                redirect_port=free_port()))
+        config = write_config(root, demo_config(root, sb.url, sb.keystring, sb.shared_secret, page_port=0))
         settings = load_settings(config, env={}, use_default_path=False)
         ws = Workspace(settings)
         ws.create()
-        oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _l: None)
+        oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _l: None,
+                      port=0)
         ws.close()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAALWATCH_")}
         started = time.monotonic()

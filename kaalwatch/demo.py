@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import sys
 import threading
 import time
@@ -37,13 +36,6 @@ log = logging.getLogger(__name__)
 MARKER = ".kaalwatch-demo"
 CONFIG_NAME = "demo-config.yaml"
 DEFAULT_ORDERS_EVERY = 60.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OAuth callback binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def default_demo_root() -> Path:
@@ -77,8 +69,7 @@ def prepare_workspace(root: Path | None) -> Path:
     return root
 
 
-def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str, *, page_port: int,
-                redirect_port: int) -> dict:
+def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str, *, page_port: int) -> dict:
     """The demo workspace's settings: sandbox Etsy, short intervals, loopback page without a password."""
     return {
         "workspace": str(root),
@@ -87,7 +78,6 @@ def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str
             "base_url": sandbox_url,
             "keystring": keystring,
             "shared_secret": shared_secret,
-            "redirect_port": redirect_port,
             "scopes": ["transactions_r", "transactions_w", "shops_r", "listings_r"],
             "max_retries": 1,
             "timeout_seconds": 5.0,
@@ -149,7 +139,7 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
     sandbox.start()
     try:
         config_path = write_config(root, demo_config(root, sandbox.url, sandbox.keystring, sandbox.shared_secret,
-                                                     page_port=page_port, redirect_port=free_port()))
+                                                     page_port=page_port))
         settings = load_demo_settings(config_path)
         ws = Workspace(settings)
         ws.create()
@@ -157,7 +147,8 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
         out(f"Sandbox Etsy shop at {sandbox.url} (invented orders; a new one every {orders_every:g} s)")
         out(f"Demo workspace: {root}  (config: {config_path})")
         # The real PKCE flow; the sandbox's consent page approves at once, so "the browser" is one GET.
-        oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _line: None)
+        oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _line: None,
+                      port=0)
         ws.close()
 
         def ready(url: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -125,3 +126,37 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     yield factory
     for proc in made:
         proc.stop()
+
+
+@dataclasses.dataclass
+class Connected:
+    """A sandbox shop, a workspace connected to it through the real OAuth flow, and its config file."""
+
+    sandbox: Any
+    ws: Any
+    config: Path
+
+
+@pytest.fixture
+def connected(tmp_path: Path, settings: Any) -> Iterator[Connected]:
+    import requests
+
+    from kaalwatch.etsy import oauth
+    from kaalwatch.sandbox import Sandbox
+    from kaalwatch.settings import load_settings
+    from kaalwatch.store import Workspace
+
+    sb = Sandbox(auto_approve=True).start()
+    try:
+        root = tmp_path / "ws"
+        config = write_config(tmp_path / "config.yaml", root,
+                              etsy={"base_url": sb.url, "keystring": sb.keystring, "shared_secret": sb.shared_secret})
+        loaded = load_settings(config, env={}, use_default_path=False)
+        ws = Workspace(loaded)
+        ws.create()
+        oauth.connect(loaded, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _line: None,
+                      port=0)
+        yield Connected(sb, ws, config)
+        ws.close()
+    finally:
+        sb.stop()
