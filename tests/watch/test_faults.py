@@ -107,7 +107,7 @@ def test_inotify_exhausted_falls_back_to_polling_with_the_fix_in_the_log(
     wait_for(lambda: count(ws, order) == 1)
 
 
-def test_polling_backend(ws: Workspace, settings, order_at: Callable, start_service: Start) -> None:  # noqa: ANN001
+def test_polling_backend(ws: Workspace, settings, order_at: Callable, start_service: Start) -> None:
     import dataclasses
 
     order, folder = order_at()
@@ -156,7 +156,7 @@ def test_order_folder_renamed_and_moved_while_saving(ws: Workspace, order_at: Ca
     assert sorted(v.source_name for v in ws.load(order.receipt_id).jobs[0].versions) == ["a.png", "b.png", "c.png"]
 
 
-def test_stop_lets_a_running_preview_finish(ws: Workspace, order_at: Callable, settings, pool) -> None:  # noqa: ANN001
+def test_stop_lets_a_running_preview_finish(ws: Workspace, order_at: Callable, settings, pool) -> None:
     order, folder = order_at()
     service = WatchService(ws, settings, pool)
     service.start()

@@ -31,7 +31,8 @@ def test_format_becomes_a_previewed_version(name: str, ws: Workspace, order_at: 
     service = start_service()
     wait_for(lambda: service.health()["alive"])
     (folder / name).write_bytes(FORMATS[name]())
-    wait_for(lambda: ws.load(order.receipt_id).jobs[0].versions and ws.load(order.receipt_id).jobs[0].versions[0].preview)
+    wait_for(lambda: ws.load(order.receipt_id).jobs[0].versions
+             and ws.load(order.receipt_id).jobs[0].versions[0].preview)
     (v,) = ws.load(order.receipt_id).jobs[0].versions
     assert ws.tool_path(v.preview).is_file() and ws.tool_path(v.thumb).is_file()
     assert v.width and v.height and v.error is None
@@ -39,7 +40,7 @@ def test_format_becomes_a_previewed_version(name: str, ws: Workspace, order_at: 
 
 
 @pytest.mark.slow
-def test_real_process_pool(ws: Workspace, settings, order_at: Callable) -> None:  # noqa: ANN001
+def test_real_process_pool(ws: Workspace, settings, order_at: Callable) -> None:
     """The service with its own PreviewPool (spawned worker processes), as the daemon runs it."""
     order, folder = order_at()
     service = WatchService(ws, settings)

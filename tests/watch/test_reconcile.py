@@ -142,8 +142,8 @@ def test_layered_source_and_export_pair_on_rescan(ws: Workspace, settings: Setti
 
 def test_broken_manifest_is_reported_and_others_still_scanned(ws: Workspace, settings: Settings,
                                                               order_at: Callable) -> None:
-    order, folder = order_at()
-    other, other_folder = order_at()
+    _order, folder = order_at()
+    _other, other_folder = order_at()
     (other_folder / "order.yaml").write_text("schema: [unclosed")
     old(_write(folder / "a.png", png(9)))
     report = rescan_all(ws, settings)

@@ -46,7 +46,7 @@ def running(ws: Workspace, order_at: Callable[..., tuple[Order, Path]], start_se
 
 
 def test_chunked_write_becomes_one_version_only_when_complete(ws: Workspace, running: tuple) -> None:
-    order, folder, service = running
+    order, folder, _service = running
     data = png(1, (900, 700))
     write_chunked(folder / "portrait.png", data, chunks=8, pause=QUIET * 0.6)  # ~1.4 s of writing
     assert versions(ws, order) == []  # still inside the quiet period after the last chunk
@@ -150,7 +150,8 @@ def test_decompression_bomb_is_refused_with_an_error(ws: Workspace, running: tup
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(  # noqa: E731
         ">I", zlib.crc32(kind + data))
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
     (folder / "bomb.png").write_bytes(bomb)
     wait_for(lambda: ws.load(order.receipt_id).jobs[0].last_error)
     assert "bomb.png" in ws.load(order.receipt_id).jobs[0].last_error

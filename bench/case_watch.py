@@ -1,0 +1,153 @@
+"""Benchmark case "watch": save-to-preview latency through the real WatchService, and rescan of quiet folders.
+
+``run(quick)`` returns result dicts for the benchmark harness:
+
+- ``single_latency_median`` / ``_p99``: from the artist's last write of a PNG to its preview on disk, one
+  save at a time (target: quiet period + preview time + 150 ms, preview time measured in the same run);
+- ``burst_50``: 50 saves into 50 order folders at once until every preview exists (target: quiet period
+  + 50 x preview time / workers + 1 s);
+- ``reconcile_10000``: a full rescan of 10,000 unchanged order folders (target: < 5 s).
+
+The service runs with its real ``PreviewPool`` (spawned worker processes) and the native observer.
+``quick=True`` uses a few saves and 200 folders so a test can exercise it in seconds; its numbers mean little.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from kaalwatch.imaging import PreviewPool, render_previews  # noqa: E402
+from kaalwatch.model import Job, Order  # noqa: E402
+from kaalwatch.settings import Settings, load_settings  # noqa: E402
+from kaalwatch.store import Workspace  # noqa: E402
+from kaalwatch.watch import WatchService, rescan_all  # noqa: E402
+from kaalwatch.watch.ingest import watermark_for  # noqa: E402
+
+QUIET = 0.5
+
+
+def _png(seed: int, size: tuple[int, int] = (2000, 1500)) -> bytes:
+    im = Image.linear_gradient("L").resize(size).convert("RGB")
+    ImageDraw.Draw(im).ellipse((seed % 400, 100, 900, 900), fill=(seed % 256, 40, 90))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _settings(root: Path) -> Settings:
+    base = load_settings(env={}, use_default_path=False)
+    return dataclasses.replace(base, workspace=root / "ws",
+                               watcher=dataclasses.replace(base.watcher, quiet_seconds=QUIET, rescan_minutes=600))
+
+
+def _orders(ws: Workspace, count: int, start: int = 1) -> list[tuple[Order, Path]]:
+    out = []
+    for n in range(start, start + count):
+        order = Order(receipt_id=n, etsy_status="paid", buyer_name="Bench Buyer", ordered_at=datetime.now(UTC),
+                      ship_by=None, jobs=[Job(job_id=str(n * 10), listing_id=1, title="Portrait", workflow="default")])
+        out.append((order, ws.add_order(order, actor="bench")))
+    return out
+
+
+def _result(name: str, metric: str, value: float, unit: str, target: float | None, **extra: Any) -> dict[str, Any]:
+    return {"case": "watch", "name": name, "metric": metric, "value": value, "unit": unit, "target": target,
+            "ok": None if target is None else value <= target, "min": extra.pop("min", None),
+            "max": extra.pop("max", None), "detail": extra}
+
+
+def _preview_time(ws: Workspace, settings: Settings, order: Order, data: bytes, tmp: Path) -> float:
+    src = tmp / "probe.png"
+    src.write_bytes(data)
+    spec, text, _ = watermark_for(settings, order, order.jobs[0], 1)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        render_previews(src, tmp / "p.jpg", tmp / "t.jpg", spec, text)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _wait_preview(ws: Workspace, receipt_id: int, count: int, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        versions = ws.load(receipt_id).jobs[0].versions
+        if len(versions) >= count and versions[count - 1].preview:
+            return time.monotonic()
+        time.sleep(0.005)
+    raise TimeoutError(f"no preview for order {receipt_id} within {timeout} s")
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kaalwatch-bench-watch-") as tmp_name:
+        tmp = Path(tmp_name)
+        settings = _settings(tmp)
+        ws = Workspace(settings)
+        ws.create()
+        singles = 3 if quick else 15
+        burst = 5 if quick else 50
+        orders = _orders(ws, 1 + burst)
+        data = [_png(i) for i in range(singles + burst)]
+        preview = _preview_time(ws, settings, orders[0][0], data[0], tmp)
+        pool = PreviewPool()
+        service = WatchService(ws, settings, pool)
+        service.start()
+        try:
+            latencies = []
+            order, folder = orders[0]
+            for i in range(singles):
+                path = folder / "portrait.png"
+                path.write_bytes(data[i])
+                written = time.monotonic()
+                latencies.append(_wait_preview(ws, order.receipt_id, i + 1) - written)
+            target = QUIET + preview + 0.150
+            p99 = sorted(latencies)[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+            results.append(_result("single_latency_median", "latency", statistics.median(latencies), "s", target,
+                                   min=min(latencies), max=max(latencies), preview_seconds=preview,
+                                   quiet_seconds=QUIET, saves=singles))
+            results.append(_result("single_latency_p99", "latency", p99, "s", None, saves=singles))
+            started = time.monotonic()
+            for (_o, f), payload in zip(orders[1:], data[singles:], strict=True):
+                (f / "portrait.png").write_bytes(payload)
+            done = max(_wait_preview(ws, o.receipt_id, 1) for o, _ in orders[1:])
+            target = QUIET + burst * preview / pool.workers + 1.0
+            results.append(_result(f"burst_{burst}", "elapsed", done - started, "s", target, saves=burst,
+                                   workers=pool.workers, preview_seconds=preview))
+        finally:
+            service.stop()
+            pool.shutdown()
+        folders = 200 if quick else 10_000
+        _orders(ws, folders - len(orders), start=len(orders) + 1)
+        rescan_all(ws, settings)
+        rescan_all(ws, settings)  # the first verifies every folder once; the second is the steady state
+        times = []
+        for _ in range(3):
+            report = rescan_all(ws, settings)
+            times.append(report.seconds)
+        results.append(_result(f"reconcile_{folders}", "elapsed", statistics.median(times), "s",
+                               5.0 * folders / 10_000, min=min(times), max=max(times), folders=report.folders,
+                               checked=report.checked, cpu_count=os.cpu_count()))
+        ws.close()
+    return results
+
+
+if __name__ == "__main__":
+    import json
+
+    for row in run(quick="--quick" in sys.argv):
+        print(json.dumps(row))
