@@ -29,7 +29,7 @@ from kaalwatch import lifecycle
 from kaalwatch.atomic import atomic_write_bytes, is_temp_name
 from kaalwatch.delivery.build import Encoded, encode, load_source, shape
 from kaalwatch.delivery.limits import BYTES_PER_MB, Check, count_check, deliverable_name, file_checks
-from kaalwatch.errors import AuthError, DeliveryError, EtsyError
+from kaalwatch.errors import AuthError, DeliveryError, EtsyError, EtsyForbiddenError, EtsyNotFoundError
 from kaalwatch.model import Deliverable, Job, JobState, Order, iso, utcnow
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
@@ -390,12 +390,10 @@ def _ship_one(ws: Workspace, settings: Settings, client: ShipmentClient, shop_id
     status, error = "created", None
     try:
         client.create_receipt_shipment(shop_id, receipt_id, settings.delivery.shipment_note)
-    except AuthError as exc:
-        status, error = "refused", str(exc)
+    except (AuthError, EtsyForbiddenError, EtsyNotFoundError) as exc:
+        status, error = "refused", str(exc)  # this key, shop or receipt may not do it: asking again won't help
     except EtsyError as exc:
-        code = getattr(exc, "status", None) or getattr(exc, "status_code", None)
-        status = "refused" if isinstance(code, int) and 400 <= code < 500 and code != 429 else "failed"
-        error = str(exc)
+        status, error = "failed", str(exc)
     with ws.edit(receipt_id) as order:
         record = dict(order.extra.get("shipment") or {})
         attempts = int(record.get("attempts", 0)) + 1

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kaalwatch import delivery
-from kaalwatch.delivery.build import load_source, shape
 from kaalwatch.delivery.build import encode as encode_promise
+from kaalwatch.delivery.build import load_source, shape
 from kaalwatch.delivery.limits import deliverable_name, is_safe_name
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Deliverable as Promise
