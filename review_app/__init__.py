@@ -50,6 +50,8 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
             hint="run `kaalwatch set-password` first, or bind the page to 127.0.0.1",
         )
     app = Flask(__name__)
+    # "//etc/passwd" in a path is a 404, not a redirect to a tidied path that might match something.
+    app.url_map.merge_slashes = False
     app.config.update(
         SECRET_KEY=security.session_key(ws),
         SESSION_COOKIE_NAME="kaalwatch_session",

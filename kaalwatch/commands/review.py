@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from kaalwatch.cli import Context
@@ -17,7 +19,7 @@ def set_password(ctx: Context, from_stdin: bool) -> None:
 
     ws = ctx.workspace()
     if from_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt="Repeat it")
     security.set_password(ws, password)

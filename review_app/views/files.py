@@ -40,10 +40,16 @@ def _serve(path: Path, *, download_name: str | None = None) -> Response:
 def _tool_file(relative: str | None) -> Path:
     if not relative:
         abort(404, "not made yet")
+    ws = runtime().ws
     try:
-        return runtime().ws.tool_path(relative)
+        path = ws.tool_path(relative)
     except NotFoundError:
         abort(404, "no such file")
+    # A hand-edited manifest could point into the tool's private parts; those are never served.
+    private = (ws.secrets_dir, ws.state_dir, ws.locks_dir, ws.logs_dir, ws.versions_dir)
+    if any(folder.resolve() in path.parents for folder in private):
+        abort(404, "no such file")
+    return path
 
 
 @bp.get("/<int:receipt_id>/<job_id>/v/<int:number>/<any(preview, thumb):kind>")

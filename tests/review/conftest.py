@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -79,9 +80,22 @@ def login(client: FlaskClient, password: str = PASSWORD) -> None:
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
 
 
+@functools.cache
+def _password_hash() -> str:
+    return security._hasher.hash(PASSWORD)
+
+
+def store_password(ws: Workspace) -> None:
+    """What ``security.set_password`` writes, hashed once per run (argon2 is slow on purpose)."""
+    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
+    path = security.password_path(ws)
+    path.write_text(_password_hash() + "\n")
+    path.chmod(0o600)
+
+
 @pytest.fixture
 def app(settings: Settings, ws: Workspace) -> Flask:
-    security.set_password(ws, PASSWORD)
+    store_password(ws)
     return create_app(settings, ws, {"TESTING": True})
 
 

@@ -1,0 +1,193 @@
+"""Actions: each a POST through ``ws.edit`` + lifecycle, refusals shown as messages, races well defined."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kaalwatch import lifecycle
+from kaalwatch.model import JobState, Order
+from kaalwatch.store import Workspace
+from tests.review.conftest import login, post
+
+
+def page_of(order: Order) -> str:
+    return f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}"
+
+
+def act(client: FlaskClient, order: Order, action: str, data: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return post(client, f"{page_of(order)}/{action}", data, page=page_of(order))
+
+
+def test_send_proof_then_buyer_approves(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    job_id = order.jobs[0].job_id
+    response = act(client, order, "proof", {"version": "2"})
+    assert response.status_code == 303 and response.headers["Location"].endswith(page_of(order))
+    job = ws.load(order.receipt_id).job(job_id)
+    assert job.state is JobState.PROOF_SENT and job.proofs[-1].version == 2
+    assert "Proof of version 2 recorded as sent." in client.get(page_of(order)).get_data(as_text=True)
+    act(client, order, "answer", {"answer": "approved"})
+    job = ws.load(order.receipt_id).job(job_id)
+    assert job.state is JobState.APPROVED and job.approved_version == 2
+    assert [e.actor for e in ws.load(order.receipt_id).history if e.event == "buyer_approved"] == ["review"]
+
+
+def test_changes_requested_counts_revisions(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    job_id = order.jobs[0].job_id
+    for round_ in range(3):
+        act(client, order, "proof", {"version": "3"})
+        act(client, order, "answer", {"answer": "changes", "note": f"round {round_}: bigger ears"})
+    current = ws.load(order.receipt_id)
+    job = current.job(job_id)
+    assert job.state is JobState.CHANGES_REQUESTED and job.revisions_used == 3
+    assert job.changes_note == "round 2: bigger ears"
+    last = [e for e in current.history if e.event == "changes_requested"][-1]
+    assert last.details["beyond_included"] is True and last.details["included"] == 2
+    html = client.get(page_of(order)).get_data(as_text=True)
+    assert "3 used of 2 included" in html and "beyond included" in html
+
+
+def test_approve_a_version_directly(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    act(client, order, "approve", {"version": "1"})
+    job = ws.load(order.receipt_id).job(order.jobs[0].job_id)
+    assert job.state is JobState.APPROVED and job.approved_version == 1
+
+
+def test_hold_and_reopen(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    act(client, order, "hold", {"reason": "buyer on holiday"})
+    assert ws.load(order.receipt_id).job(order.jobs[0].job_id).state is JobState.ON_HOLD
+    act(client, order, "reopen")
+    assert ws.load(order.receipt_id).job(order.jobs[0].job_id).state is JobState.IN_PROGRESS
+
+
+def test_note(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    act(client, order, "note", {"text": "  Ask about the collar  "})
+    assert [n.text for n in ws.load(order.receipt_id).notes] == ["Ask about the collar"]
+    act(client, order, "note", {"text": "   "})
+    assert "an empty note was not saved" in client.get(page_of(order)).get_data(as_text=True)
+    assert len(ws.load(order.receipt_id).notes) == 1
+
+
+def test_illegal_move_is_a_message_not_an_error(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    before = ws.load(order.receipt_id)
+    response = act(client, order, "answer", {"answer": "approved"})
+    assert response.status_code == 303
+    assert "has no proof waiting for an answer" in client.get(page_of(order)).get_data(as_text=True)
+    assert ws.load(order.receipt_id).history == before.history
+    response = act(client, order, "reopen")
+    assert response.status_code == 303
+    assert "not closed or on hold" in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_bad_or_unknown_inputs(client: FlaskClient, order: Order) -> None:
+    assert act(client, order, "approve", {"version": "x"}).status_code == 400
+    assert act(client, order, "approve", {"version": "99"}).status_code == 404
+    assert act(client, order, "answer", {"answer": "maybe"}).status_code == 400
+    assert post(client, f"/jobs/{order.receipt_id}/nope/approve", {"version": "1"}).status_code == 404
+    assert post(client, "/jobs/424242/1/approve", {"version": "1"}).status_code == 404
+    assert client.get(f"{page_of(order)}/approve").status_code == 405
+
+
+def test_stale_page_is_refused(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    page = client.get(page_of(order)).get_data(as_text=True)
+    with ws.edit(order.receipt_id) as o:  # the buyer's approval arrives in another tab meanwhile
+        lifecycle.approve(o, order.jobs[0].job_id, 3, actor="review")
+    import re
+
+    seen = re.search(r'name="seen" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    client.post(f"{page_of(order)}/approve", data={"version": "1", "seen": seen, "csrf_token": token})
+    assert ws.load(order.receipt_id).job(order.jobs[0].job_id).approved_version == 3
+    assert "changed since the page was shown" in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_two_sessions_approving_at_once_give_one_result(app: Flask, ws: Workspace, order: Order) -> None:
+    """Both tabs saw the same page; both click "approve" (different versions) at the same moment."""
+    clients = [app.test_client(), app.test_client()]
+    for c in clients:
+        login(c)
+    import re
+
+    forms = []
+    for c, version in zip(clients, ("1", "2"), strict=True):
+        page = c.get(page_of(order)).get_data(as_text=True)
+        forms.append({
+            "version": version,
+            "seen": re.search(r'name="seen" value="([^"]+)"', page).group(1),  # type: ignore[union-attr]
+            "csrf_token": re.search(r'name="csrf-token" content="([^"]+)"', page).group(1),  # type: ignore[union-attr]
+        })
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def click(c: FlaskClient, form: dict[str, str]) -> None:
+        barrier.wait()
+        statuses.append(c.post(f"{page_of(order)}/approve", data=form).status_code)
+
+    threads = [threading.Thread(target=click, args=pair) for pair in zip(clients, forms, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [303, 303]
+    final = ws.load(order.receipt_id)
+    approvals = [e for e in final.history if e.event in ("approved", "approval_changed")]
+    assert len(approvals) == 1, [e.details for e in approvals]
+    assert final.job(order.jobs[0].job_id).approved_version == approvals[0].details["version"]
+    messages = [c.get(page_of(order)).get_data(as_text=True) for c in clients]
+    assert sum("changed since the page was shown" in m for m in messages) == 1
+    assert sum(f"Version {approvals[0].details['version']} approved." in m for m in messages) == 1
+
+
+@pytest.fixture
+def fake_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Stand in for kaalwatch.watch when it is not installed yet, recording which orders were rescanned."""
+    calls: list[int] = []
+
+    class Report:
+        def summary(self) -> str:
+            return "2 new versions"
+
+    def rescan_order(ws: Workspace, settings: object, receipt_id: int) -> Report:
+        calls.append(receipt_id)
+        return Report()
+
+    module = types.ModuleType("kaalwatch.watch")
+    module.rescan_order = rescan_order  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kaalwatch.watch", module)
+    yield calls
+
+
+def test_rescan_now_shows_the_report(client: FlaskClient, order: Order, fake_watch: list[int]) -> None:
+    act(client, order, "rescan")
+    assert fake_watch == [order.receipt_id]
+    assert "Rescanned: 2 new versions" in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_rescan_without_watcher_module(client: FlaskClient, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "kaalwatch.watch", None)  # importing it raises ImportError
+    assert act(client, order, "rescan").status_code == 303
+    assert "Rescanning is not available" in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_open_on_etsy_prefers_the_delivery_url(client: FlaskClient, order: Order,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("kaalwatch.delivery")
+    module.etsy_order_url = lambda settings, rid: f"https://etsy.example/orders/{rid}"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kaalwatch.delivery", module)
+    assert f"https://etsy.example/orders/{order.receipt_id}" in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_actions_log_receipt_ids_not_buyer_names(client: FlaskClient, order: Order,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="kaalwatch")
+    act(client, order, "approve", {"version": "2"})
+    assert str(order.receipt_id) in caplog.text
+    assert "Grace" not in caplog.text and "Hopper" not in caplog.text
+
+
