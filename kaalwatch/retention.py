@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import logging
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,7 +221,8 @@ def _plan_files(ws: Workspace, order: Order, folder: Path, plan: _Plan) -> None:
             plan.report.anonymised.append(f"{len(plan.reference_positions)} reference record(s) marked deleted")
 
 
-def _plan_anonymise(ws: Workspace, settings: Settings, order: Order, folder: Path, salt: str, plan: _Plan) -> None:
+def _plan_anonymise(ws: Workspace, settings: Settings, order: Order, folder: Path, salt: str,
+                    plan: _Plan) -> None:
     trial = copy.deepcopy(order)
     terms = personal_terms(order)
     plan.terms = terms
@@ -273,7 +276,7 @@ def _redact_path(relative: Path, terms: list[str]) -> str:
 
 
 def _plan(ws: Workspace, settings: Settings, folder: Path, order: Order, now: datetime,
-          salt: str) -> _Plan | str | None:
+          salt: Callable[[], str]) -> _Plan | str | None:
     """The plan for one order, a reason it is left alone, or None when nothing is due."""
     if any(job.state is JobState.ON_HOLD for job in order.jobs):
         return "on hold"
@@ -288,7 +291,7 @@ def _plan(ws: Workspace, settings: Settings, folder: Path, order: Order, now: da
     plan = _Plan(OrderPurge(order.receipt_id), folder)
     _plan_files(ws, order, folder, plan)
     if anonymise_due:
-        _plan_anonymise(ws, settings, order, folder, salt, plan)
+        _plan_anonymise(ws, settings, order, folder, salt(), plan)
     if not (plan.files_step or plan.anonymise or plan.renames or plan.texts):
         return None
     return plan
@@ -364,11 +367,11 @@ def _remove_empty_dirs(ws: Workspace, receipt_id: int) -> None:
 def purge(ws: Workspace, settings: Settings, *, now: datetime, dry_run: bool = False) -> PurgeReport:
     """Apply the retention promise to every order (see the module docstring); returns what was done.
 
-    With ``dry_run`` nothing changes on disk except that the pseudonym salt is created if missing (the
-    report names the pseudonymous folder each order will get, which needs it).
+    With ``dry_run`` nothing changes on disk, except that the pseudonym salt is created when an order is due
+    for anonymising and there is none yet (the report names the pseudonymous folder it will get).
     """
     report = PurgeReport(now=now, dry_run=dry_run)
-    salt = pseudonym_salt(ws)
+    salt = functools.cache(lambda: pseudonym_salt(ws))  # created only when an order is due for anonymising
     plans: list[_Plan] = []
     for folder, order in sorted(ws.iter_orders(), key=lambda item: str(item[0])):
         if isinstance(order, ManifestError):
@@ -387,7 +390,7 @@ def purge(ws: Workspace, settings: Settings, *, now: datetime, dry_run: bool = F
         rid = plan.report.receipt_id
         if not dry_run:
             try:
-                _apply(ws, plan, salt)
+                _apply(ws, plan, salt())
             except (OSError, WorkspaceError, ManifestError) as exc:
                 message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 report.errors[rid] = message
