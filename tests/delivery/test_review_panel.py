@@ -1,0 +1,90 @@
+"""The job page's delivery panel and its actions, behind the review page's login and CSRF checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from kaalwatch.model import JobState, Order
+from kaalwatch.settings import Deliverable as Promise
+from kaalwatch.settings import Settings
+from kaalwatch.store import Workspace
+from review_app import create_app
+from tests.delivery.conftest import deliver_files, noise, with_workflow
+from tests.review.conftest import login, post, store_password
+
+
+@pytest.fixture
+def app(settings: Settings, ws: Workspace) -> Flask:
+    store_password(ws)
+    return create_app(with_workflow(settings, Promise(format="png"), Promise(format="jpeg", suffix="web")), ws,
+                      {"TESTING": True})
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as logged_in:
+        login(logged_in)
+        yield logged_in
+
+
+def _page(order: Order) -> str:
+    return f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}"
+
+
+def test_prepare_then_panel_then_uploaded_then_manual(
+        client: FlaskClient, ws: Workspace, order_with_art: Callable[..., Order]) -> None:
+    order = order_with_art(noise(200, 150))
+    page = _page(order)
+    html = client.get(page).get_data(as_text=True)
+    assert 'id="delivery"' in html and "Prepare files for Etsy" in html
+
+    response = post(client, f"{page}/deliver/prepare", page=page)
+    assert response.status_code == 303
+    html = client.get(page).get_data(as_text=True)
+    names = [p.name for p in deliver_files(ws, order.receipt_id)]
+    assert len(names) == 2 and all(name in html for name in names)
+    assert html.count("✓") >= 7 and "✗" not in html  # 3 checks per file + the count
+    assert f"order_id={order.receipt_id}" in html and "Copy folder path" in html
+
+    post(client, f"{page}/deliver/uploaded", page=page)
+    assert ws.load(order.receipt_id).jobs[0].state is JobState.READY_TO_DELIVER
+    assert "waiting for the next sync" in client.get(page).get_data(as_text=True)
+
+    post(client, f"{page}/deliver/confirm", page=page)  # without the tick: refused
+    assert ws.load(order.receipt_id).jobs[0].state is JobState.READY_TO_DELIVER
+    post(client, f"{page}/deliver/confirm", {"sure": "yes"}, page=page)
+    job = ws.load(order.receipt_id).jobs[0]
+    assert job.state is JobState.DELIVERED and job.delivery_confirmed_by == "manual"
+
+
+def test_panel_shows_a_cross_for_a_file_over_the_limit(
+        app: Flask, client: FlaskClient, ws: Workspace, order_with_art: Callable[..., Order]) -> None:
+    order = order_with_art(noise(200, 150))
+    page = _page(order)
+    post(client, f"{page}/deliver/prepare", page=page)
+    [first, _] = deliver_files(ws, order.receipt_id)
+    first.write_bytes(first.read_bytes() * 200)  # someone replaced it with something huge
+    runtime = app.extensions["kaalwatch"]
+    runtime.settings = dataclasses.replace(runtime.settings, delivery=dataclasses.replace(
+        runtime.settings.delivery, max_file_mb=1.0))
+    html = client.get(page).get_data(as_text=True)
+    assert "✗" in html and "changed since it was built" in html
+    assert 'disabled>I have uploaded these' in html.replace("\n", "")
+
+
+def test_actions_need_login_and_csrf(app: Flask, ws: Workspace, order_with_art: Callable[..., Order]) -> None:
+    order = order_with_art(noise(64, 64))
+    page = _page(order)
+    anon = app.test_client()
+    response = anon.post(f"{page}/deliver/prepare")
+    assert response.status_code in (302, 303, 400, 401, 403)
+    with app.test_client() as logged_in:
+        login(logged_in)
+        assert logged_in.post(f"{page}/deliver/prepare").status_code == 400  # no CSRF token
+    assert deliver_files(ws, order.receipt_id) == []
+    assert ws.load(order.receipt_id).jobs[0].state is JobState.APPROVED
