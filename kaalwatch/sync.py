@@ -193,6 +193,7 @@ class _Pass:
         self.sample_cache: dict[str, Downloaded] = {}
         self.download_session = requests.Session()
         self.known: set[int] = set()
+        self.attempted: set[int] = set()  # orders whose downloads ran in this pass (not retried twice)
         self.stopped: EtsyError | None = None  # the Etsy error that ended fetching early
         self.total = 0  # receipts the first query matches (for the progress bar)
 
@@ -337,6 +338,7 @@ class _Pass:
 
     def download(self, rid: int) -> None:
         """Fetch every pending or failed reference of one order, then record the outcome in one edit."""
+        self.attempted.add(rid)
         order = self.ws.load(rid)
         folder = self.ws.folder_of(rid)
         outcomes: dict[int, Reference] = {}
@@ -414,6 +416,8 @@ class _Pass:
     def retry_downloads(self) -> None:
         for key in sorted(self.pending, key=int):
             rid = int(key)
+            if rid in self.attempted:
+                continue
             if self.pending.get(key, 0) >= MAX_DOWNLOAD_ATTEMPTS or rid not in self.known:
                 self.pending.pop(key, None)
                 continue
