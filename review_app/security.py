@@ -238,9 +238,17 @@ def _csrf_ok() -> bool:
 
 
 def _same_origin() -> bool:
-    """A browser's Origin (or Referer) on a POST must name this very host; absent is fine (old clients)."""
+    """A second line behind the CSRF token: a browser says where a POST comes from.
+
+    ``Sec-Fetch-Site`` is sent by current browsers whatever the referrer policy; ``Origin`` is "null" under
+    our ``no-referrer`` policy, so it is only compared when it names a real origin. Clients sending neither
+    (scripts, old browsers) rely on the token alone.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("Origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     return urlsplit(origin).netloc.lower() == (request.host or "").lower()
 

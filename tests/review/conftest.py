@@ -41,7 +41,8 @@ def add_versions(ws: Workspace, receipt_id: int, job_id: str, count: int, *, pre
         job = order.job(job_id)
         start = len(job.versions) + 1
         for number in range(start, start + count):
-            data = jpeg(mark=number, colour=(40 + number * 7 % 200, 90, 160))
+            colour = (40 + number * 7 % 200, 90, 160)
+            data = jpeg(mark=number, colour=colour)
             digest = hashlib.sha256(data + str(number).encode()).hexdigest()
             copy = ws.version_copy_path(receipt_id, job_id, number, digest, ".jpg")
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def add_versions(ws: Workspace, receipt_id: int, job_id: str, count: int, *, pre
                 preview, thumb = ws.preview_paths(receipt_id, job_id, number, digest[:12])
                 preview.parent.mkdir(parents=True, exist_ok=True)
                 preview.write_bytes(data)
-                thumb.write_bytes(jpeg((96, 96), mark=number))
+                thumb.write_bytes(jpeg((96, 96), colour, mark=number))
                 lifecycle.update_version(order, job_id, number, actor="watcher", preview=ws.relative_to_tool(preview),
                                          thumb=ws.relative_to_tool(thumb), width=320, height=240, kind="jpeg")
 

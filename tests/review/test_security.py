@@ -297,3 +297,14 @@ def test_buyer_text_is_escaped_everywhere(client: FlaskClient, ws: Workspace, ma
     assert pages[0].count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
     assert not re.search(r'href="javascript:', pages[0])
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1]
+
+
+def test_cross_site_fetch_metadata_is_refused(client: FlaskClient, order: Order) -> None:
+    path = f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}/note"
+    token = csrf(client, "/")
+    bad = client.post(path, data={"text": "x", "csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert bad.status_code == 400
+    # Under Referrer-Policy: no-referrer a browser's same-origin form sends "Origin: null" — accepted with the token.
+    good = client.post(path, data={"text": "x", "csrf_token": token},
+                       headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"})
+    assert good.status_code == 303

@@ -1,0 +1,120 @@
+"""The review page in a real Chromium (the system's, driven by Playwright): log in, search, compare, approve."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kaalwatch import lifecycle
+from kaalwatch.model import Answer, Order
+from kaalwatch.settings import Settings
+from kaalwatch.store import Workspace
+from review_app import create_app
+from review_app.server import ReviewServer
+from tests.review.conftest import PASSWORD, add_reference, add_versions, jpeg, store_password
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no system Chromium at /usr/bin/chromium"),
+]
+
+
+@pytest.fixture
+def shop(settings: Settings, ws: Workspace, make_order: Callable[..., Order]) -> Order:
+    """A small, realistic workspace: a few jobs in different states, one with three versions."""
+    titles = [("Ada Lovelace", "Family portrait, 3 people", 12), ("Alan Turing", "Custom pet portrait", -1),
+              ("Katherine Johnson", "Couple illustration", 5)]
+    for buyer, title, days in titles:
+        ws.add_order(make_order(buyer=buyer, titles=[title], days=days))
+    target = make_order(buyer="Grace Hopper", titles=["Dog portrait of Biscuit"], days=3,
+                        answers=[Answer(question="Pet's name", answer="Biscuit"),
+                                 Answer(question="Background", answer="<script>alert(1)</script> sage green")])
+    target.message_from_buyer = "He is a very good boy, please keep the white patch on his nose."
+    ws.add_order(target)
+    add_versions(ws, target.receipt_id, target.jobs[0].job_id, 3)
+    add_reference(ws, target.receipt_id, "biscuit.jpg", jpeg((400, 300), (120, 90, 40)), label="On the sofa")
+    with ws.edit(target.receipt_id) as order:
+        lifecycle.add_note(order, "Buyer prefers warm light.", target.jobs[0].job_id)
+    ws.write_state("health", {"pid": 1, "updated_at": __import__("time").time(), "watcher_alive": True,
+                              "queue_length": 0})
+    return target
+
+
+@pytest.fixture
+def server(settings: Settings, ws: Workspace, shop: Order) -> Iterator[ReviewServer]:
+    store_password(ws)
+    app = create_app(settings, ws)
+    with ReviewServer(app, "127.0.0.1", 0) as running:
+        yield running
+
+
+def test_owner_finds_compares_and_approves(server: ReviewServer, ws: Workspace, shop: Order) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+            page.goto(server.url)
+            expect(page).to_have_url(re.compile(r"/login\?next=/"))
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button:has-text('Log in')")
+            expect(page.locator("table.jobs")).to_be_visible()
+            expect(page.locator("table.jobs tbody tr")).to_have_count(4)
+            expect(page.locator("tr.overdue")).to_contain_text("Custom pet portrait")
+            page.screenshot(path=str(ARTIFACTS / "review-jobs-list.png"), full_page=True)
+
+            page.fill("input[name=q]", "hopper")
+            page.press("input[name=q]", "Enter")
+            expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+            page.click("a:has-text('Dog portrait of Biscuit')")
+            expect(page.locator("h1")).to_contain_text("Dog portrait of Biscuit")
+            expect(page.locator("dd").filter(has_text="sage green")).to_contain_text("<script>alert(1)</script>")
+
+            # Compare v2 with v3 using the slider (wipe): the top image is clipped where the slider is.
+            page.click(".modes button[data-mode=wipe]")
+            page.locator("#compare-range").fill("30")
+            top = page.locator("#compare-box figure.b")
+            expect(top).to_have_css("clip-path", "inset(0px 0px 0px 30%)")
+            page.locator("#compare-range").fill("70")
+            expect(top).to_have_css("clip-path", "inset(0px 0px 0px 70%)")
+            page.click(".modes button[data-mode=onion]")
+            page.locator("#compare-range").fill("25")
+            expect(top).to_have_css("opacity", "0.25")
+            page.click(".modes button[data-mode=diff]")
+            expect(page.locator("#compare-box canvas.diff")).to_have_attribute("data-ready", "1")
+            assert page.locator("#compare-box canvas.diff").evaluate("c => c.width") == 320
+            page.click(".modes button[data-mode=side]")
+            page.locator("#compare").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "review-job-page.png"), full_page=True)
+
+            page.select_option("#approve-version", "2")
+            page.click("#approve-button")
+            expect(page.locator(".flash.ok")).to_have_text("Version 2 approved.")
+            expect(page.locator("#job-state")).to_have_text("approved")
+
+            page.click("a:has-text('← Jobs')")
+            page.click("a.filter.badge-approved")
+            row = page.locator("table.jobs tbody tr")
+            expect(row).to_have_count(1)
+            expect(row).to_contain_text("Dog portrait of Biscuit")
+            expect(row.locator(".badge")).to_have_text("approved")
+            page.screenshot(path=str(ARTIFACTS / "review-jobs-approved.png"), full_page=True)
+        finally:
+            browser.close()
+    assert ws.load(shop.receipt_id).jobs[0].approved_version == 2
+    assert not problems, problems  # no CSP violation, no script error
