@@ -60,7 +60,9 @@ def save_like_photoshop(folder: Path, name: str, data: bytes) -> Path:
 
 
 def folder_of(ws: Workspace, receipt_id: int) -> Path | None:
-    return next((p for p in ws.orders_dir.iterdir() if p.name.startswith(f"{receipt_id} ")), None)
+    """The order's folder once sync has finished making it (the manifest is written last)."""
+    return next((p for p in ws.orders_dir.iterdir()
+                 if p.name.startswith(f"{receipt_id} ") and (p / "order.yaml").is_file()), None)
 
 
 class FormParser(HTMLParser):
