@@ -169,7 +169,7 @@ def test_real_etsy_limit_with_a_large_artwork(
 def test_real_etsy_limit_refuses_what_no_step_can_fit(
         ws: Workspace, settings: Settings, order_with_art: Callable[..., Order]) -> None:
     settings = with_workflow(settings, Promise(format="png"))
-    order = order_with_art(noise(6000, 4500, sigma=90))  # even JPEG quality 85 is well over 20 MB
+    order = order_with_art(noise(4400, 3300, sigma=90))  # even JPEG quality 85 is ~23 MB
     report = delivery.prepare(ws, settings, order.receipt_id)
     assert not report.ok and "the promised PNG is" in report.problems[0] and "over Etsy's 20 MB" in report.problems[0]
     assert deliver_files(ws, order.receipt_id) == []
