@@ -376,6 +376,8 @@ class Workspace:
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")
+                    # Anonymised buyer names must not linger in freed pages of the index.
+                    conn.execute("PRAGMA secure_delete=ON")
                     conn.executescript(_INDEX_SCHEMA)
                 except BaseException:
                     conn.close()
