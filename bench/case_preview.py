@@ -251,23 +251,36 @@ def _median_ms(fns: dict[str, Callable[[Path], None]], path: Path, runs: int) ->
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from kaalwatch.imaging import PreviewSpec, render_previews, watermark_text
 from kaalwatch.imaging.pool import _init_worker
+
+def status(key):
+    # VmHWM belongs to this address space (fresh at exec); ru_maxrss would inherit the parent's peak.
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
 _init_worker()
 spec = PreviewSpec()
 text = watermark_text(spec.watermark.template, {"shop": "Kaal Studio", "receipt_id": "3141592653"})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+baseline = status("VmRSS")
 render_previews(Path(sys.argv[2]), Path(sys.argv[3]) / "p.jpg", Path(sys.argv[3]) / "t.jpg", spec, text)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"baseline_kb": before, "peak_kb": after}))
+print(json.dumps({"baseline_kb": baseline, "peak_kb": status("VmHWM")}))
 """
 
 
 def worker_peak_rss(path: Path, out: Path) -> dict[str, float]:
-    """Peak RSS (MB) of a fresh worker-like process rendering ``path`` once, and its idle baseline."""
+    """Peak RSS (MB) of a fresh worker-like process rendering ``path`` once, and its idle baseline.
+
+    The peak is the process's whole high-water mark (interpreter, Pillow, fonts included), not just
+    the render's increment: that is what the machine has to have free per worker.
+    """
+    if not Path("/proc/self/status").exists():  # pragma: no cover - Linux only
+        return {"baseline_mb": float("nan"), "peak_mb": float("nan")}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), str(path), str(out)],
                           capture_output=True, text=True, check=True)
     data = json.loads(proc.stdout.strip().splitlines()[-1])
