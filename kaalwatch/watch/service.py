@@ -26,7 +26,8 @@ from watchdog.observers.api import BaseObserver
 from kaalwatch.errors import KaalwatchError, WorkspaceError
 from kaalwatch.imaging import PreviewPool, PreviewSpec, RenderResult
 from kaalwatch.settings import Settings
-from kaalwatch.store import Workspace
+from kaalwatch.store import REFERENCES, Workspace
+from kaalwatch.watch.ignore import is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome, clean_staging
 from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates
 from kaalwatch.watch.seen import SeenStore
@@ -298,6 +299,8 @@ class WatchService:
             return
         if self.ingestor.rules.ignores(path.name) or st.st_size == 0:
             return
+        if not (is_artwork_name(path.name) or path.parent.name == REFERENCES):
+            return  # order.yaml (our own writes), notes, anything that can never become a version
         self._touch(path, time.monotonic())
 
     def _touch_folder(self, folder: Path) -> None:
