@@ -50,6 +50,10 @@ class OrderCache:
                 self._entries.popitem(last=False)
         return order
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
 
 @dataclass
 class Runtime:
