@@ -170,6 +170,10 @@ class Workspace:
         self.secrets_dir = self.tool_dir / "secrets"
         self.index_path = self.tool_dir / "index.sqlite"
         self._local = threading.local()
+        # After one full scan in this process, an order missing from the index is taken as absent: every
+        # writer (this process or another) updates the shared index, so a miss needs no new scan. Without
+        # this a first import of N orders would rescan orders/ N times.
+        self._scanned = False
 
     # ---------------------------------------------------------------------------------------- setup
 
@@ -248,7 +252,9 @@ class Workspace:
             folder = self.orders_dir / row[0]
             if (folder / MANIFEST).is_file():
                 return folder
-        self.refresh_index()
+        elif self._scanned:
+            raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
+        self.refresh_index()  # moved or renamed by the artist, or never scanned by this process
         row = self._db().execute("SELECT folder FROM orders WHERE receipt_id = ?", (int(receipt_id),)).fetchone()
         if row:
             return self.orders_dir / row[0]
@@ -295,9 +301,7 @@ class Workspace:
             folder: Path | None = None
             try:
                 self.orders_dir.mkdir(parents=True, exist_ok=True)
-                taken = {p.name for p in self.orders_dir.iterdir()}
-                folder = self.orders_dir / naming.unique_name(name, taken)
-                folder.mkdir()
+                folder = self._make_unique_dir(name)
                 (folder / REFERENCES).mkdir()
                 if len(order.jobs) > 1:
                     used: set[str] = set()
@@ -321,6 +325,20 @@ class Workspace:
                     order.history.remove(event)
                     _remove_empty_tree(folder)
                 raise
+            return folder
+
+    def _make_unique_dir(self, name: str) -> Path:
+        """Create ``orders/name``, or ``name (2)``… — by trying, so it costs nothing per existing order and
+        a case-insensitive filesystem's collisions count too."""
+        candidate, n = name, 1
+        while True:
+            folder = self.orders_dir / candidate
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                n += 1
+                candidate = f"{name} ({n})"
+                continue
             return folder
 
     @contextlib.contextmanager
@@ -479,6 +497,7 @@ class Workspace:
         for rel in known_broken:
             if rel not in seen:
                 db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
+        self._scanned = True
         return IndexReport(scanned=scanned, parsed=parsed, removed=len(gone), broken=broken)
 
     def jobs(self, *, states: set[JobState] | None = None, active: bool | None = None, search: str = "",

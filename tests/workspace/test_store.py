@@ -311,3 +311,31 @@ def test_two_processes_changing_one_order_lose_nothing(ws: Workspace, make_order
     assert sorted(notes) == sorted([f"a-{n}" for n in range(25)] + [f"b-{n}" for n in range(25)])
     events = [e for e in ws.load(order.receipt_id).history if e.event == "note_added"]
     assert len(events) == 50
+
+
+def test_adding_many_orders_scans_the_folder_tree_at_most_once(ws: Workspace, make_order: Callable[..., Order],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    scans = []
+    real = ws.refresh_index
+
+    def counting() -> object:
+        scans.append(1)
+        return real()
+
+    monkeypatch.setattr(ws, "refresh_index", counting)
+    for _ in range(20):
+        ws.add_order(make_order(buyer="Same Buyer", titles=["Same listing"]))
+    assert len(scans) <= 1  # a first import of N orders must not rescan orders/ N times
+    assert len(ws.receipt_ids()) == 20
+
+
+def test_an_order_added_by_another_process_is_found_without_a_rescan(ws: Workspace,
+                                                                      make_order: Callable[..., Order]) -> None:
+    ws.refresh_index()
+    other = Workspace(ws.settings)
+    order = make_order()
+    other.add_order(order)
+    other.close()
+    assert ws.has_order(order.receipt_id)
+    with pytest.raises(WorkspaceError, match="already exists"):
+        ws.add_order(order)
