@@ -28,6 +28,7 @@ def secrets_of(sandbox: Sandbox, ws: Workspace) -> list[str]:
 def test_loopback_flow_stores_tokens_privately(sandbox: Sandbox, sb_settings: Settings, sb_ws: Workspace,
                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")  # kaalwatch.logs.setup() quiets it in other tests
     lines: list[str] = []
     conn = connect(sb_settings, sb_ws, browser_get, output=lines.append)
     assert (conn.shop_id, conn.user_id, conn.shop_name) == (sandbox.shop_id, sandbox.user_id, "KaalStudioSandbox")
