@@ -195,12 +195,15 @@ class Daemon:
     """``kaalwatch run``: see the module docstring. ``run`` blocks until ``stop`` is set and returns 0.
 
     ``on_ready(review_url)`` is called once every part has been started (the demo prints it);
-    ``tick_seconds`` and ``grace_seconds`` exist so tests and the demo can tighten the timings.
+    ``tick_seconds`` and ``grace_seconds`` exist so tests and the demo can tighten the timings;
+    ``watcher_factory(ws, settings, pool)`` replaces :class:`~kaalwatch.watch.WatchService` in tests.
     """
 
     def __init__(self, settings: Settings, *, tick_seconds: float = 3.0, grace_seconds: float = 8.0,
-                 on_ready: Callable[[str | None], None] | None = None) -> None:
+                 on_ready: Callable[[str | None], None] | None = None,
+                 watcher_factory: Callable[[Workspace, Settings, Any], Any] | None = None) -> None:
         self.settings = settings
+        self.watcher_factory = watcher_factory
         self.tick_seconds = tick_seconds
         self.grace_seconds = grace_seconds
         self.on_ready = on_ready
@@ -216,6 +219,7 @@ class Daemon:
         self._sync_backoff = Backoff.for_interval(settings.sync.interval_minutes * 60)
         self._server_backoff = Backoff(max_skip=20)
         self._auth_blocked_on: tuple[tuple[str, int], ...] | None = None
+        self._watcher_dead_ticks = 0
         self._busy = 0
         self._busy_cond = threading.Condition()
 
@@ -278,12 +282,33 @@ class Daemon:
         self._pool = PreviewPool(self.settings.watcher.workers or None)
 
     def _start_watcher(self) -> None:
-        from kaalwatch.watch import WatchService
-
         assert self.ws is not None
         if self._watcher is None:
-            self._watcher = WatchService(self.ws, self.settings, pool=self._pool)
+            if self.watcher_factory is not None:
+                self._watcher = self.watcher_factory(self.ws, self.settings, self._pool)
+            else:
+                from kaalwatch.watch import WatchService
+
+                self._watcher = WatchService(self.ws, self.settings, pool=self._pool)
         self._watcher.start()
+
+    def _check_watcher(self) -> None:
+        """Revive a dead observer; replace the whole watcher when it stays dead (its own thread died)."""
+        assert self._watcher is not None
+        self._watcher.ensure_alive()
+        if self.watcher_health().get("alive"):
+            self._watcher_dead_ticks = 0
+            return
+        self._watcher_dead_ticks += 1
+        if self._watcher_dead_ticks < 2:
+            return  # one tick of grace: a restart that ensure_alive just began may need a moment
+        self._watcher_dead_ticks = 0
+        old, self._watcher = self._watcher, None
+        self.health.error("watcher", "the watcher stopped working; starting a new one and rescanning")
+        with contextlib.suppress(Exception):
+            old.stop(timeout=2)
+        self._start_watcher()
+        self._watcher.rescan()
 
     def _start_server(self) -> None:
         from review_app import create_app
@@ -428,7 +453,9 @@ class Daemon:
         if self._watcher is None:
             self._guard("watcher", self._start_watcher)
         else:
-            self._guard("watcher", self._watcher.ensure_alive)
+            self._guard("watcher", self._check_watcher, mark_recovered=False)
+            if self.watcher_health().get("alive"):
+                self.health.recovered("watcher")
         if (self._server is None and self._server_backoff.should_run()
                 and not self._guard("review page", self._start_server)):
             self._server_backoff.failed()
