@@ -3,7 +3,7 @@
 ``run(quick)`` returns one result dict per input (plus the geometric mean and the worker's peak memory)
 for the benchmark harness. The **decode floor** is what Pillow needs only to decode the same file in the
 same run (a JPEG at half size, since no preview needs more); ``preview`` is ``render_previews`` end to
-end (decode, reduce, sRGB, flatten, Lanczos, watermark, two atomic JPEG writes with fsync). Floor and
+end (decode, reduce + flatten, sRGB, final resample, watermark, two atomic JPEG writes with fsync). Floor and
 preview runs alternate, after a warm-up, and the median of each is used, so drift (thermal, page cache)
 hits both alike. For scale the same harness times a naive Pillow pipeline and, when a real ImageMagick
 ``convert`` is installed, ImageMagick.

@@ -12,10 +12,13 @@ Cheap paths (why the preview stays close to the cost of a bare decode):
   ``DRAFT_GAP`` is 1.8, not 2: a 6000-px camera or phone photo then decodes at half size (3000 px =
   1.875 x 1600), the same work as the decode floor, instead of at full size (4 x the pixels). DCT scaling
   is an exact low-pass (it drops the high-frequency coefficients), so the antialiasing that the usual
-  "2 x before the final filter" rule buys is already there; the final Lanczos then only shrinks by 1.875.
+  "2 x before the final filter" rule buys is already there; the final area-average filter then only
+  shrinks by 1.875 (see ``preview`` for the filter choice and its measured quality).
 * Everything else: after ``load()`` the image is shrunk by an integer factor with ``Image.reduce`` (a box
-  average in C, one pass, no float weights) to >= ``REDUCE_GAP`` x the target, and only that small image
-  goes on to colour conversion, flattening, the final Lanczos and the watermark.
+  average in C, one pass, no float weights) to >= ``REDUCE_GAP`` (1.2) x the target, and only that small
+  image goes on to colour conversion, the final filter and the watermark. 1.2 rather than Pillow's
+  default 2.0 because the final filter's cost grows with the remaining ratio: 4000 px -> 2000 px by
+  ``reduce(2)`` then 1.25x, instead of a full 2.5x resample of 16 Mpx.
 * RGBA is flattened onto the preview background while it is reduced, band by band (``flatten_reduce``):
   correct edges (the same result as a premultiplied reduction), no full-size second image, and no
   RGBA->RGBa conversion (Pillow's is slow: ~8 ns/pixel, more than the blend itself).
@@ -52,7 +55,7 @@ MAX_ZIP_RATIO = 200
 MAX_EXIF_BYTES = 1 << 20
 #: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.8).
 DRAFT_GAP = 1.8
-#: Integer box reduction keeps the long edge >= REDUCE_GAP x target before the final Lanczos.
+#: Integer box reduction keeps the long edge >= REDUCE_GAP x target before the final filter.
 REDUCE_GAP = 1.2
 #: Rows per band when flattening/reducing alpha images: a few MB, so a band stays in cache.
 _BAND_ROWS = 240
