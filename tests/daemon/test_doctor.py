@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,21 @@ def test_doctor_command_on_a_good_workspace_with_etsy_down(tmp_path: Path, setti
     offline = _doctor(config, "--offline")
     assert offline.returncode == 0, offline.stdout
     assert "All checks passed." in offline.stdout
+
+
+@pytest.mark.slow
+def test_etsy_check_against_the_sandbox(connected: Any) -> None:
+    from kaalwatch.etsy.tokens import TokenStore
+    from kaalwatch.settings import load_settings
+
+    settings = load_settings(connected.config, env={}, use_default_path=False)
+    ok = doctor.check_etsy(settings)
+    assert ok.ok, ok.render()
+    assert "token valid for shop" in ok.line and "transactions_r" in ok.line
+    wants_shipping = dataclasses.replace(settings, delivery=dataclasses.replace(settings.delivery,
+                                                                                create_shipment=True))
+    missing = doctor.check_etsy(wants_shipping)
+    assert not missing.ok and "transactions_w" in missing.line and "kaalwatch auth" in missing.fix
+    TokenStore(connected.ws).delete()
+    gone = doctor._safe("etsy", lambda: doctor.check_etsy(settings))
+    assert not gone.ok and "auth" in gone.render()

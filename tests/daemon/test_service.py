@@ -141,3 +141,22 @@ def test_failing_systemctl_is_one_clear_error(spec: ServiceSpec, tmp_path: Path,
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(service.KaalwatchError, match="Failed to connect to bus"):
         service.install(spec, platform="linux", environ={"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, out=print)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="installs a systemd user unit, which is Linux only")
+def test_service_commands_through_the_cli(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"workspace: {tmp_path / 'ws'}\n")
+    env = {"PATH": str(tmp_path / "no-bin"), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kaalwatch", "--config", str(config), "service", *args],
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    installed = cli("install")
+    assert installed.returncode == 0, installed.stderr
+    unit = tmp_path / "xdg" / "systemd" / "user" / "kaalwatch.service"
+    assert f"--config {config}" in unit.read_text()
+    assert "installed at" in cli("status").stdout
+    assert cli("uninstall").returncode == 0 and not unit.exists()
+    assert "not installed" in cli("status").stdout
