@@ -148,3 +148,23 @@ def test_revoked_token_pauses_sync_until_reconnected(connected: Any, daemon_fact
              and (proc.health().get("last_sync_result") or "").startswith("sync:"), 30, what="sync to resume")
     code, _ = proc.terminate()
     assert code == 0
+
+
+def test_etsy_outage_backs_off_then_recovers(connected: Any, daemon_factory: Callable[..., DaemonProcess]) -> None:
+    ws, sb = connected.ws, connected.sandbox
+    proc = daemon_factory(connected.config, ws.root).start()
+    proc.wait_healthy()
+    wait_for(lambda: (proc.health().get("last_sync_result") or "").startswith("sync:"), 30, what="a first sync")
+    sb.inject_fault(status=503)
+    failing = wait_for(lambda: (h := proc.health()).get("last_sync_result", "").startswith("failed") and h, 30,
+                       what="a failed sync")
+    assert "sync" in failing["failing"]
+    wait_for(lambda: any("next attempt in 2 run(s)" in e for e in proc.health()["errors"]), 30,
+             what="the second failure to skip a run")
+    assert proc.health()["watcher_alive"] is True  # the other parts carry on
+    sb.clear_faults()
+    recovered = wait_for(lambda: (h := proc.health()).get("last_sync_result", "").startswith("sync:") and h, 30,
+                         what="sync to recover")
+    assert "sync" not in recovered["failing"]
+    code, _ = proc.terminate()
+    assert code == 0
