@@ -302,9 +302,18 @@ def _open_psd_tools(path: Path, max_pixels: int) -> Image.Image:
             "stores no usable composite image and psd-tools is not installed "
             "(pip install 'kaalwatch[psd]', or save with Maximize Compatibility on)",
         ) from exc
-    psd = PSDImage.open(path)
-    _check_pixels(path, (psd.width, psd.height), max_pixels)
-    image = psd.composite()
+    try:
+        with warnings.catch_warnings():
+            # psd-tools replaces channels it cannot decompress with black and only warns: for us a
+            # broken channel is a broken file (truncation must never pass the stability check).
+            warnings.filterwarnings("error", module=r"psd_tools")
+            psd = PSDImage.open(path)
+            _check_pixels(path, (psd.width, psd.height), max_pixels)
+            image = psd.composite()
+    except ImageError:
+        raise
+    except Exception as exc:  # a third-party parser: any failure of it means "cannot be decoded"
+        raise _fail(path, f"cannot be decoded by psd-tools: {exc or type(exc).__name__}") from exc
     if image is None:
         raise _fail(path, "has no visible layers to compose")
     return image

@@ -101,6 +101,11 @@ def test_psd_without_composite_composes_with_psd_tools(tmp_path: Path, out: Path
     doc.save(src)
     result = _render(src, out, PreviewSpec(watermark=WatermarkSpec(enabled=False)))
     assert (result.width, result.height) == (200, 100)
+    # psd-tools only warns (and paints black) on a broken channel; that must still be an error.
+    cut = tmp_path / "cut.psd"
+    cut.write_bytes(src.read_bytes()[:200])
+    with pytest.raises(ImageError):
+        verify_decodes(cut)
 
 
 @pytest.mark.parametrize("kind", ["kra", "ora"])
