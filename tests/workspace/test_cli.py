@@ -99,7 +99,9 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "No such command 'frobnicate'" in capsys.readouterr().err
 
 
-def test_log_lines_never_carry_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_log_lines_never_carry_secrets(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("urllib3", "watchdog", "PIL")})
     logs.setup("debug", tmp_path / "logs")
     try:
         log = logging.getLogger("kaalwatch.test")
@@ -107,8 +109,14 @@ def test_log_lines_never_carry_secrets(tmp_path: Path, caplog: pytest.LogCapture
         for handler in logging.getLogger().handlers:
             handler.flush()
         text = (tmp_path / "logs" / "kaalwatch.log").read_text()
-    finally:
-        logs.setup("info", None)
+    finally:  # leave logging as other tests expect it
+        for handler in root.handlers[:]:
+            if handler not in saved[0]:
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
     for secret in ("abc123", "topsecret", "1234.tok", "zz", "xyz"):
         assert secret not in text
     assert text.count("***") == 4
