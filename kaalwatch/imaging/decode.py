@@ -202,7 +202,7 @@ def _translate_errors(path: Path) -> Iterator[None]:
     except MemoryError as exc:
         raise _fail(path, "needs more memory to decode than is available") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
-            zipfile.BadZipFile, ZeroDivisionError, OverflowError) as exc:
+            zipfile.BadZipFile, ZeroDivisionError, OverflowError, NotImplementedError, zlib.error) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason or isinstance(exc, EOFError):
             reason = f"truncated or cut off while copying ({reason})"

@@ -183,3 +183,42 @@ def test_sniff_names_containers() -> None:
     assert sniff(b"\xef\xbb\xbf<svg ") == "svg"
     assert sniff(b"\x00\x00\x00\x18ftypheic") == "heif"
     assert sniff(b"hello") is None
+
+
+def test_mutated_files_only_ever_raise_image_error(tmp_path: Path) -> None:
+    """Seeded byte mutations of every container: success or ImageError, never another exception."""
+    import logging
+    import random
+    import warnings
+
+    im = artwork(48, 32)
+    samples: dict[str, bytes] = {}
+    for name, fmt in (("a.png", "PNG"), ("a.jpg", "JPEG"), ("a.tif", "TIFF"), ("a.webp", "WEBP"),
+                      ("a.bmp", "BMP"), ("a.gif", "GIF")):
+        buf = io.BytesIO()
+        im.save(buf, fmt)
+        samples[name] = buf.getvalue()
+    samples["a.psd"] = write_psd(im, tmp_path / "src.psd").read_bytes()
+    samples["a.kra"] = write_zip(tmp_path / "src.kra", {"mergedimage.png": png_bytes(im)}).read_bytes()
+    rng = random.Random(1234)
+    spec = PreviewSpec()
+    logging.disable(logging.CRITICAL)  # psd-tools logs every broken channel
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name, data in samples.items():
+                for _ in range(25):
+                    buf = bytearray(data)
+                    for _ in range(rng.randint(1, 6)):
+                        buf[rng.randrange(len(buf))] = rng.randrange(256)
+                    path = tmp_path / name
+                    path.write_bytes(bytes(buf))
+                    for call in (lambda p=path: verify_decodes(p),
+                                 lambda p=path: render_previews(p, tmp_path / "o.jpg", tmp_path / "t.jpg",
+                                                                spec, "X")):
+                        try:
+                            call()
+                        except ImageError as exc:
+                            assert "\n" not in str(exc)
+    finally:
+        logging.disable(logging.NOTSET)
