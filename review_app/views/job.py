@@ -28,6 +28,8 @@ bp = Blueprint("job", __name__)
 log = logging.getLogger("kaalwatch.review")
 
 MAX_NOTE = 5000
+# "Rescan now" waits at most this long for files still being written; the daemon's next rescan finds the rest.
+RESCAN_MAX_WAIT = 10.0
 
 
 def fingerprint(job: Job) -> str:
@@ -232,7 +234,7 @@ def rescan(receipt_id: int, job_id: str) -> Response:
         flash("Rescanning is not available in this installation.", "error")
         return _back(receipt_id, job_id)
     try:
-        report = rescan_order(rt.ws, rt.settings, receipt_id)
+        report = rescan_order(rt.ws, rt.settings, receipt_id, max_wait=RESCAN_MAX_WAIT)
     except KaalwatchError as exc:
         flash(f"Rescan failed: {exc}", "error")
         return _back(receipt_id, job_id)

@@ -153,7 +153,7 @@ def fake_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         def summary(self) -> str:
             return "2 new versions"
 
-    def rescan_order(ws: Workspace, settings: object, receipt_id: int) -> Report:
+    def rescan_order(ws: Workspace, settings: object, receipt_id: int, *, max_wait: float | None = None) -> Report:
         calls.append(receipt_id)
         return Report()
 
@@ -191,3 +191,21 @@ def test_actions_log_receipt_ids_not_buyer_names(client: FlaskClient, order: Ord
     assert "Grace" not in caplog.text and "Hopper" not in caplog.text
 
 
+
+
+def test_rescan_now_with_the_real_watcher(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    """A save the watcher missed: the button turns it into version 4 at once (the file is old, so stable)."""
+    pytest.importorskip("kaalwatch.watch", reason="the watcher package is not installed")
+    import os
+    import time
+
+    from tests.review.conftest import jpeg
+
+    saved = ws.folder_of(order.receipt_id) / "portrait final.jpg"
+    saved.write_bytes(jpeg((800, 600), (10, 120, 90), mark=9))
+    old = time.time() - 60
+    os.utime(saved, (old, old))
+    assert act(client, order, "rescan").status_code == 303
+    job = ws.load(order.receipt_id).job(order.jobs[0].job_id)
+    assert [v.number for v in job.versions] == [1, 2, 3, 4] and job.versions[-1].source_name == "portrait final.jpg"
+    assert "Rescanned: " in client.get(page_of(order)).get_data(as_text=True)
