@@ -275,8 +275,8 @@ class Ingestor:
             result = self._render(staged, tmp_preview, tmp_thumb, spec, text)
         except ImageError as exc:
             _remove(staged, tmp_preview, tmp_thumb)
-            message = f"'{loc.job_rel}' cannot be read as an image ({exc.message}): it was not made a version; " \
-                      "save or export it again"
+            message = f"'{loc.job_rel}' cannot be read as an image ({artist_facing(exc.message, staged)}): " \
+                      "it was not made a version; save or export it again"
             with self.ws.edit(rid) as fresh:
                 lifecycle.set_error(fresh, job_id, message, ACTOR)
             return Outcome("error", rid, job_id, detail=exc.message)
@@ -455,6 +455,12 @@ class Ingestor:
 def text_template(order: Order, job: Job, settings: Settings) -> str:
     flow = workflows.by_name(settings.workflows, settings.default_workflow, job.workflow)
     return flow.watermark or settings.watermark.template
+
+
+def artist_facing(reason: str, staged: Path) -> str:
+    """The decoder's reason without the staging copy's name or path: the artist knows only their own file."""
+    reason = reason.replace(str(staged), "the file").replace(f"{staged.name}: ", "", 1)
+    return " ".join(reason.replace(staged.name, "the file").split())
 
 
 def clean_staging(ws: Workspace, older_than_seconds: float = 3600.0) -> int:

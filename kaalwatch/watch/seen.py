@@ -10,10 +10,13 @@ the manifests (by content hash), only slower once.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from kaalwatch.errors import WorkspaceError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -66,11 +69,18 @@ class SeenStore:
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                # A full disk stops SQLite creating its WAL files ("disk I/O error"): say so in one line.
+                full = shutil.disk_usage(self.path.parent).free < 256 * 1024 if self.path.parent.exists() else False
+                reason = "the disk is full" if full else str(exc)
+                raise WorkspaceError(f"cannot use {self.path}: {reason}",
+                                     hint="free some space; this file is only a cache and can be deleted") from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

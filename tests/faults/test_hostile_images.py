@@ -101,8 +101,6 @@ def test_a_hostile_file_in_a_job_folder_is_a_clear_error_and_the_next_good_save_
     assert len(list(ws.previews_dir.rglob("*.jpg"))) == 2 * sum(1 for v in job.versions if v.preview)
 
 
-@pytest.mark.xfail(strict=True, reason="watcher bug: the error on the job names the internal staging copy "
-                                       "('.staging-<uuid>.png', with its path) instead of only the artist's file")
 def test_the_error_of_an_undecodable_save_names_only_the_artists_file(
         settings: Settings, ws: Workspace, make_order: Callable[..., Order]) -> None:
     s = dataclasses.replace(settings, watcher=dataclasses.replace(settings.watcher, quiet_seconds=0.0))
