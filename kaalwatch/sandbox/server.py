@@ -7,6 +7,7 @@ import html
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -103,6 +104,12 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out or was killed mid-request is ordinary traffic here, not a server fault.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_all(self) -> None:
         """Shut every open connection so handler threads blocked on reads return at once."""
