@@ -149,7 +149,7 @@ def test_order_to_approval_through_a_real_daemon_then_sigterm(
         # Without the token the page refuses and nothing changes.
         bad = http.post(f"{base.rstrip('/')}{approve_action}", data={k: v for k, v in fields.items()
                                                                    if k != "csrf_token"}, timeout=10)
-        assert bad.status_code == 400
+        assert bad.status_code == 400, (bad.url, [r.status_code for r in bad.history], bad.text[:500])
         assert ws.load(receipt_id).jobs[0].state is not JobState.APPROVED
         done = http.post(f"{base.rstrip('/')}{approve_action}", data=fields, timeout=10)
         assert done.status_code == 200, done.text[:300]
