@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,13 +25,28 @@ class OrderCache:
     happen. Cached orders are shared between threads and must be treated as read-only; changes go through
     ``ws.edit``, which loads its own fresh copy under the order's lock."""
 
-    def __init__(self, ws: Workspace, size: int = 256) -> None:
+    def __init__(self, ws: Workspace, size: int = 256, known_ttl: float = 2.0) -> None:
         self.ws = ws
         self.size = size
+        self.known_ttl = known_ttl
         self._entries: OrderedDict[int, tuple[tuple[int, int, int], Order]] = OrderedDict()
+        self._known: frozenset[int] = frozenset()
+        self._known_at = float("-inf")
         self._lock = threading.Lock()
 
+    def _indexed(self, receipt_id: int) -> bool:
+        # ``folder_of`` walks every order folder when it misses (to find moved ones); a URL naming an order
+        # that does not exist must not cost that, so unknown ids are answered from the index alone.
+        if receipt_id in self._known and time.monotonic() - self._known_at < self.known_ttl:
+            return True
+        known = frozenset(self.ws.receipt_ids())
+        with self._lock:
+            self._known, self._known_at = known, time.monotonic()
+        return receipt_id in known
+
     def load(self, receipt_id: int) -> Order:
+        if not self._indexed(receipt_id):
+            raise NotFoundError(f"no order {receipt_id}")
         folder = self.ws.folder_of(receipt_id)
         try:
             stat = os.stat(folder / MANIFEST)

@@ -194,3 +194,30 @@ def test_overdue_shown_on_job_page(client: FlaskClient, ws: Workspace, make_orde
     made.ship_by = utcnow() - timedelta(days=2)
     ws.add_order(made)
     assert "2 days overdue" in client.get(f"/jobs/{made.receipt_id}/{made.jobs[0].job_id}").get_data(as_text=True)
+
+
+def test_broken_manifest_is_a_clear_page_not_a_500(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    manifest = ws.folder_of(order.receipt_id) / "order.yaml"
+    manifest.write_text("schema: 1\nreceipt_id: [unclosed\n")
+    response = client.get(f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}")
+    assert response.status_code == 409
+    assert "manifest cannot be read" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 200  # the list keeps working from the index
+
+
+def test_unknown_order_does_not_walk_the_folders(client: FlaskClient, ws: Workspace, order: Order,
+                                                 monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def walked() -> None:
+        raise AssertionError("refresh_index ran inside a request")
+
+    monkeypatch.setattr(ws, "refresh_index", walked)
+    assert client.get("/jobs/123456789/1").status_code == 404
+    assert client.get("/files/123456789/1/v/1/thumb").status_code == 404
+    assert client.get(f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}").status_code == 200
+
+
+def test_login_page_shows_no_workspace_status(anon: FlaskClient, ws: Workspace) -> None:
+    ws.write_state("sync", {"last_error": "Etsy said 503 for shop 12345"})
+    html = anon.get("/login").get_data(as_text=True)
+    assert "Etsy said 503" not in html and "daemon" not in html
+    assert NOTICE in html
