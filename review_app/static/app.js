@@ -59,6 +59,7 @@ function setupCompare() {
   const apply = () => {
     const value = Number(range.value);
     top.style.clipPath = mode === "wipe" ? "inset(0 0 0 " + value + "%)" : "";
+    box.style.setProperty("--wipe", value + "%");
     top.style.opacity = mode === "onion" ? String(value / 100) : "";
   };
   document.querySelectorAll(".modes button").forEach((button) => {
