@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 
 def to_datetime(value: Any) -> datetime | None:
@@ -71,6 +73,27 @@ def label(value: Any) -> str:
     return str(getattr(value, "value", value)).replace("_", " ")
 
 
+def _visible(ch: str) -> str:
+    if ch in "\n\r\t" or unicodedata.category(ch) not in ("Cc", "Cf"):
+        return ch
+    return f"[U+{ord(ch):04X}]"
+
+
+def visible_controls(value: Any) -> Any:
+    """Jinja's ``finalize``: control and format characters in any printed value become visible ``[U+202E]``.
+
+    Autoescaping stops markup, not these: a right-to-left override can make ``gpj.exe`` read as ``exe.jpg``,
+    and NUL or ESC in buyer text has no business in the page. Our own markup (``Markup``) passes untouched.
+    """
+    if value is None or isinstance(value, Markup | int | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(_visible(ch) for ch in text)
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.finalize = visible_controls
     app.jinja_env.filters.update(when=when, ago=ago, filesize=filesize, label=label)
     app.jinja_env.globals["days_left"] = days_left

@@ -308,3 +308,20 @@ def test_cross_site_fetch_metadata_is_refused(client: FlaskClient, order: Order)
     good = client.post(path, data={"text": "x", "csrf_token": token},
                        headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"})
     assert good.status_code == 303
+
+
+def test_control_and_bidi_characters_are_made_visible(client: FlaskClient, ws: Workspace,
+                                                      make_order: Callable[..., Order]) -> None:
+    import unicodedata
+
+    tricky = "\u202egpj.exe\u202c Smith\x00\x1b[31m"
+    made = make_order(buyer=tricky, answers=[Answer(question="Name", answer=f"line one\nline two {tricky}")])
+    made.message_from_buyer = tricky
+    ws.add_order(made)
+    pages = [client.get("/").get_data(as_text=True),
+             client.get(f"/jobs/{made.receipt_id}/{made.jobs[0].job_id}").get_data(as_text=True)]
+    for html in pages:
+        raw = {f"U+{ord(ch):04X}" for ch in html if unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\r\t"}
+        assert raw == set()
+        assert "[U+202E]gpj.exe[U+202C] Smith[U+0000][U+001B][31m" in html
+    assert "line one\nline two" in pages[1]  # newlines in answers stay
