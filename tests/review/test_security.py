@@ -325,3 +325,12 @@ def test_control_and_bidi_characters_are_made_visible(client: FlaskClient, ws: W
         assert raw == set()
         assert "[U+202E]gpj.exe[U+202C] Smith[U+0000][U+001B][31m" in html
     assert "line one\nline two" in pages[1]  # newlines in answers stay
+
+
+def test_oversized_post_is_413_and_changes_nothing(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    before = ws.load(order.receipt_id)
+    path = f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}/note"
+    response = client.post(path, data={"text": "x" * 400_000, "csrf_token": csrf(client, "/")})
+    assert response.status_code == 413
+    assert_secure_headers(response)
+    assert ws.load(order.receipt_id) == before
