@@ -219,7 +219,6 @@ class Daemon:
         self._sync_backoff = Backoff.for_interval(settings.sync.interval_minutes * 60)
         self._server_backoff = Backoff(max_skip=20)
         self._auth_blocked_on: tuple[tuple[str, int], ...] | None = None
-        self._watcher_dead_ticks = 0
         self._busy = 0
         self._busy_cond = threading.Condition()
 
@@ -293,22 +292,10 @@ class Daemon:
         self._watcher.start()
 
     def _check_watcher(self) -> None:
-        """Revive a dead observer; replace the whole watcher when it stays dead (its own thread died)."""
+        """Revive a dead observer or watcher thread (the watcher restarts its own parts and rescans)."""
         assert self._watcher is not None
-        self._watcher.ensure_alive()
-        if self.watcher_health().get("alive"):
-            self._watcher_dead_ticks = 0
-            return
-        self._watcher_dead_ticks += 1
-        if self._watcher_dead_ticks < 2:
-            return  # one tick of grace: a restart that ensure_alive just began may need a moment
-        self._watcher_dead_ticks = 0
-        old, self._watcher = self._watcher, None
-        self.health.error("watcher", "the watcher stopped working; starting a new one and rescanning")
-        with contextlib.suppress(Exception):
-            old.stop(timeout=2)
-        self._start_watcher()
-        self._watcher.rescan()
+        if self._watcher.ensure_alive():
+            self.health.error("watcher", "the watcher stopped working; it was restarted and is rescanning")
 
     def _start_server(self) -> None:
         from review_app import create_app

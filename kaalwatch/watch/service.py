@@ -217,23 +217,35 @@ class WatchService:
             log.exception("watcher: stopping the old observer failed")
 
     def ensure_alive(self) -> bool:
-        """Restart the observer if it or one of its emitters died; True when a restart happened."""
+        """Restart the coordinator thread or the observer (or one of its emitters) if it died.
+
+        True when something was restarted; a rescan is then queued, since events were lost meanwhile.
+        """
         with self._lock:
-            if self._stop.is_set():
-                return False
+            if self._stop.is_set() or self._thread is None:
+                return False  # stopped, or never started
+            restarted = False
+            if not self._thread.is_alive():
+                log.warning("watcher: its coordinator thread stopped; restarting it and rescanning")
+                self.last_error = "coordinator restarted"
+                self.restarts += 1
+                self._thread = threading.Thread(target=self._run, name="kaalwatch-watcher")
+                self._thread.start()
+                restarted = True
             observer = self._observer
-            if observer is not None and observer.is_alive() and all(e.is_alive() for e in observer.emitters) \
-                    and observer.emitters:
-                return False
-            log.warning("watcher: the %s observer stopped; restarting it and rescanning", self.backend)
-            self.last_error = "observer restarted"
-            self.restarts += 1
-            if observer is not None:
-                self._halt(observer, 2)
-            self._observer = None
-            self._start_observer(choose_backend(self.watcher.backend, self.ws.orders_dir, self._fs_type))
-        self._queue.put(("rescan", None, None))  # events were lost while it was down
-        return True
+            if observer is None or not observer.is_alive() or not observer.emitters \
+                    or not all(e.is_alive() for e in observer.emitters):
+                log.warning("watcher: the %s observer stopped; restarting it and rescanning", self.backend)
+                self.last_error = "observer restarted"
+                self.restarts += 1
+                if observer is not None:
+                    self._halt(observer, 2)
+                self._observer = None
+                self._start_observer(choose_backend(self.watcher.backend, self.ws.orders_dir, self._fs_type))
+                restarted = True
+        if restarted:
+            self._queue.put(("rescan", None, None))
+        return restarted
 
     # --------------------------------------------------------------------------------- coordinator
 

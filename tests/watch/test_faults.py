@@ -63,6 +63,30 @@ def test_killed_observer_is_restarted_and_saves_still_become_versions(ws: Worksp
     wait_for(lambda: count(ws, order) == 2)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death we simulate
+def test_dead_coordinator_thread_is_restarted_and_saves_still_become_versions(
+        ws: Workspace, order_at: Callable, start_service: Start) -> None:
+    order, folder = order_at()
+    service = start_service()
+    wait_for(lambda: service.health()["alive"])
+    real_handle = service._handle
+
+    def die(item: object) -> None:
+        service._handle = real_handle  # type: ignore[method-assign]
+        raise SystemExit("simulated death of the watcher's own thread")  # escapes its catch-all
+
+    service._handle = die  # type: ignore[method-assign]
+    service._queue.put(("rescan", None, None))
+    wait_for(lambda: not service.health()["alive"])
+    (folder / "while-dead.png").write_bytes(png(6))
+    assert service.ensure_alive() is True  # what the daemon's tick calls
+    wait_for(lambda: service.health()["alive"])
+    wait_for(lambda: count(ws, order) == 1)  # found by the rescan queued on restart
+    (folder / "after.png").write_bytes(png(7))
+    wait_for(lambda: count(ws, order) == 2)
+    assert service.ensure_alive() is False
+
+
 def test_dead_emitter_is_noticed_and_restarted(ws: Workspace, order_at: Callable, start_service: Start) -> None:
     order, folder = order_at()
     service = start_service()
