@@ -6,7 +6,7 @@ import logging
 import threading
 
 from flask import Flask
-from waitress.server import create_server
+from waitress.server import BaseWSGIServer, create_server
 
 from kaalwatch.errors import ConfigError
 from review_app import security
@@ -24,7 +24,7 @@ class ReviewServer:
         self.host = host
         self.requested_port = port
         self.threads = threads
-        self._server = None  # type: ignore[var-annotated]
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._check()
 
@@ -63,7 +63,7 @@ class ReviewServer:
         except OSError as exc:
             raise ConfigError(f"the review page cannot listen on {self.host}:{self.requested_port}: "
                               f"{exc.strerror or exc}", hint="choose another review.port") from None
-        self._server = server
+        self._server = server  # type: ignore[assignment]  # one address: never the multi-socket server
         # The Host allow-list learns the real port (port 0 in tests) and an explicitly bound address.
         policy: security.HostPolicy = self.app.extensions["kaalwatch_hosts"]
         policy.ports.add(self.port)
@@ -78,6 +78,7 @@ class ReviewServer:
         # Runs inside the server's loop thread (via the trigger): closing every channel, the listening
         # socket and the trigger empties the loop's map, so ``run()`` returns.
         server = self._server
+        assert server is not None
         for dispatcher in list(server._map.values()):
             if dispatcher is not server.trigger:
                 dispatcher.close()
