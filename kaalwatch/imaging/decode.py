@@ -14,11 +14,13 @@ Cheap paths (why the preview stays close to the cost of a bare decode):
   is an exact low-pass (it drops the high-frequency coefficients), so the antialiasing that the usual
   "2 x before the final filter" rule buys is already there; the final area-average filter then only
   shrinks by 1.875 (see ``preview`` for the filter choice and its measured quality).
-* Everything else: after ``load()`` the image is shrunk by an integer factor with ``Image.reduce`` (a box
-  average in C, one pass, no float weights) to >= ``REDUCE_GAP`` (1.2) x the target, and only that small
-  image goes on to colour conversion, the final filter and the watermark. 1.2 rather than Pillow's
-  default 2.0 because the final filter's cost grows with the remaining ratio: 4000 px -> 2000 px by
-  ``reduce(2)`` then 1.25x, instead of a full 2.5x resample of 16 Mpx.
+* Everything else: after ``load()`` the image is shrunk by the largest integer factor that keeps it at
+  least the target size (``REDUCE_GAP`` = 1.0) with ``Image.reduce`` (a box average in C, one pass, no
+  float weights), and only that small image goes on to colour conversion, the final filter and the
+  watermark. Pillow's own default gap is 2.0 because it is followed by Lanczos; our final filter is an
+  area average too (see ``preview``), and an area average of an area average is still one, so a larger
+  gap would only cost time: 8000 px -> ``reduce(5)`` is the 1600 px preview with no resample at all,
+  4000 px -> ``reduce(2)`` then 1.25x.
 * RGBA is flattened onto the preview background while it is reduced, band by band (``flatten_reduce``):
   correct edges (the same result as a premultiplied reduction), no full-size second image, and no
   RGBA->RGBa conversion (Pillow's is slow: ~8 ns/pixel, more than the blend itself).
@@ -56,7 +58,7 @@ MAX_EXIF_BYTES = 1 << 20
 #: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.8).
 DRAFT_GAP = 1.8
 #: Integer box reduction keeps the long edge >= REDUCE_GAP x target before the final filter.
-REDUCE_GAP = 1.2
+REDUCE_GAP = 1.0
 #: Rows per band when flattening/reducing alpha images: a few MB, so a band stays in cache.
 _BAND_ROWS = 240
 
