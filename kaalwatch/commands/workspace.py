@@ -11,7 +11,7 @@ import click
 
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
-from kaalwatch.model import utcnow
+from kaalwatch.model import parse_time, utcnow
 from kaalwatch.settings import default_config_path, render_default_config
 from kaalwatch.store import JobRow, Workspace
 from kaalwatch.workflows import by_name
@@ -72,6 +72,23 @@ def job_summary(row: JobRow, settings, now: datetime) -> dict:  # type: ignore[n
     }
 
 
+STALE_HEALTH_SECONDS = 30
+
+
+def daemon_line(health: dict, now: datetime) -> str:  # type: ignore[type-arg]
+    """One line about the daemon from its health file: running or not, watcher, queue, last sync."""
+    if not health:
+        return "daemon: not running (start it with `kaalwatch run` or `kaalwatch service install`)"
+    updated = parse_time(health.get("updated_at"))
+    stale = updated is None or (now - updated).total_seconds() > STALE_HEALTH_SECONDS
+    if not health.get("running", True) or stale:
+        when = health.get("updated_at") or "unknown"
+        return f"daemon: not running (last seen {when}; start it with `kaalwatch run`)"
+    alive = "alive" if health.get("watcher_alive") else "NOT running"
+    result = f", last sync: {health['last_sync_result']}" if health.get("last_sync_result") else ""
+    return (f"daemon: pid {health.get('pid')}, watcher {alive}, queue {health.get('queue_length', 0)}{result}")
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--all", "show_all", is_flag=True, help="Include delivered and cancelled jobs.")
@@ -107,10 +124,11 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
     click.echo(f"last sync: {last_sync}{last_error}")
-    if health:
-        alive = "alive" if health.get("watcher_alive") else "NOT running"
-        click.echo(f"daemon: pid {health.get('pid')} updated {health.get('updated_at')}, watcher {alive}, "
-                   f"queue {health.get('queue_length', 0)}")
+    click.echo(daemon_line(health, now))
+    if health.get("running") and health.get("sync_paused"):
+        click.echo(f"sync paused: {health['sync_paused']}")
+    for error in health.get("errors", [])[-5:] if health.get("running") else []:
+        click.echo(f"recent error: {error}")
     for item in broken:
         click.echo(f"broken manifest: {item['error']}")
 

@@ -120,3 +120,20 @@ def test_log_lines_never_carry_secrets(tmp_path: Path) -> None:
     for secret in ("abc123", "topsecret", "1234.tok", "zz", "xyz"):
         assert secret not in text
     assert text.count("***") == 4
+
+
+def test_status_tells_whether_the_daemon_is_really_running() -> None:
+    from datetime import timedelta
+
+    from kaalwatch.commands.workspace import daemon_line
+    from kaalwatch.model import iso, utcnow
+
+    now = utcnow()
+    fresh = {"pid": 42, "running": True, "updated_at": iso(now), "watcher_alive": True, "queue_length": 2,
+             "last_sync_result": "2 new, 0 updated"}
+    assert daemon_line(fresh, now) == "daemon: pid 42, watcher alive, queue 2, last sync: 2 new, 0 updated"
+    assert daemon_line({}, now).startswith("daemon: not running")
+    assert daemon_line({**fresh, "running": False}, now).startswith("daemon: not running (last seen")
+    stale = {**fresh, "updated_at": iso(now - timedelta(minutes=5))}
+    assert daemon_line(stale, now).startswith("daemon: not running")  # killed without a chance to say so
+    assert "watcher NOT running" in daemon_line({**fresh, "watcher_alive": False}, now)
