@@ -33,3 +33,26 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "python3 tasks.py demo" in head and "python3 tasks.py test" in head
     ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.rstrip().endswith("python3 tasks.py test")
+
+
+def test_every_test_named_in_the_guarantees_exists() -> None:
+    """The README's guarantees name their tests; a renamed or deleted test must not leave a dead claim."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    section = README[README.index("## What kaalwatch guarantees"): README.index("## Benchmarks")]
+    current: Path | None = None
+    checked = 0
+    for token in re.findall(r"`([^`]+)`", section):
+        path_part, _, name = token.partition("::")
+        if path_part.startswith(("tests/", "bench/")):
+            current = root / path_part
+            assert current.exists(), token
+            checked += 1
+        if not name and token.startswith("test_"):
+            name = token
+        if name and name.isidentifier():
+            assert current is not None and current.is_file(), token
+            assert re.search(rf"^def {re.escape(name)}\(", current.read_text(encoding="utf-8"), re.M), token
+            checked += 1
+    assert checked >= 30
