@@ -316,6 +316,9 @@ def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
         # 3. Every state-changing request carries the session's CSRF token and comes from our origin.
         if request.method not in SAFE_METHODS and not (_csrf_ok() and _same_origin()):
             abort(400, "missing or wrong CSRF token; reload the page and try again")
+        # 4. A number too big for the index (SQLite's 64-bit integers) names nothing; say so before any lookup.
+        if any(isinstance(v, int) and not 0 <= v < 2**63 for v in (request.view_args or {}).values()):
+            abort(404, "no such order")
         return None
 
     @app.after_request

@@ -209,3 +209,11 @@ def test_rescan_now_with_the_real_watcher(client: FlaskClient, ws: Workspace, or
     job = ws.load(order.receipt_id).job(order.jobs[0].job_id)
     assert [v.number for v in job.versions] == [1, 2, 3, 4] and job.versions[-1].source_name == "portrait final.jpg"
     assert "Rescanned: " in client.get(page_of(order)).get_data(as_text=True)
+
+
+def test_ids_beyond_the_index_range_are_404(client: FlaskClient) -> None:
+    """Found by the fuzz: a 20-digit receipt id reached SQLite and overflowed (a 500)."""
+    huge = "99999999999999999999"
+    assert post(client, f"/jobs/{huge}/1/proof", {"version": "1"}).status_code == 404
+    assert client.get(f"/jobs/{huge}/1").status_code == 404
+    assert client.get(f"/files/{huge}/1/v/1/thumb").status_code == 404

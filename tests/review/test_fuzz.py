@@ -96,7 +96,8 @@ def _value(draw: Callable, name: str, converter: str, env: Env) -> str:  # type:
     if name == "filename":
         choices += [st.sampled_from(["style.css", "app.js", "../security.py"])] * 3
     raw = draw(st.one_of(*choices))
-    return raw if draw(st.booleans()) else quote(raw, safe="")
+    # Raw keeps "/", "%" and ".." as a hand-made URL would; "?" and "#" always end a path, so they stay encoded.
+    return quote(raw, safe="/%:@!$&'()*+,;=") if draw(st.booleans()) else quote(raw, safe="")
 
 
 def _coherent(draw: Callable, env: Env) -> dict[str, str]:  # type: ignore[type-arg]
