@@ -15,7 +15,6 @@ that needs no RGBA conversion of the artwork.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import re
 import unicodedata
@@ -199,8 +198,3 @@ def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str) -> Image.Im
     layer, mask = watermark_layer(im.size, spec, text, im.mode)
     im.paste(layer, (0, 0), mask)
     return im
-
-
-def text_digest(text: str) -> str:
-    """A short digest of the expanded text, for cache keys that must not leak buyer names into paths."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
