@@ -29,6 +29,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageCms, ImageColor
 
@@ -168,22 +169,39 @@ def flatten(im: Image.Image, background: str) -> Image.Image:
     return base
 
 
-def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
-    """Write ``im`` as a metadata-free JPEG to ``out`` via temp file + fsync + os.replace."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
+def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> None:
+    """Write each image as a metadata-free JPEG via temp file in the target dir + fsync + os.replace.
+
+    All temp files are written first and fsynced after: the first fsync's journal commit usually
+    carries the other file's data too, so two outputs cost about one commit instead of two. Nothing is
+    renamed into place until every file is safely on disk; on any error the temp files are removed.
+    """
+    pending: list[tuple[IO[bytes], Path, Path]] = []
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; previews are served to the review page
-        with os.fdopen(fd, "wb") as fh:
+        for im, out in items:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            fh = os.fdopen(fd, "wb")
+            pending.append((fh, Path(tmp_name), out))
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; previews are served to the review page
             # No exif=/icc_profile= arguments and a fresh image: Pillow writes no metadata at all.
             im.save(fh, "JPEG", quality=quality)
             fh.flush()
+        for fh, _tmp, _out in pending:
             os.fsync(fh.fileno())
-        os.replace(tmp, out)
+        for fh, tmp, out in pending:
+            fh.close()
+            os.replace(tmp, out)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for fh, tmp, _out in pending:
+            fh.close()
+            tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
+    """Write one image atomically (see ``atomic_save_jpegs``)."""
+    atomic_save_jpegs([(im, out)], quality)
 
 
 def _prepare(src: Path, edge: int, background: str, max_pixels: int,
@@ -234,9 +252,8 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
         return RenderResult(0, 0, kind, False, note, None, None)
     im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind)
     apply_watermark(im, spec.watermark, text)
-    atomic_save_jpeg(im, Path(preview_out), spec.jpeg_quality)
     thumb = make_thumbnail(im, spec.thumb_edge)
-    atomic_save_jpeg(thumb, Path(thumb_out), spec.jpeg_quality)
+    atomic_save_jpegs([(im, Path(preview_out)), (thumb, Path(thumb_out))], spec.jpeg_quality)
     return RenderResult(w, h, kind, low_res, note, Path(preview_out), Path(thumb_out), im.size, thumb.size)
 
 
