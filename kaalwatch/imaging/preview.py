@@ -128,8 +128,11 @@ def _srgb_transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
 
     try:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(src).strip()
     except (OSError, ImageCms.PyCMSError):
         return None  # an unreadable profile: the pixels are used as they are
+    if description.startswith("sRGB") and mode in ("RGB", "RGBA"):
+        return None  # already sRGB (most exports embed it): skip an identity transform
     out_mode = "RGBA" if mode in ("RGBA", "LA") else "RGB"
     in_mode = mode
     if mode == "LA":

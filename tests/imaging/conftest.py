@@ -112,3 +112,43 @@ def out(tmp_path: Path) -> Path:
     d = tmp_path / "out"
     d.mkdir()
     return d
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def icc_swapped_primaries() -> bytes:
+    """A minimal ICC v2 RGB matrix/TRC profile whose red and green primaries are sRGB's swapped.
+
+    A pure-red pixel tagged with it *means* sRGB green, so a correct conversion to sRGB turns it green;
+    a pipeline that ignores the profile leaves it red. (No ICC files ship on the test machines.)
+    """
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ \x00\x00\x00\x00" + _s15(x) + _s15(y) + _s15(z)
+
+    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, 0x0233) + b"\x00\x00"  # gamma 2.2, padded
+    desc_text = b"swapped primaries\x00"
+    desc = (b"desc\x00\x00\x00\x00" + struct.pack(">I", len(desc_text)) + desc_text
+            + b"\x00" * 8 + b"\x00\x00\x00" + b"\x00" * 67)
+    desc += b"\x00" * (-len(desc) % 4)
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.3851, 0.7169, 0.0971)),  # sRGB's green colorant (D50)
+        (b"gXYZ", xyz(0.4361, 0.2225, 0.0139)),  # sRGB's red colorant
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+        (b"cprt", b"text\x00\x00\x00\x00public domain\x00\x00\x00"),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"\x00" * 4 + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ "
+              + b"\x00" * 12 + b"acsp" + b"\x00" * 24 + b"\x00" * 4
+              + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\x00" * 4 + b"\x00" * 16 + b"\x00" * 28)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body

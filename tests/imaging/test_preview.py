@@ -21,7 +21,7 @@ from kaalwatch.imaging import (
     verify_decodes,
 )
 
-from .conftest import artwork, png_bytes, write_psd, write_zip
+from .conftest import artwork, icc_swapped_primaries, png_bytes, write_psd, write_zip
 
 TEXT = "PROOF — not for print · Kaal Studio · #3141592"
 
@@ -184,13 +184,22 @@ def test_transparency_flattened_onto_configured_background(make, out: Path) -> N
         assert all(abs(a - b) <= 4 for a, b in zip(corner, (0x20, 0x30, 0x40), strict=True))
 
 
-def test_icc_profile_converted_and_dropped(tmp_path: Path, out: Path) -> None:
+def test_icc_profile_converted_to_srgb_and_dropped(tmp_path: Path, out: Path) -> None:
+    # Red pixels tagged with a profile whose red primary is sRGB green must come out green.
+    for name, fmt in (("wide.png", "PNG"), ("wide.jpg", "JPEG"), ("wide.tif", "TIFF")):
+        src = tmp_path / name
+        Image.new("RGB", (600, 400), (255, 0, 0)).save(src, fmt, icc_profile=icc_swapped_primaries())
+        _render(src, out, PreviewSpec(watermark=WatermarkSpec(enabled=False)))
+        with Image.open(out / "p.jpg") as p:
+            assert "icc_profile" not in p.info
+            r, g, b = p.getpixel((300, 200))
+        assert g > 200 and r < 60 and b < 60, (name, (r, g, b))
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    src = tmp_path / "tagged.png"
-    artwork(500, 400).save(src, icc_profile=srgb)
-    _render(src, out)
+    src = tmp_path / "srgb.png"
+    Image.new("RGB", (600, 400), (255, 0, 0)).save(src, icc_profile=srgb)
+    _render(src, out, PreviewSpec(watermark=WatermarkSpec(enabled=False)))
     with Image.open(out / "p.jpg") as p:
-        assert "icc_profile" not in p.info
+        assert p.getpixel((300, 200))[0] > 230
 
 
 def test_cmyk_jpeg_becomes_rgb(make, out: Path) -> None:
