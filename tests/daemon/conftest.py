@@ -15,17 +15,7 @@ from typing import Any
 
 import pytest
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
+from tests.support.polling import wait_for
 
 
 def write_config(path: Path, workspace: Path, **sections: dict[str, Any]) -> Path:

@@ -12,7 +12,7 @@ import requests
 from kaalwatch.daemon import Daemon
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.daemon.conftest import wait_for
+from tests.support.polling import wait_for
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death we simulate

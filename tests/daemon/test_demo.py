@@ -18,7 +18,7 @@ from PIL import Image
 
 from kaalwatch.demo import MARKER, prepare_workspace
 from kaalwatch.errors import WorkspaceError
-from tests.daemon.conftest import wait_for
+from tests.support.polling import wait_for
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo_workspace(tmp_path: Path) -> None:

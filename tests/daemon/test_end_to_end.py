@@ -28,7 +28,8 @@ from PIL import Image
 
 from kaalwatch.model import JobState
 from kaalwatch.store import Workspace
-from tests.daemon.conftest import Connected, DaemonProcess, wait_for
+from tests.daemon.conftest import Connected, DaemonProcess
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ import pytest
 
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.daemon.conftest import DaemonProcess, wait_for, write_config
+from tests.daemon.conftest import DaemonProcess, write_config
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

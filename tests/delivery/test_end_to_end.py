@@ -17,7 +17,7 @@ from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.sync import sync_once
 from tests.delivery.conftest import add_version, approve, encode, noise, with_workflow
-from tests.etsy.conftest import connected, make_client, sandbox, sb_settings, sb_ws  # noqa: F401 (fixtures)
+from tests.support.etsy_shop import connected, make_client, sandbox, sb_settings, sb_ws  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from kaalwatch.etsy.tokens import TokenStore
 from kaalwatch.sandbox import Clock, Sandbox
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.etsy.conftest import browser_get, sandbox_settings
+from tests.support.etsy_shop import browser_get, sandbox_settings
 
 RECEIPTS = "/v3/application/shops/*/receipts"
 

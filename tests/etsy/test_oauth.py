@@ -16,7 +16,7 @@ from kaalwatch.logs import scrub
 from kaalwatch.sandbox import Sandbox
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.etsy.conftest import browser_get
+from tests.support.etsy_shop import browser_get
 
 
 def secrets_of(sandbox: Sandbox, ws: Workspace) -> list[str]:

@@ -34,7 +34,8 @@ from kaalwatch.model import JobState
 from kaalwatch.sandbox import Sandbox
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.faults.conftest import REPO, clean_env, wait_for, write_config
+from tests.faults.conftest import REPO, clean_env, write_config
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,8 @@ from kaalwatch.errors import WorkspaceError
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, Workspace
-from tests.faults.conftest import fill_disk, free_disk, mounted_tmpfs, remount, run_cli, wait_for, write_config
+from tests.faults.conftest import fill_disk, free_disk, mounted_tmpfs, remount, run_cli, write_config
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 

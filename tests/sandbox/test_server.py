@@ -21,13 +21,7 @@ from PIL import Image
 from kaalwatch.commands.sandbox import sandbox as sandbox_command
 from kaalwatch.sandbox import Clock, Sandbox
 from kaalwatch.sandbox.seed import PET_LISTING
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
+from tests.support.polling import wait_for
 
 
 def test_start_is_well_under_a_second_even_with_5000_receipts() -> None:

@@ -18,7 +18,7 @@ from kaalwatch.sandbox.seed import COUPLE_LISTING, PET_LISTING
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.sync import sync_once
-from tests.etsy.conftest import browser_get, sandbox_settings
+from tests.support.etsy_shop import browser_get, sandbox_settings
 from tests.support.openapi import assert_requests_documented, require_doc
 
 RECEIPTS = "/v3/application/shops/*/receipts"

@@ -7,25 +7,12 @@ import os
 import struct
 import time
 import zipfile
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from kaalwatch.imaging import PreviewSpec, RenderResult, render_previews
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}")
-        time.sleep(interval)
 
 
 def picture(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:

@@ -16,7 +16,8 @@ from kaalwatch.model import Order
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService
 from kaalwatch.watch.service import choose_backend, default_observer
-from tests.watch.helpers import png, wait_for
+from tests.support.polling import wait_for
+from tests.watch.helpers import png
 
 Start = Callable[..., WatchService]
 

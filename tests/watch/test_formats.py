@@ -8,8 +8,9 @@ import pytest
 
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService
+from tests.support.polling import wait_for
 from tests.watch import helpers
-from tests.watch.helpers import encode, picture, wait_for
+from tests.watch.helpers import encode, picture
 
 FORMATS: dict[str, Callable[[], bytes]] = {
     "portrait.png": lambda: helpers.png(1),

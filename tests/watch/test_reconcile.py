@@ -13,7 +13,8 @@ from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService, rebuild_previews, rescan_all, rescan_order
 from kaalwatch.watch.ingest import stage_copy
-from tests.watch.helpers import png, psd, wait_for
+from tests.support.polling import wait_for
+from tests.watch.helpers import png, psd
 
 
 def old(path: Path) -> Path:

@@ -12,8 +12,9 @@ import pytest
 from kaalwatch.model import Order, Version
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService
+from tests.support.polling import wait_for
 from tests.watch.conftest import QUIET
-from tests.watch.helpers import png, wait_for, write_chunked, write_then_rename
+from tests.watch.helpers import png, write_chunked, write_then_rename
 
 Start = Callable[..., WatchService]
 
