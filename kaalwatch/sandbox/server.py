@@ -28,6 +28,9 @@ TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 - a URL path, not a secret
 CONNECT_PATH = "/oauth/connect"
 ADMIN_PREFIX = "/_sandbox"
 FILES_PREFIX = "/_files/"
+# Etsy's own order page, where a seller uploads a made-to-order order's files and completes it. The
+# API cannot do that step, so the demo needs a stand-in to finish the flow.
+ORDER_PAGE_PATH = "/your/orders/sold"
 _SECRET_FIELDS = {"code", "code_verifier", "refresh_token", "token", "access_token"}
 # Handler threads give up on an idle keep-alive connection after this long (seconds).
 IDLE_TIMEOUT = 15.0
@@ -287,6 +290,9 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith(FILES_PREFIX):
             self.operation = "file"
             return self._file(path[len(FILES_PREFIX):])
+        if path == ORDER_PAGE_PATH:
+            self.operation = "orderPage"
+            return self._order_page()
         if path == TOKEN_PATH:
             self.operation = "oauthToken"
             if method != "POST":
@@ -498,6 +504,31 @@ class Handler(BaseHTTPRequestHandler):
             '<button type="submit" name="decision" value="deny" id="deny">Deny</button></form>'
         )
         self._page(200, "Grant access (kaalwatch Etsy sandbox)", body)
+
+    def _order_page(self) -> None:
+        """A minimal stand-in for Etsy's "complete order and upload files" page (no files are kept)."""
+        if self.command == "GET":
+            raw = self._q().get("order_id", "")
+        elif self.command == "POST":
+            raw = str(self._body_fields().get("order_id", ""))
+        else:
+            raise HttpError(405, {"error": "Method not allowed."})
+        if not raw.isdigit() or int(raw) not in self.sb.receipt_ids:
+            return self._page(404, "Order not found", "<p>No such order in this sandbox shop.</p>")
+        receipt_id = int(raw)
+        if self.command == "POST":
+            self.sb.complete(receipt_id)
+        receipt = self.sb.receipt(receipt_id)
+        status = html.escape(str(receipt.get("status")))
+        body = (f"<p>Order <b>{receipt_id}</b> is <b>{status}</b>.</p>"
+                "<p>On Etsy you would upload the files here (at most 5, 20 MB each) and complete the order. "
+                "The sandbox keeps no files; completing marks the receipt Completed, and kaalwatch sees it on "
+                "its next sync.</p>")
+        if not receipt.get("is_shipped"):
+            body += (f'<form method="post" action="{ORDER_PAGE_PATH}">'
+                     f'<input type="hidden" name="order_id" value="{receipt_id}">'
+                     '<button type="submit" id="complete">Complete order</button></form>')
+        return self._page(200, f"Complete order {receipt_id} (kaalwatch Etsy sandbox)", body)
 
     def _page(self, status: int, title: str, body: str) -> None:
         doc = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
