@@ -28,7 +28,7 @@ def run(*cmd: str | Path) -> None:
 
 
 def ensure_venv() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - tasks.py runs on whatever python3 the user has
         sys.exit(f"kaalwatch needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     python = BIN / ("python.exe" if os.name == "nt" else "python")
     if not python.exists():

@@ -19,6 +19,7 @@ from PIL import Image, ImageCms, ImageColor
 
 from kaalwatch.delivery.limits import BYTES_PER_MB, max_bytes
 from kaalwatch.errors import DeliveryError, ImageError
+from kaalwatch.imaging.decode import decode, upright
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
 
@@ -29,15 +30,6 @@ FALLBACK_QUALITIES = (95, 90, MIN_QUALITY)
 # Decode at full size: a target this large stops the imaging decoder from draft-scaling or reducing.
 _FULL_SIZE = 1 << 30
 
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "pdf": "pdf"}
 
 
@@ -72,26 +64,15 @@ def srgb_profile() -> bytes:
 def load_source(path: Path, settings: Settings) -> Source:
     """Decode the immutable copy at full resolution; DeliveryError when it cannot be read."""
     max_pixels = int(settings.preview.max_megapixels * 1_000_000)
-    try:
-        from kaalwatch.imaging.decode import decode
-    except ImportError:  # the imaging package is optional at import time only while it is being built
-        decode = None
     notes: list[str] = []
     try:
-        if decode is not None:
-            decoded = decode(path, _FULL_SIZE, max_pixels)
-            image, icc, orientation = decoded.image, decoded.icc, decoded.orientation
-            if decoded.low_res:
-                raise DeliveryError(
-                    f"{path.name} holds only a low-resolution thumbnail",
-                    hint="export the artwork as PNG into the order folder and approve that version",
-                )
-        else:
-            with Image.open(path) as opened:
-                opened.load()
-                image = opened.copy()
-            icc = image.info.get("icc_profile") or None
-            orientation = image.getexif().get(0x0112, 1)
+        decoded = decode(path, _FULL_SIZE, max_pixels)
+        image, icc, orientation = decoded.image, decoded.icc, decoded.orientation
+        if decoded.low_res:
+            raise DeliveryError(
+                f"{path.name} holds only a low-resolution thumbnail",
+                hint="export the artwork as PNG into the order folder and approve that version",
+            )
     except ImageError as exc:
         raise DeliveryError(f"the approved version cannot be decoded: {exc}",
                             hint="export it as PNG into the order folder and approve that version") from None
@@ -101,8 +82,7 @@ def load_source(path: Path, settings: Settings) -> Source:
     except (OSError, SyntaxError, ValueError) as exc:
         raise DeliveryError(f"the approved version cannot be decoded ({exc.__class__.__name__})",
                             hint="export it as PNG into the order folder and approve that version") from None
-    if orientation in _TRANSPOSE:
-        image = image.transpose(_TRANSPOSE[orientation])
+    image = upright(image, orientation)
     image.info = {}  # nothing of the source's metadata (EXIF, XMP, comments, text chunks) may travel on
     return _colour(image, icc, settings.delivery.colour, notes)
 

@@ -423,6 +423,23 @@ def flatten_reduce(im: Image.Image, factor: int, background: tuple[int, int, int
     return out
 
 
+# EXIF orientation (2..8) -> the transpose that makes the stored pixels upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def upright(im: Image.Image, orientation: int) -> Image.Image:
+    """``im`` turned as its EXIF ``orientation`` says (1, or an unknown value, leaves it as it is)."""
+    return im.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else im
+
+
 def _orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(0x0112, 1)

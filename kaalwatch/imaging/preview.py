@@ -34,7 +34,7 @@ from typing import IO
 from PIL import Image, ImageCms, ImageColor
 
 from kaalwatch.errors import ConfigError, ImageError
-from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode
+from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode, upright
 from kaalwatch.imaging.formats import FileKind, classify
 from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark
 
@@ -44,15 +44,6 @@ RENDER_VERSION = 1
 FINAL_FILTER = Image.Resampling.BOX
 FINAL_FILTER_AFTER_DCT = Image.Resampling.BOX
 
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 @dataclass(frozen=True)
@@ -212,21 +203,19 @@ def _prepare(src: Path, edge: int, background: str, max_pixels: int,
     """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``."""
     bg = ImageColor.getrgb(background)[:3]
     dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]))
-    im = dec.image
-    upright = dec.source_size
-    if dec.orientation in _TRANSPOSE:
-        im = im.transpose(_TRANSPOSE[dec.orientation])
-        if dec.orientation >= 5:
-            upright = (upright[1], upright[0])
+    im = upright(dec.image, dec.orientation)
+    size = dec.source_size
+    if dec.orientation in (5, 6, 7, 8):  # a quarter turn: the upright source is the other way round
+        size = (size[1], size[0])
     im = flatten(to_srgb(im, dec.icc), background)
     if dec.low_res:
         target = fit(im.size, edge)  # a stored thumbnail: its own size is the source size we know
-        upright = im.size
+        size = im.size
     else:
-        target = fit(upright, edge)
+        target = fit(size, edge)
     if im.size != target:
         im = im.resize(target, FINAL_FILTER_AFTER_DCT if dec.dct_scaled else FINAL_FILTER)
-    return im, upright, dec.low_res, dec.note
+    return im, size, dec.low_res, dec.note
 
 
 def make_thumbnail(im: Image.Image, edge: int) -> Image.Image:
