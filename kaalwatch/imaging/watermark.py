@@ -132,6 +132,34 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
 
 
+def _stamp(canvas: Image.Image, strip: Image.Image, shift: int, top: int) -> None:
+    """Combine the strip, read from x = ``shift``, into ``canvas`` at row ``top`` (keeping the brighter pixel,
+    so rows closer than the strip's height do not erase each other)."""
+    y0, y1 = max(0, top), min(canvas.height, top + strip.height)
+    if y0 >= y1:
+        return
+    piece = strip.crop((shift, y0 - top, shift + canvas.width, y1 - top))
+    region = (0, y0, canvas.width, y1)
+    canvas.paste(ImageChops.lighter(canvas.crop(region), piece), region)
+
+
+def _rotated_crop(canvas: Image.Image, angle: float, box: tuple[int, int, int, int]) -> Image.Image:
+    """``canvas.rotate(angle).crop(box)``, computing only the pixels of ``box``.
+
+    Rotating the whole square and then cropping costs about 2.4 times as many pixels as the preview
+    holds; one affine transform straight to the box's size does the same with the same mapping.
+    """
+    a = -math.radians(angle)
+    cos, sin = math.cos(a), math.sin(a)
+    cx, cy = canvas.width / 2, canvas.height / 2
+    x0, y0 = box[0], box[1]
+    # Output pixel (x, y) is the rotated canvas's (x + x0, y + y0); map that back into the canvas.
+    matrix = (cos, sin, cos * (x0 - cx) + sin * (y0 - cy) + cx,
+              -sin, cos, -sin * (x0 - cx) + cos * (y0 - cy) + cy)
+    size = (box[2] - box[0], box[3] - box[1])
+    return canvas.transform(size, Image.Transform.AFFINE, matrix, resample=Image.Resampling.BICUBIC)
+
+
 @functools.lru_cache(maxsize=16)
 def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tuple[
         Image.Image, Image.Image | None]:
@@ -147,23 +175,33 @@ def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tu
     side = math.ceil(math.hypot(w, h)) + 2 * font_px
     unit = (text or "PROOF") + "     "
     unit_w = max(1.0, font.getlength(unit))
-    line = unit * (math.ceil(side / unit_w) + 2)
     pitch = max(font_px + 2, round(spec.line_spacing * font_px))
     stroke = max(1, round(font_px / 14)) if spec.outline else 0
+    # Every row is the same periodic line, shifted: rasterise it once into a strip and stamp crops of it,
+    # instead of asking FreeType for every row (that cost ~0.3 s per new text at 1600 px, and the text
+    # differs per order, so the cache rarely helps a burst of new orders).
+    strip_h = 2 * font_px + 2 * stroke
+    strip_w = side + math.ceil(unit_w) + 2 * stroke + 2
+    line = unit * (math.ceil(strip_w / unit_w) + 1)
+    fill_strip = Image.new("L", (strip_w, strip_h), 0)
+    ImageDraw.Draw(fill_strip).text((stroke, stroke), line, font=font, fill=255)
+    ring_strip = None
+    if stroke:
+        ring_strip = Image.new("L", (strip_w, strip_h), 0)
+        ImageDraw.Draw(ring_strip).text((stroke, stroke), line, font=font, fill=255, stroke_width=stroke,
+                                         stroke_fill=255)
     fill_canvas = Image.new("L", (side, side), 0)
-    draw_fill = ImageDraw.Draw(fill_canvas)
-    ring_canvas = Image.new("L", (side, side), 0) if stroke else None
-    draw_ring = ImageDraw.Draw(ring_canvas) if ring_canvas is not None else None
+    ring_canvas = Image.new("L", (side, side), 0) if ring_strip is not None else None
     for row, top in enumerate(range(-pitch, side + pitch, pitch)):
         # Stagger rows by a fraction of the text width so words do not line up in columns.
-        left = -((row * 0.38) % 1.0) * unit_w
-        draw_fill.text((left, top), line, font=font, fill=255)
-        if draw_ring is not None:
-            draw_ring.text((left, top), line, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+        shift = round(((row * 0.38) % 1.0) * unit_w)
+        _stamp(fill_canvas, fill_strip, shift, top - stroke)
+        if ring_canvas is not None and ring_strip is not None:
+            _stamp(ring_canvas, ring_strip, shift, top - stroke)
     box = ((side - w) // 2, (side - h) // 2, (side - w) // 2 + w, (side - h) // 2 + h)
 
     def finish(canvas: Image.Image) -> Image.Image:
-        return canvas.rotate(spec.angle, resample=Image.Resampling.BICUBIC).crop(box)
+        return _rotated_crop(canvas, spec.angle, box)
 
     ring = finish(ImageChops.subtract(ring_canvas, fill_canvas)) if ring_canvas is not None else None
     return finish(fill_canvas), ring
