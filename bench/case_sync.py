@@ -51,7 +51,13 @@ CHILD = textwrap.dedent("""
         out["fatal"] = first.fatal
         second = sync_once(ws, s, client, fetch_references=False)
         out["second_calls"] = second.api_calls
-    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak. ru_maxrss is not: Linux carries the parent's peak across
+    # fork+exec, so a child of a large benchmark process would report the parent's memory.
+    try:
+        status = Path("/proc/self/status").read_text()
+        out["rss_mb"] = int(next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]) / 1024
+    except (OSError, StopIteration):
+        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(out))
 """)
 
