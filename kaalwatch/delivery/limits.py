@@ -25,9 +25,13 @@ def max_bytes(limits: DeliverySettings) -> int:
     return int(limits.max_file_mb * BYTES_PER_MB)
 
 
+_DOTS = re.compile(r"\.{2,}")
+
+
 def ascii_words(text: str) -> str:
     """``text`` folded to plain ASCII words (accents dropped, anything else a space)."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    folded = _DOTS.sub(".", folded)  # "0..0" is no path trick in a name, but the safety check refuses ".."
     return _SPACES.sub(" ", _UNSAFE.sub(" ", folded)).strip(" .")
 
 
