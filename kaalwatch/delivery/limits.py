@@ -1,7 +1,7 @@
 """Etsy's limits on the files of a made-to-order digital delivery, and the safe names that meet them.
 
 Etsy's order page takes at most 5 files per order, each at most 20 MB, each name at most 70 characters
-(see /work/shared/etsy/NOTES.md). Names are plain ASCII here: buyers download them on every kind of
+(Etsy's help for made-to-order digital items). Names are plain ASCII here: buyers download them on every kind of
 device, and Etsy has been seen to mangle accents and symbols in uploaded names.
 """
 
