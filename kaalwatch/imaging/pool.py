@@ -34,8 +34,24 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker() -> None:
-    """Prepare a worker once: our own pixel cap replaces Pillow's global one, HEIC opener registered."""
+#: How often a worker checks that the process that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    # A SIGKILLed daemon (OOM killer, kill -9) runs no clean-up: without this its idle workers would wait
+    # on the call queue forever, and every crash-restart would leave two more behind.
+    while os.getppid() == parent_pid:
+        threading.Event().wait(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
+    """Prepare a worker once: our own pixel cap replaces Pillow's global one, HEIC opener registered, and
+    a watch that ends the worker when the process that started it dies."""
+    if parent_pid is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="kaalwatch-parent-watch",
+                         daemon=True).start()
     # decode() checks max_pixels on every header; Pillow's global limit would otherwise cap any
     # configured max_pixels above 179 Mpx in the worker.
     Image.MAX_IMAGE_PIXELS = None
@@ -67,6 +83,7 @@ class PreviewPool:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
 
     def submit(self, src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
