@@ -108,7 +108,7 @@ def _packbits_rows(channel: Image.Image) -> list[bytes]:
     return rows
 
 
-def write_psd(im: Image.Image, path: Path, *, rle: bool = True, has_composite: bool = True) -> None:
+def write_psd(im: Image.Image, path: Path, *, rle: bool = True, has_composite: bool = True) -> Path:
     """Write a minimal valid 8-bit RGB(A) PSD holding only the merged composite (no layers).
 
     Sections: header, empty colour-mode data, image resources (only 1057 version info, which says
@@ -138,6 +138,7 @@ def write_psd(im: Image.Image, path: Path, *, rle: bool = True, has_composite: b
         for c in channels:
             out.write(c.tobytes())
     path.write_bytes(out.getvalue())
+    return path
 
 
 def make_input(key: str, size: tuple[int, int], directory: Path) -> Path:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.case_preview import write_psd  # noqa: F401 - one PSD writer, shared with the benchmark (PackBits rows)
 from kaalwatch.imaging import PreviewSpec, WatermarkSpec
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -33,36 +34,6 @@ def artwork(w: int = 640, h: int = 480, alpha: bool = False, seed: int = 0) -> I
         ImageDraw.Draw(a).rectangle((w // 8, h // 8, w * 7 // 8, h * 7 // 8), fill=255)
         im.putalpha(a)
     return im
-
-
-def _packbits_literal(row: bytes) -> bytes:
-    # Valid PackBits made of literal runs only (header n-1 then n bytes, n <= 128).
-    return b"".join(bytes([len(row[i:i + 128]) - 1]) + row[i:i + 128] for i in range(0, len(row), 128))
-
-
-def write_psd(im: Image.Image, path: Path, *, rle: bool = True, has_composite: bool = True) -> Path:
-    """Minimal valid 8-bit RGB(A) PSD: header, resources (1057 version info), no layers, composite."""
-    channels = im.split()
-    w, h = im.size
-    out = io.BytesIO()
-    out.write(b"8BPS" + struct.pack(">H6xHIIHH", 1, len(channels), h, w, 8, 3))
-    out.write(struct.pack(">I", 0))
-    # Version info: version, hasRealMergedData, empty writer and reader names, file version (17 bytes).
-    info = struct.pack(">IBIII", 1, 1 if has_composite else 0, 0, 0, 1)
-    res = b"8BIM" + struct.pack(">H", 1057) + b"\x00\x00" + struct.pack(">I", len(info)) + info + b"\x00"
-    out.write(struct.pack(">I", len(res)) + res)
-    out.write(struct.pack(">I", 0))
-    if rle:
-        rows = [[_packbits_literal(c.tobytes()[y * w:(y + 1) * w]) for y in range(h)] for c in channels]
-        out.write(struct.pack(">H", 1))
-        for ch in rows:
-            out.write(struct.pack(f">{h}H", *(len(r) for r in ch)))
-        for ch in rows:
-            out.write(b"".join(ch))
-    else:
-        out.write(struct.pack(">H", 0) + b"".join(c.tobytes() for c in channels))
-    path.write_bytes(out.getvalue())
-    return path
 
 
 def write_zip(path: Path, members: dict[str, bytes], *, compress: int = zipfile.ZIP_STORED) -> Path:
