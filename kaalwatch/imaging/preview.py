@@ -40,7 +40,7 @@ from kaalwatch.imaging.formats import FileKind, classify
 from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark
 
 #: Bump when the rendering itself changes, so every cached preview is regenerated.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 #: Final resampling filters (see the module docstring for the measurements behind them).
 FINAL_FILTER = Image.Resampling.BOX
 FINAL_FILTER_AFTER_DCT = Image.Resampling.BOX
