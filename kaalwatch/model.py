@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -340,11 +341,17 @@ def _convert(type_: Any, value: Any, key: str) -> Any:
     raise TypeError(f"unsupported manifest type {type_!r}")
 
 
+@functools.cache
+def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """The resolved type hints and fields of a manifest dataclass (resolving hints costs more than
+    converting a whole version record, and every manifest read builds dozens of records)."""
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _build(cls: type, data: Any, key: str) -> Any:
     if not isinstance(data, dict):
         raise _SchemaError(f"{key or 'manifest'}: expected a mapping")
-    hints = typing.get_type_hints(cls)
-    names = {f.name: f for f in dataclasses.fields(cls)}
+    hints, names = _schema(cls)
     kwargs: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, value in data.items():
