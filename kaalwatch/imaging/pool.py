@@ -63,6 +63,10 @@ def _init_worker(parent_pid: int | None = None) -> None:
         pass
 
 
+def _ready() -> None:
+    """Nothing: submitted to make the pool start a worker (see ``PreviewPool.warm``)."""
+
+
 def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str) -> RenderResult:
     return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text)
 
@@ -77,6 +81,7 @@ class PreviewPool:
         self._lock = threading.Lock()
         self._closed = False
         self._executor = self._new_executor()
+        self._warmed: ProcessPoolExecutor | None = None
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -108,6 +113,22 @@ class PreviewPool:
             raise
         future.add_done_callback(lambda _f: self._slots.release())
         return future
+
+    def warm(self) -> None:
+        """Start every worker now, without waiting for them; a no-op once this pool's workers started.
+
+        Workers are otherwise spawned by the renders that first need them, and a spawn costs a few
+        hundred milliseconds of CPU (an interpreter, Pillow) -- inside the first burst of saves, on the
+        cores that burst needs. The watcher calls this when a save starts settling, so the workers
+        start during the quiet period; an idle daemon that never sees a save keeps none.
+        """
+        with self._lock:
+            if self._closed or self._warmed is self._executor:
+                return
+            self._warmed = self._executor
+            # The executor spawns a process for each task submitted while none is idle.
+            for _ in range(self.workers):
+                self._executor.submit(_ready)
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         """Stop accepting work; running (and, unless ``cancel_pending``, queued) renders finish."""

@@ -327,6 +327,8 @@ class WatchService:
                 self._rearm.add(path)
                 return
         self.tracker.touch(path, now, quiet_since=quiet_since)
+        if self._pool is not None:
+            self._pool.warm()  # workers start during the quiet period, not inside the first renders
 
     def _dispatch(self, path: Path) -> None:
         with self._flight_lock:

@@ -10,6 +10,7 @@ import zlib
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from PIL import Image
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging import FileKind, PreviewPool, PreviewSpec, WatermarkSpec, verify_decodes, watermark_text
 from kaalwatch.imaging.watermark import DEFAULT_TEMPLATE, MAX_FIELD_CHARS, MAX_TEXT_CHARS, clean_field
+from tests.support.polling import wait_for
 
 from .conftest import artwork, png_bytes
 
@@ -191,6 +193,26 @@ def test_pool_recovers_after_a_worker_dies(tmp_path: Path) -> None:
             # The submit raced the breakage; the next one must get a fresh pool.
             pool.submit(src, tmp_path / "p2.jpg", tmp_path / "t2.jpg", PreviewSpec(), "X").result(timeout=60)
     assert (tmp_path / "p2.jpg").exists()
+
+
+def _spawned_workers() -> set[int]:
+    return {p.pid for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())}
+
+
+def test_warm_starts_every_worker_before_the_first_render(tmp_path: Path) -> None:
+    before = _spawned_workers()
+    src = tmp_path / "a.png"
+    artwork(200, 100).save(src)
+    with PreviewPool(workers=2) as pool:
+        assert _spawned_workers() == before  # on demand: a pool that never renders costs no processes
+        pool.warm()
+        pool.warm()  # once per pool: no extra processes
+        wait_for(lambda: len(_spawned_workers() - before) == 2, 60, what="both workers to start")
+        started = _spawned_workers() - before
+        futures = [pool.submit(src, tmp_path / f"p{i}.jpg", tmp_path / f"t{i}.jpg", PreviewSpec(), "X")
+                   for i in range(4)]
+        assert all(f.result(timeout=60).preview_size == (200, 100) for f in futures)
+        assert _spawned_workers() - before == started  # the renders ran on the warmed workers
 
 
 # ---------------------------------------------------------------------------------------------- bench

@@ -95,5 +95,8 @@ class ThreadPreviewPool:
         self.renders += 1
         return self._executor.submit(render_previews, src, preview_out, thumb_out, spec, text)
 
+    def warm(self) -> None:
+        """Threads start in microseconds: nothing to prepare."""
+
     def shutdown(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait)
