@@ -4,7 +4,8 @@ The daemon runs as a real process (``python -m kaalwatch run``) on a temporary w
 points at an in-process :class:`~kaalwatch.sandbox.Sandbox`, connected through the real OAuth flow. Once it
 has written its first health file and finished the first sync (the seeded orders become folders), its RSS
 is sampled for a few seconds; the median is the value, compared with the 120 MB target. Preview workers
-are started on demand, so an idle daemon has none; their memory (if any) is reported in ``detail``.
+start when the first artwork save settles, so a daemon that has seen none has none; their memory (if
+any) is reported in ``detail``.
 ``quick=True`` samples for one second; the number is still meaningful, only noisier.
 """
 

@@ -327,8 +327,10 @@ class WatchService:
                 self._rearm.add(path)
                 return
         self.tracker.touch(path, now, quiet_since=quiet_since)
-        if self._pool is not None:
-            self._pool.warm()  # workers start during the quiet period, not inside the first renders
+        if self._pool is not None and path.parent.name != REFERENCES:
+            # Artwork is rendered in the pool (references in this process): its workers start during
+            # the quiet period instead of inside the first renders.
+            self._pool.warm()
 
     def _dispatch(self, path: Path) -> None:
         with self._flight_lock:

@@ -89,6 +89,7 @@ class ThreadPreviewPool:
         self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="test-render")
         self.renders = 0
+        self.warms = 0
 
     def submit(self, src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
                text: str) -> Future[RenderResult]:
@@ -96,7 +97,8 @@ class ThreadPreviewPool:
         return self._executor.submit(render_previews, src, preview_out, thumb_out, spec, text)
 
     def warm(self) -> None:
-        """Threads start in microseconds: nothing to prepare."""
+        """Threads start in microseconds: only counted, so tests can see when the watcher asks."""
+        self.warms += 1
 
     def shutdown(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait)

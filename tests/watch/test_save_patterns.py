@@ -14,7 +14,7 @@ from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService
 from tests.support.polling import wait_for
 from tests.watch.conftest import QUIET
-from tests.watch.helpers import png, write_chunked, write_then_rename
+from tests.watch.helpers import ThreadPreviewPool, png, write_chunked, write_then_rename
 
 Start = Callable[..., WatchService]
 
@@ -202,3 +202,17 @@ def test_misplaced_file_in_a_multi_item_order_is_reported(ws: Workspace, order_a
     loaded = ws.load(order.receipt_id)
     assert "stray.png" in loaded.last_error and "folder" in loaded.last_error
     assert loaded.jobs[0].versions == [] and loaded.jobs[1].versions[0].source_name == "second.png"
+
+
+def test_artwork_saves_warm_the_preview_pool_and_references_do_not(ws: Workspace, order_at: Callable,
+                                                                   start_service: Start,
+                                                                   pool: ThreadPreviewPool) -> None:
+    order, folder = order_at()
+    start_service()
+    (folder / "references").mkdir(exist_ok=True)
+    (folder / "references" / "dog.png").write_bytes(png(1))
+    wait_for(lambda: [r.name for r in ws.load(order.receipt_id).references] == ["dog.png"])
+    assert pool.warms == 0  # reference thumbnails are made in the watcher's process
+    (folder / "portrait.png").write_bytes(png(2))
+    wait_for(previewed(ws, order, 1))
+    assert pool.warms >= 1
