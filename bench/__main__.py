@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"CASE FAILED: {failure}", file=sys.stderr)
     if args.update_readme and not args.quick:
-        update_readme(HERE.parent / "README.md", f"{text}\n\n{caption}")
+        if failures:  # a table missing a case would read as if that case had no targets
+            print("README.md not updated: a case failed", file=sys.stderr)
+        else:
+            update_readme(HERE.parent / "README.md", f"{text}\n\n{caption}")
     return 1 if failures else 0
 
 

@@ -101,8 +101,8 @@ def _wait_previews(ws: Workspace, wanted: dict[int, int], timeout: float = 60) -
 
     Polls the folders of the previews still missing: one every 5 ms for a single save, every 25 ms for
     many (listing 50 folders every 5 ms took a tenth of a core from the watcher being measured, and
-    loading the manifests at that rate far more). Afterwards each manifest is checked to record its
-    preview, so a file on disk that never made it there fails.
+    loading the manifests at that rate far more). Afterwards each manifest must record its preview too
+    (untimed), so a file on disk that never made it there fails.
     """
     done: dict[int, float] = {}
     interval = 0.005 if len(wanted) == 1 else 0.025
@@ -115,11 +115,17 @@ def _wait_previews(ws: Workspace, wanted: dict[int, int], timeout: float = 60) -
             if receipt_id not in done and _has_preview(ws, receipt_id, _job_id(receipt_id), number):
                 done[receipt_id] = time.monotonic()
         time.sleep(interval)
-    for receipt_id, number in wanted.items():
-        versions = ws.load(receipt_id).jobs[0].versions
-        if len(versions) < number or not versions[number - 1].preview:
-            raise AssertionError(f"order {receipt_id}: version {number} has no preview in its manifest")
+    for receipt_id, number in wanted.items():  # the manifest is written just after the files are renamed in
+        while not _recorded(ws, receipt_id, number):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"order {receipt_id}: version {number} has no preview in its manifest")
+            time.sleep(0.005)
     return done
+
+
+def _recorded(ws: Workspace, receipt_id: int, number: int) -> bool:
+    versions = ws.load(receipt_id).jobs[0].versions
+    return len(versions) >= number and versions[number - 1].preview is not None
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
