@@ -43,6 +43,7 @@ __all__ = [
     "PanelFile",
     "confirm_uploaded",
     "deliver_dir",
+    "drop_stale",
     "etsy_order_url",
     "panel",
     "prepare",
@@ -230,7 +231,7 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
             if current.state not in _BUILDABLE or current.approved_version != job.approved_version:
                 report.problems.append(f"job {job.job_id}'s approval changed while its files were built; "
                                        f"run deliver again")
-        report.removed = _remove_stale(order, folder, actor)
+        report.removed = drop_stale(order, folder, actor)
         if report.problems:
             for job in targets:
                 lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR)
@@ -279,9 +280,10 @@ def _write_files(order: Order, folder: Path, planned: list[_Planned], targets: l
     return removed
 
 
-def _remove_stale(order: Order, folder: Path, actor: str) -> list[str]:
+def drop_stale(order: Order, folder: Path, actor: str) -> list[str]:
     """Take out of deliver/ the files of jobs that are no longer ready (a newer save cleared the approval),
-    so a stale file cannot be uploaded by mistake."""
+    so a stale file cannot be uploaded by mistake. Call it inside ``Workspace.edit`` of ``order``; the
+    files are rebuilt from the approved version's immutable copy by the next ``prepare``."""
     removed: list[str] = []
     for job in order.jobs:
         if job.state in (JobState.READY_TO_DELIVER, JobState.DELIVERED) or not job.deliverables:
@@ -299,7 +301,7 @@ def remove_stale(ws: Workspace, receipt_id: int, *, actor: str = ACTOR) -> list[
     """Remove deliverables of jobs that stopped being ready; call after an approval changes or is cleared."""
     folder = deliver_dir(ws, receipt_id)
     with ws.edit(receipt_id) as order:
-        removed = _remove_stale(order, folder, actor)
+        removed = drop_stale(order, folder, actor)
     if removed:
         log.info("order %s: removed %d stale deliverable(s)", receipt_id, len(removed))
     return removed

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import lifecycle, workflows
+from kaalwatch import delivery, lifecycle, workflows
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import (
     FileKind,
@@ -52,7 +52,7 @@ from kaalwatch.imaging import (
     spec_key,
     watermark_text,
 )
-from kaalwatch.model import Job, Order, Reference, Version
+from kaalwatch.model import Job, JobState, Order, Reference, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
 from kaalwatch.store import REFERENCES, Workspace
@@ -324,6 +324,11 @@ class Ingestor:
                               kind=kind.value, conflict=conflict,
                               paired_with=layered.name if layered else None)
             lifecycle.add_version(order, job_id, version, ACTOR)
+            if job.deliverables and job.state is JobState.IN_PROGRESS:
+                # This save cleared the approval the files in deliver/ were built from: take them out now,
+                # before anyone uploads a version the buyer did not approve.
+                removed = delivery.drop_stale(order, delivery.deliver_dir(self.ws, rid), ACTOR)
+                log.info("order %s job %s: %d stale deliverable(s) removed", rid, job_id, len(removed))
             if conflict:
                 lifecycle.note_conflict(order, job_id, loc.job_rel, ACTOR)
             fields: dict[str, object] = {"kind": result.source_kind.value, "note": result.note}

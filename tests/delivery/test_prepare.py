@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import Callable
@@ -15,7 +16,10 @@ from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
+from kaalwatch.watch import WatchService
 from tests.delivery.conftest import BUYER, add_version, approve, deliver_files, encode, noise, with_workflow
+from tests.support.polling import wait_for
+from tests.watch.helpers import ThreadPreviewPool
 
 PNG_ONLY = (Promise(format="png"),)
 
@@ -198,3 +202,27 @@ def test_rebuild_replaces_files_and_clears_the_error(
     with ws.edit(rid) as current:
         assert current.job(job_id).last_error is None
         lifecycle.set_error(current, job_id, None, "test")
+
+
+def test_the_watcher_takes_stale_deliverables_out_when_a_newer_save_clears_the_approval(
+        ws: Workspace, settings: Settings, order_with_art: Callable[..., Order]) -> None:
+    settings = with_workflow(settings, *PNG_ONLY)
+    settings = dataclasses.replace(settings, watcher=dataclasses.replace(settings.watcher, quiet_seconds=0.3,
+                                                                         rescan_minutes=60.0))
+    order = order_with_art(noise(200, 150))
+    rid, job_id = order.receipt_id, order.jobs[0].job_id
+    delivery.prepare(ws, settings, rid)
+    [built] = deliver_files(ws, rid)
+    pool = ThreadPreviewPool(1)
+    service = WatchService(ws, settings, pool)  # type: ignore[arg-type]
+    service.start()
+    try:
+        (ws.folder_of(rid) / "portrait v2.png").write_bytes(encode(noise(210, 150)))
+        wait_for(lambda: not built.exists(), what="the stale deliverable to leave deliver/")
+    finally:
+        service.stop(timeout=10)
+        pool.shutdown()
+    after = ws.load(rid)
+    job = after.job(job_id)
+    assert len(job.versions) == 2 and job.state is JobState.IN_PROGRESS and job.deliverables == []
+    assert [e.details["files"] for e in after.history if e.event == "deliverables_removed"] == [[built.name]]
