@@ -206,9 +206,10 @@ def approve(order: Order, job_id: str, number: int, actor: str = "review") -> No
         record(order, actor, "approval_changed", job.job_id, version=number, previous=previous)
         return
     if job.state is S.READY_TO_DELIVER:
+        # The files built from the previous approval stay recorded until ``delivery.drop_stale`` takes them
+        # out of deliver/ (forgetting them here would leave them there as strangers).
         _move(order, job, S.APPROVED, actor, "approval_changed", version=number, previous=job.approved_version)
         job.approved_version = number
-        job.deliverables = []
         return
     _move(order, job, S.APPROVED, actor, "approved", version=number)
     job.approved_version = number

@@ -286,7 +286,8 @@ def drop_stale(order: Order, folder: Path, actor: str) -> list[str]:
     files are rebuilt from the approved version's immutable copy by the next ``prepare``."""
     removed: list[str] = []
     for job in order.jobs:
-        if job.state in (JobState.READY_TO_DELIVER, JobState.DELIVERED) or not job.deliverables:
+        # On hold keeps its files: reopening returns the job to where it was, ready ones included.
+        if job.state in (JobState.READY_TO_DELIVER, JobState.DELIVERED, JobState.ON_HOLD) or not job.deliverables:
             continue
         for deliverable in job.deliverables:
             path = folder / deliverable.name

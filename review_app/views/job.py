@@ -17,7 +17,7 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from kaalwatch import lifecycle
+from kaalwatch import delivery, lifecycle
 from kaalwatch.errors import KaalwatchError, TransitionError
 from kaalwatch.model import Job, JobState, Order, Version
 from kaalwatch.settings import Settings
@@ -158,17 +158,23 @@ def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], None], don
          *, check_seen: bool = True) -> Response:
     """Apply one lifecycle change under the order's lock; refusals become a message on the page."""
     seen = request.form.get("seen") if check_seen else None
+    ws = runtime().ws
     try:
-        with runtime().ws.edit(receipt_id) as order:
+        with ws.edit(receipt_id) as order:
             job = order.job(job_id)
             if seen is not None and seen != fingerprint(job):
                 raise TransitionError("this job changed since the page was shown; nothing was done — look again")
             change(order, job)
+            # A job that stopped being ready (another version approved, reopened) must not leave its old
+            # files in the folder the owner uploads from.
+            removed = delivery.drop_stale(order, delivery.deliver_dir(ws, receipt_id), "review")
     except TransitionError as exc:
         flash(str(exc), "error")
         return _back(receipt_id, job_id)
     log.info("review page: %s (order %s job %s)", done, receipt_id, job_id)
-    flash(done.capitalize() + ".", "ok")
+    if removed:
+        done += f"; {len(removed)} file(s) built from the earlier approval were taken out of the deliver folder"
+    flash(done[:1].upper() + done[1:] + ".", "ok")
     return _back(receipt_id, job_id)
 
 

@@ -14,7 +14,7 @@ from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from review_app import create_app
-from tests.delivery.conftest import deliver_files, noise, with_workflow
+from tests.delivery.conftest import add_version, approve, deliver_files, encode, noise, with_workflow
 from tests.review.conftest import login, post, store_password
 
 
@@ -88,3 +88,30 @@ def test_actions_need_login_and_csrf(app: Flask, ws: Workspace, order_with_art: 
         assert logged_in.post(f"{page}/deliver/prepare").status_code == 400  # no CSRF token
     assert deliver_files(ws, order.receipt_id) == []
     assert ws.load(order.receipt_id).jobs[0].state is JobState.APPROVED
+
+
+def test_approving_another_version_takes_the_built_files_out_and_hold_keeps_them(
+        client: FlaskClient, ws: Workspace, order_with_art: Callable[..., Order]) -> None:
+    order = order_with_art(noise(200, 150))
+    rid, job_id = order.receipt_id, order.jobs[0].job_id
+    add_version(ws, rid, job_id, encode(noise(210, 150)), source_name="portrait v2.png")
+    approve(ws, rid, job_id, 1)
+    page = _page(order)
+    post(client, f"{page}/deliver/prepare", page=page)
+    built = deliver_files(ws, rid)
+    assert len(built) == 2 and ws.load(rid).jobs[0].state is JobState.READY_TO_DELIVER
+
+    post(client, f"{page}/hold", {"reason": "buyer travelling"}, page=page)  # a pause keeps the files
+    post(client, f"{page}/reopen", page=page)
+    job = ws.load(rid).jobs[0]
+    assert job.state is JobState.READY_TO_DELIVER and deliver_files(ws, rid) == built
+    assert sorted(d.name for d in job.deliverables) == [p.name for p in built]
+
+    response = post(client, f"{page}/approve", {"version": "2"}, page=page)
+    assert response.status_code == 303
+    after = ws.load(rid)
+    assert after.jobs[0].state is JobState.APPROVED and after.jobs[0].approved_version == 2
+    assert deliver_files(ws, rid) == [] and after.jobs[0].deliverables == []
+    assert [sorted(e.details["files"]) for e in after.history if e.event == "deliverables_removed"] == [
+        sorted(p.name for p in built)]
+    assert "taken out of the deliver folder" in client.get(page).get_data(as_text=True)
