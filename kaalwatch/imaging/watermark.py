@@ -9,9 +9,9 @@ capped in length.
 Speed: each run of the text (a word, or at most ``RUN_CHARS`` characters) is rasterised and rotated
 once per font size and angle and cached, so a new order's text -- which differs from the last one only
 in its receipt id or buyer name -- costs the rotation of those few runs plus placing the cached ones
-(about 15 ms at 1600 px, where rotating whole rows cost 126 ms). The layer for each (output size, spec,
-text) is kept by a small ``lru_cache``. Burning in is then a single ``Image.paste(layer, mask=...)`` on the small
-preview image, a C blend that needs no RGBA conversion of the artwork.
+(about 13 ms at 1600 px, where rotating whole rows cost 126 ms). The layer for each (output size, spec,
+text) is kept by a small ``lru_cache``. Burning in is then a single ``Image.paste(layer, mask=...)`` on
+the small preview image, a C blend that needs no RGBA conversion of the artwork.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tu
 
 
 #: Layers kept per worker: an artist saving one order again and again reuses its layer; a new order
-#: builds its own in ~15 ms, so keeping many (7.5 MB each at 1600 px) is not worth the memory.
+#: builds its own in ~13 ms, so keeping many (7.5 MB each at 1600 px) is not worth the memory.
 @functools.lru_cache(maxsize=4)
 def watermark_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
         Image.Image, Image.Image]:
