@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kaalwatch import overview
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.model import parse_time, utcnow
@@ -123,6 +124,8 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo("(! overdue, * due within the workflow's slack)")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
+    numbers = overview.counts(ws, ctx.settings, now, health)
+    click.echo(f"jobs: {numbers.line()}" + ("" if numbers.queued is None else f" ({overview.QUEUED_MEANS})"))
     click.echo(f"last sync: {last_sync}{last_error}")
     click.echo(daemon_line(health, now))
     if health.get("running") and health.get("sync_paused"):
