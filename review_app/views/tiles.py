@@ -21,7 +21,7 @@ from flask import Blueprint, abort, request, send_file, url_for
 from werkzeug.wrappers import Response
 
 from kaalwatch import naming
-from kaalwatch.errors import ImageError, NotFoundError
+from kaalwatch.errors import ImageError, ManifestError, NotFoundError
 from kaalwatch.imaging import tiles
 from kaalwatch.model import Job, Order, Version
 from kaalwatch.settings import Settings
@@ -80,6 +80,23 @@ def warm(ws: Workspace, settings: Settings, order: Order) -> int:
             built += 1
         except (ImageError, NotFoundError, OSError) as exc:
             log.warning("viewer: order %s version %d: %s", order.receipt_id, version.number, exc)
+    return built
+
+
+def warm_latest(ws: Workspace, settings: Settings, done: set[tuple[int, str, int]]) -> int:
+    """``warm`` the orders whose active jobs have a latest version not warmed yet (``done`` remembers them)."""
+    built = 0
+    for row in ws.jobs(active=True, limit=100_000):
+        if row.latest_version is None or not row.latest_thumb:
+            continue
+        key = (row.receipt_id, row.job_id, row.latest_version)
+        if key in done:
+            continue
+        try:
+            built += warm(ws, settings, ws.load(row.receipt_id))
+        except (NotFoundError, ManifestError):
+            continue
+        done.add(key)
     return built
 
 
