@@ -1,4 +1,4 @@
-// kaalwatch live page: ask the server once a second whether this page's data changed (a conditional GET
+// kaalwatch live page: ask the server a few times a second whether this page's data changed (a conditional GET
 // of a tiny stamp, see views/live.py for why this and not server-sent events); when it did, fetch the
 // page again and swap its content in place. What the owner is doing survives the swap: the viewer (its
 // zoom, pan, mode) is kept as it is and only given the new data, typed text and choices in forms are
@@ -9,7 +9,7 @@
   let etag = null;
   let timer = null;
   let busy = false;
-  let interval = 1000;
+  let interval = 300; // the server says (poll_ms in views/live.py)
 
   function fieldKey(field) {
     const form = field.form ? field.form.getAttribute("action") || "" : "";
