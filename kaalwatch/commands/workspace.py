@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import datetime
@@ -104,9 +105,10 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     health = ws.read_state("health")
     sync_state = ws.read_state("sync")
     broken = [{"folder": folder, "error": error} for folder, error in report.broken]
+    numbers = overview.counts(ws, ctx.settings, now, health)  # the review page's header shows the same
     if as_json:
-        click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken},
-                              indent=2, default=str))
+        click.echo(json.dumps({"jobs": jobs, "counts": dataclasses.asdict(numbers), "health": health,
+                               "sync": sync_state, "broken_manifests": broken}, indent=2, default=str))
         return
     if not jobs:
         click.echo("No active jobs." if not show_all else "No jobs.")
@@ -124,7 +126,6 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo("(! overdue, * due within the workflow's slack)")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
-    numbers = overview.counts(ws, ctx.settings, now, health)
     click.echo(f"jobs: {numbers.line()}" + ("" if numbers.queued is None else f" ({overview.QUEUED_MEANS})"))
     click.echo(f"last sync: {last_sync}{last_error}")
     click.echo(daemon_line(health, now))
