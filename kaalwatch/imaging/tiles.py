@@ -87,8 +87,6 @@ def _write_level(cache: Path, pyramid: Pyramid, level: int, im: Image.Image) -> 
             for x in range(columns):
                 box = (x * pyramid.tile, y * pyramid.tile,
                        min(im.width, (x + 1) * pyramid.tile), min(im.height, (y + 1) * pyramid.tile))
-                if box[0] >= box[2] or box[1] >= box[3]:
-                    continue  # a decoded image a pixel short of the planned size: the edge tile is absent
                 im.crop(box).save(temp / f"{x}_{y}.jpg", "JPEG", subsampling=0,
                                   quality=LEVEL0_QUALITY if level == 0 else TILE_QUALITY)
         try:
@@ -114,7 +112,9 @@ def build(src: Path, cache: Path, pyramid: Pyramid, level: int, *, background: s
     im, _, _, _ = _prepare(Path(src), edge, background, max_pixels, classify(Path(src)))
     for z in range(missing[0], pyramid.levels):
         want = pyramid.size(z)
-        if im.size != want and max(im.size) > max(want):
-            im = im.resize(want, Image.Resampling.BOX)
+        if im.size != want:
+            # Shrinking: an area average. Growing only happens to a file that carries just a small stored
+            # composite (low_res): it is shown at its full size, soft, rather than as a corner.
+            im = im.resize(want, Image.Resampling.BOX if max(im.size) > max(want) else Image.Resampling.BICUBIC)
         if z in missing:
             _write_level(cache, pyramid, z, im)

@@ -21,9 +21,13 @@
       return entry;
     }
     const img = new Image();
-    entry = { img, ok: false };
+    entry = { img, ok: false, tries: 1 };
     img.addEventListener("load", () => { entry.ok = true; onload(); });
-    img.addEventListener("error", () => { entry.failed = true; });
+    // A tile of a level still being built is answered 503: ask again, a little later each time.
+    img.addEventListener("error", () => {
+      if (entry.tries >= 8) { entry.failed = true; onload(); return; }
+      setTimeout(() => { entry.tries += 1; img.src = url + "?try=" + entry.tries; }, 400 * entry.tries);
+    });
     img.src = url;
     cache.set(url, entry);
     if (cache.size > MAX_TILES) cache.delete(cache.keys().next().value);

@@ -6,8 +6,10 @@ immutable copy (``ws.tool_path`` keeps it inside the tool area); the tiles are c
 
 A missing level is built inside the request, one build at a time for the whole page (``_BUILD``): a
 100-megapixel original decodes to ~300 MB, and two at once on a small machine is how a server freezes.
-Requests for tiles already built never wait for that lock. The daemon builds the overview levels of each
-new version ahead of time (:func:`warm`), so a first look at an 8000-px save does not wait for a decode.
+Requests for tiles already built never touch that lock; a request for a missing level while another is
+being built is answered at once with 503 and ``Retry-After`` (viewer.js asks again), never queued. The
+daemon builds the overview levels of each new version ahead of time (:func:`warm`), so a first look at an
+8000-px save does not wait for a decode.
 """
 
 from __future__ import annotations
@@ -46,18 +48,30 @@ def pyramid_of(version: Version) -> tiles.Pyramid | None:
     return tiles.plan(version.width, version.height)
 
 
+class Busy(Exception):
+    """Another level is being built: asked again in a moment (503), so no request thread waits in line."""
+
+
 def ensure_level(ws: Workspace, settings: Settings, receipt_id: int, job_id: str, version: Version,
-                 level: int) -> Path:
-    """The tile cache of ``version`` with ``level`` built; raises ImageError if the copy will not decode."""
+                 level: int, *, wait: bool = True) -> Path:
+    """The tile cache of ``version`` with ``level`` built; raises ImageError if the copy will not decode.
+
+    With ``wait=False`` (the page) it raises ``Busy`` instead of queueing behind another build: waitress has
+    a handful of threads, and requests piling up behind one 100-megapixel decode would stall the page.
+    """
     pyramid = pyramid_of(version)
     if pyramid is None or not 0 <= level < pyramid.levels:
         raise NotFoundError(f"version {version.number} has no level {level}")
     cache = cache_dir(ws, receipt_id, job_id, version)
-    if not tiles.has_level(cache, level):
-        with _BUILD:
-            tiles.build(ws.tool_path(version.copy), cache, pyramid, level,
-                        background=settings.preview.background,
-                        max_pixels=int(settings.preview.max_megapixels * 1_000_000))
+    if tiles.has_level(cache, level):
+        return cache
+    if not _BUILD.acquire(blocking=wait):
+        raise Busy(f"version {version.number} is being prepared")
+    try:
+        tiles.build(ws.tool_path(version.copy), cache, pyramid, level, background=settings.preview.background,
+                    max_pixels=int(settings.preview.max_megapixels * 1_000_000))
+    finally:
+        _BUILD.release()
     return cache
 
 
@@ -136,9 +150,13 @@ def tile(receipt_id: int, job_id: str, number: int, level: int, x: int, y: int) 
     if version is None:
         abort(404, f"no version {number}")
     try:
-        cache = ensure_level(rt.ws, rt.settings, receipt_id, job_id, version, level)
+        cache = ensure_level(rt.ws, rt.settings, receipt_id, job_id, version, level, wait=False)
     except ImageError as exc:
         abort(404, str(exc))
+    except Busy:
+        busy = Response("being prepared; ask again in a second", status=503, mimetype="text/plain")
+        busy.headers["Retry-After"] = "1"
+        return busy
     path = tiles.tile_path(cache, level, x, y)
     if x > 4096 or y > 4096 or not path.is_file():
         abort(404, "no such tile")
