@@ -176,3 +176,17 @@ def test_header_counts_are_the_numbers_status_prints(
     ws.write_state("health", {"pid": 1, "running": True, "watcher_alive": True, "queue_length": 3,
                               "updated_at": (utcnow() - timedelta(minutes=5)).isoformat()})
     assert "header-queued" not in client.get("/").get_data(as_text=True)  # stale: no number is better than old
+
+
+def test_the_daemon_warms_the_overview_of_each_new_latest_version_once(
+        settings: Settings, ws: Workspace, order: Order) -> None:
+    from review_app.views.tiles import warm_latest
+
+    version, _ = _big_version(ws, order, (5000, 300))
+    done: set[tuple[int, str, int]] = set()
+    assert warm_latest(ws, settings, done) == 1
+    cache = cache_dir(ws, order.receipt_id, order.jobs[0].job_id, version)
+    overview = tiles.plan(5000, 300).overview_level()
+    assert sorted(int(p.name) for p in cache.iterdir()) == list(range(overview, tiles.plan(5000, 300).levels))
+    assert not (cache / "0").exists()  # full resolution waits for someone to zoom in
+    assert warm_latest(ws, settings, done) == 0
