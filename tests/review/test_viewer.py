@@ -156,6 +156,12 @@ def test_viewer_live_zoom_wipe_keys_and_proof(studio: dict[str, Any]) -> None:
             page.screenshot(path=str(ARTIFACTS / "viewer-desktop-proof.png"))
             page.keyboard.press("p")
             expect(viewer).to_have_attribute("data-proof", "0")
+            page.keyboard.press("r")  # the buyer's photos beside the art
+            expect(page.locator("#viewer-ref-image")).to_be_visible()
+            expect(page.locator("#viewer-ref-image")).to_have_attribute("alt", "On the sofa")
+            page.screenshot(path=str(ARTIFACTS / "viewer-desktop-references.png"))
+            page.keyboard.press("r")
+            expect(page.locator("#viewer-refs")).to_be_hidden()
 
             # Keys: modes and versions.
             page.keyboard.press("1")
