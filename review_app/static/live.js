@@ -48,7 +48,8 @@
   }
 
   async function refresh() {
-    const response = await fetch(window.location.href, { credentials: "same-origin", headers: { "X-Kaalwatch-Live": "1" } });
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (response.redirected) { window.location.reload(); return; }
     if (!response.ok || !(response.headers.get("Content-Type") || "").startsWith("text/html")) return;
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     const main = document.querySelector("main");
@@ -86,6 +87,7 @@
       try {
         const headers = etag ? { "If-None-Match": etag } : {};
         const response = await fetch(url, { credentials: "same-origin", headers, cache: "no-store" });
+        if (response.redirected) { window.location.reload(); return; } // logged out meanwhile: show the login
         if (response.status === 200) {
           const body = await response.json();
           interval = body.poll_ms || interval;
