@@ -254,28 +254,47 @@
       this.changed();
     }
 
+    // One pointer drags (pans, or moves the wipe); two pointers (a phone) pinch to zoom around their middle.
     bindPointer() {
       let drag = null;
+      const touches = new Map();
+      let pinch = null;
+      const spread = () => {
+        const [a, b] = Array.from(touches.values());
+        return { d: Math.hypot(a.x - b.x, a.y - b.y), x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+      };
       this.stage.addEventListener("pointerdown", (e) => {
         const pane = e.target.closest(".vw-pane");
         if (!pane || e.button > 1) return;
+        touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+        try { this.stage.setPointerCapture(e.pointerId); } catch (err) { /* a pointer already gone */ }
+        e.preventDefault();
+        if (touches.size === 2) { drag = null; pinch = Object.assign(spread(), { pane }); return; }
         const wiping = this.mode === "wipe" && !e.shiftKey && e.button === 0;
         drag = { x: e.clientX, y: e.clientY, wiping, pane };
-        this.stage.setPointerCapture(e.pointerId);
         if (wiping) this.moveWipe(e, pane);
-        e.preventDefault();
       });
       this.stage.addEventListener("pointermove", (e) => {
+        if (touches.has(e.pointerId)) touches.set(e.pointerId, { x: e.clientX, y: e.clientY });
+        if (pinch && touches.size === 2) {
+          const now = spread();
+          const box = pinch.pane.getBoundingClientRect();
+          if (pinch.d > 0) this.zoomBy(now.d / pinch.d, now.x - box.left, now.y - box.top);
+          this.pan(now.x - pinch.x, now.y - pinch.y);
+          Object.assign(pinch, now);
+          return;
+        }
         if (!drag) return;
         if (drag.wiping) { this.moveWipe(e, drag.pane); return; }
-        this.cx -= (e.clientX - drag.x) / this.scale;
-        this.cy -= (e.clientY - drag.y) / this.scale;
+        this.pan(e.clientX - drag.x, e.clientY - drag.y);
         drag.x = e.clientX;
         drag.y = e.clientY;
-        this.fit = false;
-        this.changed();
       });
-      const end = () => { drag = null; };
+      const end = (e) => {
+        touches.delete(e.pointerId);
+        if (touches.size < 2) pinch = null;
+        drag = null;
+      };
       this.stage.addEventListener("pointerup", end);
       this.stage.addEventListener("pointercancel", end);
       this.stage.addEventListener("wheel", (e) => {
@@ -285,6 +304,13 @@
         const box = pane.getBoundingClientRect();
         this.zoomBy(Math.pow(1.0015, -e.deltaY), e.clientX - box.left, e.clientY - box.top);
       }, { passive: false });
+    }
+
+    pan(dx, dy) {
+      this.cx -= dx / this.scale;
+      this.cy -= dy / this.scale;
+      this.fit = false;
+      this.changed();
     }
 
     moveWipe(e, pane) {

@@ -222,6 +222,19 @@ def test_viewer_live_zoom_wipe_keys_and_proof(studio: dict[str, Any]) -> None:
             expect(phone.locator("#viewer")).to_have_attribute("data-version", "3")
             phone.wait_for_function("() => document.getElementById('viewer').dataset.pending === '0'")
             phone.screenshot(path=str(ARTIFACTS / "viewer-phone.png"))
+            # Two fingers spread apart: the zoom follows (pointer events as a touch screen sends them).
+            before = float(phone.locator("#viewer").get_attribute("data-scale"))
+            phone.evaluate("""() => {
+                const stage = document.getElementById('viewer-stage');
+                const box = stage.getBoundingClientRect(), cx = box.x + box.width / 2, cy = box.y + box.height / 2;
+                const fire = (type, id, x) => stage.querySelector('canvas').dispatchEvent(new PointerEvent(type,
+                    {pointerId: id, pointerType: 'touch', clientX: x, clientY: cy, bubbles: true, button: 0}));
+                fire('pointerdown', 11, cx - 20); fire('pointerdown', 12, cx + 20);
+                for (let step = 1; step <= 5; step++) { fire('pointermove', 11, cx - 20 - 8 * step);
+                                                        fire('pointermove', 12, cx + 20 + 8 * step); }
+                fire('pointerup', 11, cx - 60); fire('pointerup', 12, cx + 60);
+            }""")
+            phone.wait_for_function(f"() => Number(document.getElementById('viewer').dataset.scale) > {before * 2.5}")
             phone.click(".viewer-modes button[data-mode=side]")
             phone.wait_for_function("() => document.getElementById('viewer').dataset.pending === '0'")
             phone.screenshot(path=str(ARTIFACTS / "viewer-phone-side.png"))
