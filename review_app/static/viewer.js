@@ -23,10 +23,11 @@
     const img = new Image();
     entry = { img, ok: false, tries: 1 };
     img.addEventListener("load", () => { entry.ok = true; onload(); });
-    // A tile of a level still being built is answered 503: ask again, a little later each time.
+    // A tile of a level still being built is answered 503: ask again every 300 ms (a 100-megapixel level
+    // takes a few seconds); a tile that never comes (a file that will not decode) is given up after 12 s.
     img.addEventListener("error", () => {
-      if (entry.tries >= 8) { entry.failed = true; onload(); return; }
-      setTimeout(() => { entry.tries += 1; img.src = url + "?try=" + entry.tries; }, 400 * entry.tries);
+      if (entry.tries >= 40) { entry.failed = true; onload(); return; }
+      setTimeout(() => { entry.tries += 1; img.src = url + "?try=" + entry.tries; }, 300);
     });
     img.src = url;
     cache.set(url, entry);

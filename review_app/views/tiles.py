@@ -68,7 +68,11 @@ def ensure_level(ws: Workspace, settings: Settings, receipt_id: int, job_id: str
     if not _BUILD.acquire(blocking=wait):
         raise Busy(f"version {version.number} is being prepared")
     try:
-        tiles.build(ws.tool_path(version.copy), cache, pyramid, level, background=settings.preview.background,
+        # A level at or above the overview is built with the whole overview, from the one decode: the first
+        # look asks for two levels at once (the one that fits and the coarsest), and a PNG cannot be
+        # decoded at a smaller size, so building them one by one would decode the original twice.
+        tiles.build(ws.tool_path(version.copy), cache, pyramid, min(level, pyramid.overview_level()),
+                    background=settings.preview.background,
                     max_pixels=int(settings.preview.max_megapixels * 1_000_000))
     finally:
         _BUILD.release()
