@@ -49,9 +49,11 @@ class Context:
     @property
     def settings(self) -> Any:
         if self._settings is None:
+            from kaalwatch import private
             from kaalwatch.settings import load_settings
 
             self._settings = load_settings(self.config_path)
+            private.configure(self._settings.private_files)  # before any command writes a file
         return self._settings
 
     def workspace(self, *, check: bool = True) -> Any:

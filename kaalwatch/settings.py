@@ -198,6 +198,10 @@ class Settings:
         "{receipt_id} {buyer} - {listing}", "order folder names; {receipt_id} {buyer} {listing} {date}"
     )
     log_level: str = setting("info", "debug, info, warning or error", choices=("debug", "info", "warning", "error"))
+    private_files: bool = setting(
+        True, "buyer-data files 0600 and folders 0700 whatever the umask; false follows the umask (an orders "
+        "folder shared with another account)"
+    )
     etsy: EtsySettings = section(EtsySettings, "connection to Etsy's Open API v3")
     sync: SyncSettings = section(SyncSettings, "importing orders")
     watcher: WatcherSettings = section(WatcherSettings, "turning saves into versions")

@@ -270,7 +270,7 @@ def _write_files(order: Order, folder: Path, planned: list[_Planned], targets: l
     folder.mkdir(parents=True, exist_ok=True)
     new_names = {item.name for item in planned}
     for item in planned:
-        atomic_write_bytes(folder / item.name, item.encoded.data, mode=0o644)
+        atomic_write_bytes(folder / item.name, item.encoded.data)
     removed = []
     for job in targets:
         for old in order.job(job.job_id).deliverables:
