@@ -211,6 +211,7 @@ class Order:
     files_purged_at: datetime | None = None
     anonymised_at: datetime | None = None
     pseudonym: str | None = None
+    keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 
