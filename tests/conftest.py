@@ -81,3 +81,16 @@ def no_leaked_threads() -> Iterator[None]:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture(autouse=True)
+def restore_umask() -> Iterator[None]:
+    """Commands run in process set the private umask (kaalwatch.private.configure); undo it per test."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+    from kaalwatch import private
+
+    private.configure(True)
+    os.umask(before)
