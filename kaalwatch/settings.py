@@ -136,7 +136,7 @@ class RetentionSettings:
                               "versions", min=0)
     anonymise_days: int = setting(365, "days after an order finished (on Etsy or here) to anonymise it", min=0)
     abandoned_days: int = setting(540, "days after the last activity to purge and anonymise an order that never "
-                                  "finished (abandoned, on hold); the owner is warned a week before", min=1)
+                                  "finished (abandoned, on hold); the owner is warned a week before", min=0)
     run_hour: int = setting(3, "hour of the day (local) the daily retention job runs", min=0, max=23)
 
 

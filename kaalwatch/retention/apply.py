@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import secrets
+import sqlite3
 import stat
 from collections.abc import Callable
 from datetime import datetime
@@ -114,9 +115,13 @@ def _scrub_stores(ws: Workspace, receipt_ids: list[int]) -> None:
     try:
         for rid in receipt_ids:
             seen.forget_order(rid)
+        ws.scrub_index()
+    except (sqlite3.Error, WorkspaceError) as exc:
+        # Busy for longer than SQLite's timeout (a long rescan): the rows are gone already (secure delete);
+        # the next run rebuilds the files again.
+        log.warning("retention: could not rebuild a database after purging: %s", exc)
     finally:
         seen.close()
-    ws.scrub_index()
 
 
 def purge(ws: Workspace, settings: Settings, *, now: datetime, dry_run: bool = False,

@@ -85,7 +85,9 @@ def learn(memory: TermMemory, order: Order, folder: Path, shop_name: str) -> Non
         if order.buyer_user_id is not None:
             memory.add_words([str(order.buyer_user_id)])
         texts = [order.message_from_buyer, order.gift_message]
-        texts += [a.answer for job in order.jobs for a in job.answers if a.answer != "(removed)"]
+        # A dropdown answer is one of the shop's own options ("Sage", "Navy"), not the buyer's words.
+        texts += [a.answer for job in order.jobs for a in job.answers
+                  if a.answer != "(removed)" and a.kind != "dropdown"]
         memory.add_words(w for text in texts for w in words(text)
                          if len(w) >= MIN_TEXT_WORD and w.casefold() not in shop)
         memory.add_names(ref.name.rpartition(".")[0] or ref.name for ref in order.references
