@@ -430,8 +430,8 @@ def keep_until(order: Order, until: datetime, reason: str, actor: str = "cli") -
     reason = reason.strip()
     if not reason:
         raise TransitionError("say why the order is kept longer (a reason is recorded)")
-    order.keep_until = until
-    record(order, actor, "retention_kept", None, until=until.isoformat(), reason=reason[:500])
+    order.keep_until = until.replace(microsecond=0)
+    record(order, actor, "retention_kept", None, until=order.keep_until.isoformat(), reason=reason[:500])
 
 
 def redact(order: Order, name: Callable[[str], str], text: Callable[[str], str], actor: str = "retention") -> int:
