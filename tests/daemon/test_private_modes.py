@@ -49,9 +49,14 @@ def loose(root: Path, skip: Callable[[Path], bool] = lambda _p: False) -> list[s
     return found
 
 
-def jpeg_with_comment(text: bytes) -> bytes:
+def jpeg_with_metadata(text: bytes) -> bytes:
+    """A buyer's photo carrying their words in a JPEG comment, XMP, an EXIF description and GPS."""
+    exif = Image.Exif()
+    exif[0x010E] = text.decode()  # ImageDescription
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPSInfo
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG", comment=text)
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG", comment=text, exif=exif,
+                                                   xmp=b"<x:xmpmeta>" + text + b"</x:xmpmeta>")
     return out.getvalue()
 
 
@@ -66,7 +71,8 @@ def test_every_writer_is_private_under_umask_022(tmp_path: Path, settings: Setti
         seen.put_file(1, "x.png", 1, 1, "h")
         logs.setup("info", ws.logs_dir)
         src = folder / "references" / "photo.jpg"
-        src.write_bytes(jpeg_with_comment(b"Zenobia at 12 Elm Street"))
+        src.write_bytes(jpeg_with_metadata(b"Zenobia at 12 Elm Street"))
+        assert b"Elm Street" in src.read_bytes()
         os.chmod(src, 0o600)  # the downloader's file; this test is about the thumbnail written from it
         thumb = ws.previews_dir / "1" / "references" / "t.jpg"
         private.make_dir(thumb.parent)
@@ -76,8 +82,8 @@ def test_every_writer_is_private_under_umask_022(tmp_path: Path, settings: Setti
             assert ws.index_path.exists() and (ws.tool_dir / "watch.sqlite-wal").exists()
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # named after the buyer
             with Image.open(thumb) as im:
-                assert "comment" not in im.info and not im.getexif()
-            assert b"Elm Street" not in thumb.read_bytes()
+                assert not {"comment", "xmp", "exif"} & set(im.info) and not im.getexif()
+            assert b"Elm Street" not in thumb.read_bytes() and b"Zenobia" not in thumb.read_bytes()
             assert doctor.check_modes(settings).ok
             os.chmod(folder, 0o755)
             os.chmod(folder / "order.yaml", 0o644)
