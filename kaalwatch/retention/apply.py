@@ -128,8 +128,8 @@ def purge(ws: Workspace, settings: Settings, *, now: datetime, dry_run: bool = F
           before_apply: Callable[[Plan], None] | None = None) -> PurgeReport:
     """Apply the retention promise to every order (see the package docstring); returns what was done.
 
-    With ``dry_run`` nothing changes on disk, except that the pseudonym salt is created when an order is due
-    for anonymising and there is none yet (the report names the pseudonymous folder it will get).
+    With ``dry_run`` nothing changes on disk, except that the workspace's secret salt is created when an order
+    is due and there is none yet (term hashes and the pseudonymous folder name in the report depend on it).
     ``before_apply`` is called between planning and applying each order (a seam for the race test).
     """
     report = PurgeReport(now=now, dry_run=dry_run)
