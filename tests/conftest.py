@@ -86,11 +86,10 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def restore_umask() -> Iterator[None]:
     """Commands run in process set the private umask (kaalwatch.private.configure); undo it per test."""
+    from kaalwatch import private
+
     before = os.umask(0o022)
     os.umask(before)
     yield
-    os.umask(before)
-    from kaalwatch import private
-
-    private.configure(True)
-    os.umask(before)
+    private.configure(True)  # the module's default modes again (it also sets the private umask)...
+    os.umask(before)  # ...which the next test must not inherit
