@@ -110,7 +110,8 @@ def test_recordings_are_etsys_format_apart_from_the_timestamp_spelling() -> None
     assert {s.split(":")[0] for s in spellings} == {"int", "str"}  # mixed within one page, as the issue saw
 
 
-def test_mixed_spellings_filter_sort_and_page_like_etsy(sandbox: Sandbox, api: Callable[..., requests.Response]) -> None:
+def test_mixed_spellings_filter_sort_and_page_like_etsy(sandbox: Sandbox,
+                                                       api: Callable[..., requests.Response]) -> None:
     everything = [sandbox.receipt(r) for r in RECEIPTS]
     updated = {r["receipt_id"]: moment(r["updated_timestamp"]) for r in everything}
     created = {r["receipt_id"]: moment(r["created_timestamp"]) for r in everything}
@@ -200,9 +201,9 @@ def test_a_body_that_cannot_be_placed_is_refused_naming_the_file(tmp_path: Path,
 
 def test_questions_need_a_listing_id_in_the_name_and_a_folder_needs_json(tmp_path: Path) -> None:
     data = write(tmp_path / "q", {"questions.json": {"personalization_questions": []}})
-    with pytest.raises(ConfigError, match="questions.json: personalization questions, but no listing id"):
+    with pytest.raises(ConfigError, match=r"questions\.json: personalization questions, but no listing id"):
         Sandbox(data_dir=data).start()
-    with pytest.raises(ConfigError, match="no .json files"):
+    with pytest.raises(ConfigError, match=r"no \.json files"):
         Sandbox(data_dir=write(tmp_path / "empty", {"notes.txt": "hello"})).start()
 
 

@@ -22,7 +22,7 @@ import requests
 
 from kaalwatch.settings import load_settings
 from kaalwatch.store import Workspace
-from tests.sandbox.test_replay import RECORDED, RECEIPTS, moment
+from tests.sandbox.test_replay import RECEIPTS, RECORDED, moment
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_FILES = "http://127.0.0.1:9"
@@ -89,7 +89,8 @@ def test_recorded_traffic_replays_through_the_cli_and_syncs(replayed: str, tmp_p
     try:
         paid = [3012350001, 3012350002, 3012350003, 3012350004, 3012350005]  # 6 completed, 7 refunded: no folders
         assert sorted(ws.receipt_ids()) == paid
-        recorded = {r["receipt_id"]: r for r in json.loads((RECORDED / "getShopReceipts_page1.json").read_text())["results"]}
+        page = json.loads((RECORDED / "getShopReceipts_page1.json").read_text())
+        recorded = {r["receipt_id"]: r for r in page["results"]}
         r2 = ws.load(3012350002)  # the proxy-rewritten ISO update time is the update time
         assert r2.etsy_updated_at == datetime.fromtimestamp(moment(recorded[3012350002]["updated_timestamp"]), UTC)
         assert r2.etsy_updated_at != r2.ordered_at
@@ -132,3 +133,18 @@ def test_recorded_traffic_replays_through_the_cli_and_syncs(replayed: str, tmp_p
         assert ws.load(3012350002).etsy_updated_at > r2.etsy_updated_at  # type: ignore[operator]
     finally:
         ws.close()
+
+
+def test_a_recording_it_cannot_place_stops_the_command_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "recorded"
+    data.mkdir()
+    shutil.copy(RECORDED / "getShopReceipts_page1.json", data)
+    (data / "transactions_v2.json").write_text(json.dumps(
+        {"count": 1, "results": [{"transaction_id": 1, "receipt_id": 2, "creation_tsz": 1500000000}],
+         "params": {}, "type": "Transaction", "pagination": {}}))
+    done = kaalwatch(["sandbox", "--data", str(data), "--port", "0"], {**os.environ})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "kaalwatch: error: sandbox data file transactions_v2.json: an Etsy API v2 body (type 'Transaction'); v2 "
+        "was shut down in 2022 (save receipts, transactions, listings, listing images, personalization questions, "
+        "a shop or getMe exactly as Etsy's v3 API returned them)"]
