@@ -61,7 +61,10 @@ def epoch_seconds(value: Any) -> int | None:
 def first_epoch(data: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
     """The first of ``keys`` in ``data`` that holds a readable moment, as epoch seconds."""
     for key in keys:
-        stamp = epoch_seconds(data.get(key))
+        value = data.get(key)
+        if type(value) is int and 0 < value < _MILLISECONDS_FROM:  # what Etsy sends: the sandbox sorts 5000 per page
+            return value
+        stamp = epoch_seconds(value)
         if stamp is not None:
             return stamp
     return None
