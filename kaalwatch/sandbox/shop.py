@@ -5,9 +5,9 @@ a mutation writes is what the next request reads. Replayed recordings may spell 
 one receipt to the next (epoch integers, numeric or ISO-8601 strings): filters and sorting read each
 receipt's moments as epoch seconds (:func:`stamps_of`, on every query, so a receipt edited in place by the
 seed or a test is never seen stale), and a mutation writes its new time in the spelling the receipt
-already uses. Fields a recording may lack (``refunds``, ``shipments``,
-``transactions``) are treated as empty. Every public method takes the lock: the HTTP server,
-the ``--orders-every`` thread and test code call in concurrently.
+already uses. Fields a recording may lack (``refunds``, ``shipments``, ``transactions``) are treated as
+empty. Every public method takes the lock: the HTTP server, the ``--orders-every`` thread and test code
+call in concurrently.
 """
 
 from __future__ import annotations
