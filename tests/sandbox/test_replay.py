@@ -215,3 +215,13 @@ def test_the_same_receipt_twice_keeps_the_newer_state(tmp_path: Path) -> None:
         data = write(tmp_path / "".join(order), {order[0]: [new], order[1]: {"count": 1, "results": [old]}})
         with Sandbox(data_dir=data, clock=Clock(frozen=True)) as sb:
             assert sb.receipt(old["receipt_id"])["status"] == "Completed"  # type: ignore[arg-type]
+
+
+def test_new_orders_in_a_replayed_shop_sell_its_recorded_listings(sandbox: Sandbox) -> None:
+    """``--orders-every`` and ``POST /_sandbox/orders`` pick from the recorded listings, not the seeded ones."""
+    sold = set()
+    for _ in range(8):
+        r = requests.post(f"{sandbox.url}/_sandbox/orders", json={}, timeout=5)
+        assert r.status_code == 201, r.text
+        sold |= {t["listing_id"] for t in r.json()["transactions"]}
+    assert sold and sold <= {PET, FAMILY, COUPLE}
