@@ -117,8 +117,12 @@ def test_recorded_traffic_replays_through_the_cli_and_syncs(replayed: str, tmp_p
 
     admin = f"{replayed}/_sandbox"
     requests.delete(f"{admin}/requests", timeout=5)
-    for rid, action in ((3012350002, "touch"), (3012350003, "complete"), (3012350001, "refund")):
+    for rid, action in ((3012350003, "complete"), (3012350001, "refund")):
         assert requests.post(f"{admin}/receipts/{rid}/{action}", json={}, timeout=5).status_code == 200
+    # The newest change is to a receipt whose update time is an ISO string: the mark must follow it.
+    requests.post(f"{admin}/clock/advance", json={"seconds": 60}, timeout=5)
+    touched = requests.post(f"{admin}/receipts/3012350002/touch", json={}, timeout=5).json()
+    assert isinstance(touched["updated_timestamp"], str)
     second = kaalwatch(["sync"], env)
     assert second.returncode == 0, second.stderr
     # The touch changes only the update time, which the manifest records without counting it as news.
@@ -131,6 +135,7 @@ def test_recorded_traffic_replays_through_the_cli_and_syncs(replayed: str, tmp_p
     try:
         assert ws.load(3012350003).etsy_completed and ws.load(3012350001).etsy_status == "Fully Refunded"
         assert ws.load(3012350002).etsy_updated_at > r2.etsy_updated_at  # type: ignore[operator]
+        assert ws.read_state("sync")["high_water"] == moment(touched["updated_timestamp"])
     finally:
         ws.close()
 
