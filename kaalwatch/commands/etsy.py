@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from kaalwatch.cli import Context
-from kaalwatch.errors import AuthError, EtsyError
+from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import RUN_AUTH
 from kaalwatch.model import iso, parse_time
 
@@ -73,8 +73,10 @@ def status(ctx: Context) -> None:
         try:
             client.get_me()
             live = "scopes (from Etsy now): " + " ".join(client.token_scopes(client.tokens().access_token))
-        except AuthError as exc:
+        except GrantRevokedError as exc:  # other AuthErrors (not connected, no keystring) stop here as they are
             refused, live = exc.message, ""
+        except AuthError:
+            raise
         except EtsyError as exc:
             live = f"could not check with Etsy now: {exc}"
     tokens = store.load()  # again: the check may have refreshed the pair

@@ -33,6 +33,7 @@ from kaalwatch.errors import (
     EtsyForbiddenError,
     EtsyNotFoundError,
     EtsyRateLimitError,
+    GrantRevokedError,
 )
 from kaalwatch.etsy.ratelimit import DAY, RateLimiter, retry_hint
 from kaalwatch.etsy.tokens import Tokens, TokenStore
@@ -260,7 +261,7 @@ class EtsyClient:
         description = str(body.get("error_description") or "")
         said = _short(error + (f": {description}" if description else ""))
         if error == "invalid_grant" or (status == 401 and bearer):
-            return AuthError(f"Etsy revoked the connection ({said or 'HTTP 401'})", hint=RUN_AUTH)
+            return GrantRevokedError(f"Etsy revoked the connection ({said or 'HTTP 401'})", hint=RUN_AUTH)
         if status == 401:
             return AuthError(f"Etsy refused the credentials for {operation} ({said})", hint=RUN_AUTH)
         if status == 403:

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from kaalwatch.errors import AuthError, EtsyError
+from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import EtsyClient, etsy_connect_url
 from kaalwatch.etsy.tokens import Tokens, TokenStore, tokens_from_answer
 from kaalwatch.settings import Settings
@@ -193,8 +193,8 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
 
 def _exchange_refused(exc: AuthError) -> AuthError:
     """What a refused code exchange means, and what to do about it."""
-    if "invalid_grant" in exc.message:  # Etsy's error code, carried verbatim in the client's message
-        said = exc.message.split("(", 1)[-1].rstrip(")")
+    if isinstance(exc, GrantRevokedError):
+        said = exc.message.split("(", 1)[-1].rstrip(")")  # Etsy's words, e.g. "invalid_grant: code has expired"
         return AuthError(f"Etsy refused this sign-in's authorization code ({said})",
                          hint="start over and finish within a few minutes: a code works once, shortly, and only "
                               "with the redirect address it was issued for")

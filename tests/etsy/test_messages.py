@@ -126,3 +126,10 @@ def test_auth_status_after_a_revoked_grant_says_so_and_what_to_do(sandbox: Sandb
     assert again.returncode == 0 and "valid for" in again.stdout
     assert "no longer accepted" not in again.stdout and "refused" not in again.stdout
 
+
+
+def test_auth_status_without_app_credentials_blames_them_not_etsy(sandbox: Sandbox, connected: Connection,
+                                                                  sb_ws: Workspace) -> None:
+    done = kaalwatch(["auth", "status"], cli_env(sandbox, sb_ws, KAALWATCH_ETSY_SHARED_SECRET=""))
+    assert done.returncode == 9 and done.stdout == ""
+    assert "keystring and shared secret are not set" in done.stderr and "revoked" not in done.stderr
