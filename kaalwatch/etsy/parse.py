@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from kaalwatch.errors import EtsyError
@@ -117,6 +118,8 @@ class EtsyReceipt:
     created: datetime | None
     updated: int  # epoch seconds; the sync high-water mark is made of these
     transactions: tuple[EtsyTransaction, ...]
+    total: str | None = None  # grand total as a decimal string ("23.80"), kept for the shop's books
+    currency: str | None = None
 
     @property
     def status_key(self) -> str:
@@ -166,7 +169,26 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         created=created,
         updated=updated,
         transactions=tuple(transactions),
+        total=money(data.get("grandtotal") or data.get("grand_total")),
+        currency=_currency(data.get("grandtotal") or data.get("grand_total")),
     )
+
+
+def money(value: Any) -> str | None:
+    """Etsy's Money object ``{amount, divisor, currency_code}`` as a decimal string; None if unusable."""
+    if not isinstance(value, Mapping):
+        return None
+    amount, divisor = _int(value.get("amount")), _int(value.get("divisor")) or 0
+    if amount is None or divisor <= 0:
+        return None
+    total = Decimal(amount) / Decimal(divisor)
+    places = len(str(divisor)) - 1 if str(divisor).strip("0") == "1" else 2
+    return str(total.quantize(Decimal(1).scaleb(-places)))
+
+
+def _currency(value: Any) -> str | None:
+    code = clean(value.get("currency_code")).strip().upper() if isinstance(value, Mapping) else ""
+    return code if re.fullmatch(r"[A-Z]{3}", code) else None
 
 
 def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransaction:
@@ -381,5 +403,7 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         gift_message=receipt.gift_message,
         message_from_buyer=receipt.message_from_buyer,
         etsy_updated_at=datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None,
+        total=receipt.total,
+        currency=receipt.currency,
     )
     return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs)
