@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from kaalwatch import overview
+from kaalwatch import overview, retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.model import parse_time, utcnow
@@ -108,7 +108,8 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     numbers = overview.counts(ws, ctx.settings, now, health)  # the review page's header shows the same
     if as_json:
         click.echo(json.dumps({"jobs": jobs, "counts": dataclasses.asdict(numbers), "health": health,
-                               "sync": sync_state, "broken_manifests": broken}, indent=2, default=str))
+                               "sync": sync_state, "broken_manifests": broken,
+                               "retention": ws.read_state("retention")}, indent=2, default=str))
         return
     if not jobs:
         click.echo("No active jobs." if not show_all else "No jobs.")
@@ -135,4 +136,6 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo(f"recent error: {error}")
     for item in broken:
         click.echo(f"broken manifest: {item['error']}")
+    for line in retention.status_lines(ws):
+        click.echo(line)
 
