@@ -38,7 +38,7 @@ TILE_MAX_AGE = 7 * 24 * 3600  # a tile's URL carries the version's content hash:
 
 
 def cache_dir(ws: Workspace, receipt_id: int, job_id: str, version: Version) -> Path:
-    return (ws.tool_dir / "tiles" / str(int(receipt_id)) / naming.safe_component(job_id)
+    return (ws.tiles_dir / str(int(receipt_id)) / naming.safe_component(job_id)
             / f"{version.number}-{version.sha256[:12]}")
 
 
