@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageColor
 
-from kaalwatch.delivery.limits import BYTES_PER_MB, max_bytes
+from kaalwatch.delivery.framing import Frame
+from kaalwatch.delivery.limits import human_size, max_bytes
 from kaalwatch.errors import DeliveryError, ImageError
 from kaalwatch.imaging.decode import decode, upright
 from kaalwatch.settings import Deliverable as Promise
@@ -40,6 +41,7 @@ class Source:
     image: Image.Image  # RGB, RGBA, L or LA
     icc: bytes | None  # profile to embed (sRGB's when converted, the artwork's own when kept)
     notes: list[str] = field(default_factory=list)
+    colour_problem: str | None = None  # the embedded profile could not be converted: colours may be off
 
 
 @dataclass
@@ -95,6 +97,7 @@ def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) 
         mode = "srgb"
     if mode == "keep":
         return Source(image, icc, notes)
+    problem = None
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -106,45 +109,38 @@ def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) 
                 image = converted
                 notes.append("converted to sRGB from the embedded profile")
         except (OSError, ImageCms.PyCMSError, ValueError):
-            notes.append("embedded colour profile unreadable; pixels taken as sRGB")
+            problem = "the embedded colour profile could not be converted; pixels taken as sRGB"
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGB")
     image.info = {}
-    return Source(image, srgb_profile(), notes)
+    if problem:
+        notes.append(problem)
+    return Source(image, srgb_profile(), notes, problem)
 
 
-def crop_to_aspect(image: Image.Image, aspect: str) -> Image.Image:
-    """Centre-crop to ``"w:h"``, turned to the artwork's own orientation (a 4:5 promise on a landscape
-    drawing is a 5:4 crop: the buyer prints it the way it was drawn)."""
-    if not aspect:
-        return image
-    a, b = (int(part) for part in aspect.split(":"))
-    if a <= 0 or b <= 0:
-        return image
-    w, h = image.size
-    if (w >= h) != (a >= b):
-        a, b = b, a
-    if w * b > h * a:  # too wide
-        new_w = max(1, round(h * a / b))
-        left = (w - new_w) // 2
-        return image.crop((left, 0, left + new_w, h))
-    new_h = max(1, round(w * b / a))
-    top = (h - new_h) // 2
-    return image.crop((0, top, w, top + new_h))
+def shape(source: Source, frame: Frame, promise: Promise) -> tuple[Image.Image, list[str]]:
+    """The pixels of ``frame``: its box of the artwork scaled to its size, on margins when it pads.
 
-
-def shape(source: Source, promise: Promise) -> tuple[Image.Image, list[str]]:
-    """The pixels one promise asks for: crop to its aspect, then scale down to its long edge."""
+    Cropping and scaling are one resample over the box (no full-size intermediate copy of a large artwork).
+    """
+    image = source.image
     notes: list[str] = []
-    image = crop_to_aspect(source.image, promise.aspect)
-    if promise.long_edge:
-        long_edge = max(image.size)
-        if long_edge > promise.long_edge:
-            scale = promise.long_edge / long_edge
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
-        elif long_edge < promise.long_edge:
-            notes.append(f"artwork is {long_edge} px, less than the promised {promise.long_edge} px; not enlarged")
+    if frame.margins:
+        scale = frame.size[0] / frame.canvas[0]
+        art = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
+        fitted = image if art == image.size else image.resize(art, Image.Resampling.LANCZOS)
+        sheet = Image.new(image.mode, frame.size, ImageColor.getcolor(promise.margin_colour, image.mode))
+        free = (frame.size[0] - art[0], frame.size[1] - art[1])
+        sheet.paste(fitted, (round(free[0] * frame.position), round(free[1] * frame.position)))
+        image = sheet
+        notes.append(f"fitted with {promise.margin_colour} margins to {frame.size[0]}x{frame.size[1]}")
+    elif frame.size != frame.canvas:
+        image = image.resize(frame.size, Image.Resampling.LANCZOS, box=frame.box, reducing_gap=3.0)
+    elif frame.box != (0, 0, frame.width, frame.height):
+        image = image.crop(frame.box)
+    if promise.long_edge and max(frame.canvas) < promise.long_edge:
+        notes.append(f"artwork gives {max(frame.canvas)} px, less than the promised {promise.long_edge} px; "
+                     f"not enlarged")
     image.info = {}
     return image, notes
 
@@ -166,10 +162,10 @@ def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
-              background: str) -> list[tuple[str, str, Callable[[], bytes]]]:
+def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, background: str,
+              page_dpi: float) -> list[tuple[str, str, Callable[[], bytes]]]:
     """The fitting ladder for one promise: (format, description, encoder), first choice first."""
-    dpi = (promise.dpi, promise.dpi)
+    dpi = (round(page_dpi), round(page_dpi))
     opaque: list[Image.Image] = []
 
     def flat() -> Image.Image:
@@ -201,10 +197,11 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
     elif promise.format == "jpeg":
         return [("jpeg", f"JPEG quality {q}", jpeg(q)) for q in qualities]
     else:
-        # Page size = pixels / dpi, so a 2400x3000 px artwork at 300 DPI prints as an 8x10 in page.
+        # Page size = pixels / dpi: 2400x3000 px at 300 DPI is an 8x10 in page; with a print size the page is
+        # that size whatever the pixels (fewer pixels print at a lower DPI, which the checks warn about).
         return [
-            ("pdf", f"PDF (JPEG quality {q}) at {promise.dpi} DPI",
-             (lambda q=q: _save(flat(), "PDF", resolution=float(promise.dpi), quality=q, subsampling=0)))
+            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI",
+             (lambda q=q: _save(flat(), "PDF", resolution=page_dpi, quality=q, subsampling=0)))
             for q in qualities
         ]
     ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
@@ -213,25 +210,27 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
 
 
 def encode(image: Image.Image, promise: Promise, icc: bytes | None, settings: Settings,
-           describe: str) -> Encoded:
+           describe: str, *, page_dpi: float | None = None) -> Encoded:
     """Encode ``image`` for ``promise``, climbing the fitting ladder until it fits Etsy's per-file limit.
+
+    ``page_dpi`` is the resolution written (the frame's DPI at its print size); the promise's DPI otherwise.
 
     Raises DeliveryError naming the promise (``describe``) when even the last step is too large.
     """
     cap = max_bytes(settings.delivery)
     steps: list[str] = []
     last_size, last_step = 0, ""
-    ladder = _attempts(image, promise, icc, settings.preview.background)
+    ladder = _attempts(image, promise, icc, settings.preview.background, page_dpi or float(promise.dpi))
     for position, (fmt, description, run) in enumerate(ladder):
         data = run()
         if len(data) <= cap:
             if position:
-                steps.append(f"{description}: {len(data) / BYTES_PER_MB:.1f} MB")
+                steps.append(f"{description}: {human_size(len(data))}")
             return Encoded(data, fmt, image.width, image.height, steps)
-        steps.append(f"{description} was {len(data) / BYTES_PER_MB:.1f} MB")
+        steps.append(f"{description} was {human_size(len(data))}")
         last_size, last_step = len(data), description
     raise DeliveryError(
-        f"the promised {describe} is {last_size / BYTES_PER_MB:.1f} MB even as {last_step}, over Etsy's "
+        f"the promised {describe} is {human_size(last_size)} even as {last_step}, over Etsy's "
         f"{settings.delivery.max_file_mb:g} MB per file; a ZIP of parts is not accepted",
         hint="promise a smaller long_edge for it in the workflow, or send this file outside Etsy",
     )

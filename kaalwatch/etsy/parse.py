@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kaalwatch.errors import EtsyError
-from kaalwatch.model import Answer, Job, Order
-from kaalwatch.settings import Settings
+from kaalwatch.model import AddOn, Answer, Job, Order
+from kaalwatch.settings import Settings, Workflow
 from kaalwatch.workflows import workflow_for
 
 PERSONALIZATION_PROPERTY_ID = 54
@@ -343,6 +343,8 @@ class NewOrder:
     uploads: dict[str, list[Upload]]  # job_id -> buyer uploads
     style_samples: dict[str, str]  # job_id -> listing main image URL
     needs_references: dict[str, bool]  # job_id -> the workflow waits for buyer photos
+    # Add-on line items (Rush…): no job; sync applies each through lifecycle.add_addon with its workflow.
+    addons: list[tuple[AddOn, Workflow]] = field(default_factory=list)
 
 
 def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], settings: Settings) -> NewOrder:
@@ -351,11 +353,16 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
     uploads: dict[str, list[Upload]] = {}
     samples: dict[str, str] = {}
     needs: dict[str, bool] = {}
+    addons: list[tuple[AddOn, Workflow]] = []
     for tx in receipt.transactions:
         listing = listings.get(tx.listing_id) if tx.listing_id is not None else None
         title = tx.title or (listing.title if listing else "")
         workflow = workflow_for(settings.workflows, settings.default_workflow, listing_id=tx.listing_id,
                                 sku=tx.sku, title=title)
+        if workflow.kind == "addon":
+            addons.append((AddOn(transaction_id=str(tx.transaction_id), listing_id=tx.listing_id, title=title,
+                                 workflow=workflow.name, quantity=tx.quantity), workflow))
+            continue
         answers, files = join_answers(tx.variations, listing.questions if listing else ())
         job_id = str(tx.transaction_id)
         jobs.append(Job(job_id=job_id, listing_id=tx.listing_id, title=title, workflow=workflow.name,
@@ -378,4 +385,4 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         message_from_buyer=receipt.message_from_buyer,
         etsy_updated_at=datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None,
     )
-    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs)
+    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs, addons=addons)
