@@ -98,6 +98,11 @@ def saved_position(job: Job | None, key: str) -> float:
     return min(1.0, max(0.0, value)) if math.isfinite(value) else CENTRE
 
 
+def _half_up(value: float) -> int:
+    """Rounding as the page's JavaScript does (Math.round), so a dragged frame is the box built."""
+    return math.floor(value + 0.5)
+
+
 def plan(width: int, height: int, promise: Promise, *, position: float = CENTRE, margins: bool | None = None,
          max_crop_share: float = 1.0) -> Frame:
     """The frame of ``promise`` on a ``width`` x ``height`` artwork (see the module docstring)."""
@@ -116,7 +121,7 @@ def plan(width: int, height: int, promise: Promise, *, position: float = CENTRE,
                 canvas = (width, round(width * rh / rw))
             else:
                 new_w = max(1, round(height * rw / rh))
-                left = round((width - new_w) * position)
+                left = _half_up((width - new_w) * position)
                 box, canvas = (left, 0, left + new_w, height), (new_w, height)
         elif height * rw > width * rh * (1 + _NO_CUT):  # taller than the aspect
             axis = "y"
@@ -124,7 +129,7 @@ def plan(width: int, height: int, promise: Promise, *, position: float = CENTRE,
                 canvas = (round(height * rw / rh), height)
             else:
                 new_h = max(1, round(width * rh / rw))
-                top = round((height - new_h) * position)
+                top = _half_up((height - new_h) * position)
                 box, canvas = (0, top, width, top + new_h), (width, new_h)
     print_size = _oriented(inches(promise), *canvas, promise.square) if inches(promise) else None
     target = promise.long_edge or (round(max(print_size) * promise.dpi) if print_size else 0)
