@@ -12,13 +12,14 @@ from kaalwatch.delivery.after_upload import etsy_order_url
 from kaalwatch.delivery.folder import visible_files
 from kaalwatch.delivery.framing import Frame
 from kaalwatch.delivery.limits import Check, count_check, file_checks, human_size
-from kaalwatch.delivery.promises import PlannedFile, plan_job
+from kaalwatch.delivery.promises import PlannedFile, plan_job, quantity_check
 from kaalwatch.model import AddOn, JobState, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import DELIVER, Workspace
 
 # States whose approved version can be planned and built.
 _PLANNABLE = (JobState.APPROVED, JobState.READY_TO_DELIVER)
+_FINISHED = (JobState.DELIVERED, JobState.CANCELLED)
 
 
 @dataclass
@@ -99,6 +100,9 @@ def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PanelP
     for job in order.jobs:
         version = job.version(job.approved_version) if job.approved_version is not None else None
         if job.state not in _PLANNABLE or version is None or not version.copy:
+            # "2 portraits ordered" is shown from the start, not only once there is something to build.
+            quantity = quantity_check(settings, job) if job.state not in _FINISHED else None
+            checks.extend([quantity] if quantity else [])
             continue
         plan = plan_job(ws.tool_path(version.copy), settings, job)
         if plan is None:

@@ -80,3 +80,20 @@ def test_purge_dry_run_lists_and_changes_nothing(config: Path, ws: Workspace, ma
     assert main(["--config", str(config), "purge"]) == 0
     assert "did delete" in capsys.readouterr().out
     assert ws.load(order.receipt_id).anonymised_at is not None
+
+
+def test_deliver_on_a_delivered_order_says_where_and_when(config: Path, ws: Workspace,
+                                                          order_with_art: Callable[..., Order],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    order = order_with_art(noise(300, 200))
+    rid = order.receipt_id
+    assert main(["--config", str(config), "deliver", str(rid), "--anyway"]) == 0
+    with ws.edit(rid) as current:
+        lifecycle.mark_delivered(current, current.jobs[0].job_id, confirmed_by="etsy")
+    capsys.readouterr()
+    assert main(["--config", str(config), "deliver", str(rid)]) == 10
+    err = capsys.readouterr().err
+    today = ws.load(rid).jobs[0].delivered_at.date().isoformat()
+    assert f"order {rid} is already delivered (Etsy confirmed on {today})" in err
+    assert f"its 2 file(s) are in {ws.folder_of(rid) / 'deliver'}" in err
+    assert "approve" not in err and err.count("\n") == 1
