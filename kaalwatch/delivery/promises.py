@@ -114,8 +114,8 @@ def quantity_check(settings: Settings, job: Job) -> Check | None:
     ordered = f"{job.quantity} {workflow.item_noun}s ordered"
     if workflow.quantity == "same":
         return Check("quantity", True, f"{ordered}: the same files cover all of them (workflow setting)")
-    return Check("quantity", False, f"{ordered}, one artwork approved: deliver anyway if one set of files covers "
-                                    f"them, or ask the buyer")
+    return Check("quantity", False, f"{ordered}; a job delivers one set of files: deliver anyway if one covers "
+                                    f"them all, or ask the buyer")
 
 
 def plan_files(settings: Settings, job: Job, width: int, height: int) -> list[PlannedFile]:

@@ -65,4 +65,4 @@ def test_quantity_two_is_shown_and_asked_about(sandbox: Sandbox, sb_ws: Workspac
     assert job.quantity == 2
     [check] = delivery.panel(sb_ws, sb_settings, order).job_checks
     assert check.limit == "quantity" and not check.ok
-    assert check.detail.startswith("2 portraits ordered, one artwork approved")
+    assert check.detail.startswith("2 portraits ordered; a job delivers one set of files")
