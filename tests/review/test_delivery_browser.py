@@ -199,7 +199,8 @@ def test_addon_and_quantity_are_shown_on_the_job(settings: Settings, ws: Workspa
     with ReviewServer(create_app(settings, ws), "127.0.0.1", 0) as running, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+            sizes = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
+            for name, viewport in sizes:
                 page = browser.new_page(viewport=viewport)
                 page.goto(f"{running.url}/login")
                 page.fill("input[name=password]", PASSWORD)
