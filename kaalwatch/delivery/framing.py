@@ -48,6 +48,11 @@ class Frame:
         return (right - left) * (bottom - top) / (self.width * self.height)
 
     @property
+    def whole(self) -> bool:
+        """The file is the artwork's own pixels, uncut and unscaled."""
+        return not self.margins and self.size == (self.width, self.height)
+
+    @property
     def portrait(self) -> bool:
         return self.size[1] >= self.size[0]
 

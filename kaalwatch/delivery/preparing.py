@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from PIL import Image
 
 from kaalwatch import lifecycle
 from kaalwatch.atomic import atomic_write_bytes
-from kaalwatch.delivery.build import Encoded, encode, load_source, shape
+from kaalwatch.delivery.build import Encoded, encode, halve_for, load_source, shape
 from kaalwatch.delivery.folder import deliver_dir, drop_stale, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks
 from kaalwatch.delivery.names import fill, name_fields
@@ -36,6 +38,7 @@ log = logging.getLogger("kaalwatch.delivery")
 
 ACTOR = "delivery"
 _BUILDABLE = (JobState.APPROVED, JobState.READY_TO_DELIVER)
+BUILD_THREADS = min(3, os.cpu_count() or 1)
 
 
 @dataclass
@@ -96,8 +99,13 @@ def _sha256(data: bytes) -> str:
 
 def _thumb(ws: Workspace, settings: Settings, receipt_id: int, job_id: str, image: Image.Image) -> str:
     """A thumbnail of the file's own pixels (content-addressed, so a rebuild never shows a stale one)."""
-    small = image.convert("RGB") if image.mode != "RGB" else image.copy()
-    small.thumbnail((settings.preview.thumb_edge, settings.preview.thumb_edge), Image.Resampling.BILINEAR)
+    edge = settings.preview.thumb_edge
+    scale = min(1.0, edge / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # An integer area reduction first (fast, and no full-size copy), then a small filtered resample.
+    factor = max(1, int(1 / scale / 2))
+    reduced = image.reduce(factor) if factor > 1 else image
+    small = reduced.resize(size, Image.Resampling.BILINEAR).convert("RGB")
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=settings.preview.jpeg_quality)
     data = buffer.getvalue()
@@ -123,17 +131,29 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
         return []
     if source.colour_problem:
         report.warnings.append(f"job {job.job_id}: {source.colour_problem}")
-    planned: list[_Planned] = []
-    for item in plan_files(settings, job, *source.image.size):
+
+    def build(item: PlannedFile) -> _Planned | str:
         image, notes = shape(source, item.frame, item.promise)
         try:
             encoded = encode(image, item.promise, source.icc, settings, item.describe, page_dpi=item.frame.dpi)
         except DeliveryError as exc:
-            report.problems.append(f"job {job.job_id}: {exc}")
-            continue
+            return f"job {job.job_id}: {exc}"
         thumb = _thumb(ws, settings, order.receipt_id, job.job_id, image)
-        del image  # the next promise's pixels need the room
-        planned.append(_Planned(job.job_id, version.number, item, encoded, thumb, notes=source.notes + notes))
+        return _Planned(job.job_id, version.number, item, encoded, thumb, notes=source.notes + notes)
+
+    # Resampling and encoding release the GIL: the files of one artwork are built side by side, reading the
+    # one decoded source (only the small resampled copies are new memory). Files of the whole artwork as it is
+    # encode the source image object itself, whose save() state is not thread-safe: those are built here, one
+    # after the other, while the pool builds the others.
+    items = plan_files(settings, job, *source.image.size)
+    halve_for(source, [item.frame for item in items])
+    whole = [item for item in items if item.frame.whole]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), BUILD_THREADS))) as pool:
+        pending = {id(item): pool.submit(build, item) for item in items if not item.frame.whole}
+        done = {id(item): build(item) for item in whole}
+        built = [done[id(item)] if id(item) in done else pending[id(item)].result() for item in items]
+    report.problems.extend(b for b in built if isinstance(b, str))
+    planned = [b for b in built if isinstance(b, _Planned)]
     return planned
 
 

@@ -220,3 +220,22 @@ def test_a_crop_never_cuts_more_than_the_aspect_requires(width: int, height: int
     assert kept >= best - 2 / min(width, height) - 0.003
     if width != height and a != b:  # the output is oriented like the art
         assert (right - left >= bottom - top) == (width > height) or min(right - left, bottom - top) <= 2
+
+
+def test_files_of_the_whole_artwork_never_share_encoder_state(
+        ws: Workspace, settings: Settings, pet_order: Callable[[Image.Image], Order]) -> None:
+    """Several files encode the same uncut source side by side: each keeps its own page size and DPI (a race on
+    the source image's save state once gave the PDF a 72 DPI page of 33x42 inches)."""
+    settings = with_workflow(settings, Promise(format="png", dpi=300), Promise(format="tiff", suffix="tiff", dpi=200),
+                             Promise(format="pdf", suffix="print 8x10", print_inches="8x10", dpi=100),
+                             Promise(format="jpeg", suffix="web", long_edge=500, quality=85))
+    order = pet_order(artwork(800, 1000))
+    with ws.edit(order.receipt_id) as current:
+        current.jobs[0].workflow = "default"
+    for _ in range(6):
+        report = delivery.prepare(ws, settings, order.receipt_id)
+        assert report.ok, report.problems or report.warnings
+        files = {path.suffix: path for path in deliver_files(ws, order.receipt_id)}
+        assert _page_inches(files[".pdf"]) == (8, 10)
+        with Image.open(files[".png"]) as png, Image.open(files[".tif"]) as tif:
+            assert round(png.info["dpi"][0]) == 300 and round(tif.info["dpi"][0]) == 200
