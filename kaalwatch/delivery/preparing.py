@@ -129,7 +129,8 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
     except DeliveryError as exc:
         report.problems.append(f"job {job.job_id} version {number}: {exc}")
         return []
-    if source.colour_problem:
+    if source.colour_problem and not any(w.startswith(f"job {job.job_id}: the embedded colour profile")
+                                         for w in report.warnings):  # the plan may have seen it already
         report.warnings.append(f"job {job.job_id}: {source.colour_problem}")
 
     def build(item: PlannedFile) -> _Planned | str:

@@ -94,14 +94,17 @@ def colour_check(path: Path, mode: str) -> Check | None:
     """Whether the version's embedded profile converts to sRGB (read from the header; nothing decoded)."""
     if mode == "keep":
         return None
-    icc = None
+    icc, mode = None, "RGB"
     with contextlib.suppress(OSError, SyntaxError, ValueError, Image.DecompressionBombError), Image.open(path) as image:
-        icc = image.info.get("icc_profile")
-    if not icc:
-        return None
+        icc, mode = image.info.get("icc_profile"), image.mode
+    if not icc or mode not in ("RGB", "RGBA"):
+        return None  # no profile; or a mode the build converts anyway (and says so in its notes)
     try:
-        ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ImageCms.PyCMSError, ValueError):
+        # Building the transform is what fails for a profile sRGB cannot be reached from (e.g. LAB on RGB
+        # pixels); it costs no pixels.
+        ImageCms.buildTransform(ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+                                mode, mode)
+    except (OSError, ImageCms.PyCMSError, ValueError, TypeError):
         return Check("colour", False, "the embedded colour profile cannot be converted to sRGB; colours may be off")
     return Check("colour", True, "colour profile converts to sRGB")
 

@@ -132,8 +132,10 @@ def test_metadata_is_stripped_and_colour_handled(
     approve(ws, order.receipt_id, job_id, 1)
 
     report = delivery.prepare(ws, settings, order.receipt_id)
-    if colour == "srgb":  # a LAB profile does not convert to sRGB: a warning, built only "anyway"
-        assert report.held and "colour profile could not be converted" in report.warnings[0]
+    if colour == "srgb":  # a LAB profile does not convert to sRGB: a warning (seen before decoding), built "anyway"
+        assert report.held and "colour profile cannot be converted" in report.warnings[0]
+        assert any(c.limit == "colour" and not c.ok
+                   for c in delivery.panel(ws, settings, ws.load(order.receipt_id)).job_checks)
         assert deliver_files(ws, order.receipt_id) == []
         report = delivery.prepare(ws, settings, order.receipt_id, anyway=True)
 
