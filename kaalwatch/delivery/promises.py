@@ -133,16 +133,16 @@ def plan_files(settings: Settings, job: Job, width: int, height: int) -> list[Pl
     return out
 
 
-def plan_job(ws_tool_path: Path, settings: Settings, job: Job) -> JobPlan | None:
-    """The plan of ``job``'s approved version (``ws_tool_path`` is its immutable copy); None without one."""
+def plan_job(copy_path: Path, settings: Settings, job: Job) -> JobPlan | None:
+    """The plan of ``job``'s approved version (``copy_path`` is its immutable copy); None without one."""
     version = job.version(job.approved_version) if job.approved_version is not None else None
     if version is None:
         return None
     result = JobPlan(job.job_id, version.number)
-    for check in (quantity_check(settings, job), colour_check(ws_tool_path, settings.delivery.colour)):
+    for check in (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour)):
         if check is not None:
             result.job_checks.append(check)
-    size = artwork_size(ws_tool_path, version)
+    size = artwork_size(copy_path, version)
     if size is not None:
         result.files = plan_files(settings, job, *size)
     return result
