@@ -1,14 +1,13 @@
-"""``kaalwatch deliver`` and ``kaalwatch purge``: build an order's files for Etsy, and apply data retention."""
+"""``kaalwatch deliver``: build an order's files for Etsy."""
 
 from __future__ import annotations
 
 import click
 
-from kaalwatch import delivery, retention
+from kaalwatch import delivery
 from kaalwatch.cli import Context
 from kaalwatch.delivery.limits import Check, human_size
 from kaalwatch.errors import DeliveryError
-from kaalwatch.model import utcnow
 
 
 def _mark(check: Check) -> str:
@@ -86,28 +85,3 @@ def _show_report(report: delivery.DeliveryReport) -> None:
         click.echo(f"removed stale file: {name}")
     for job_id, state in report.waiting.items():
         click.echo(f"job {job_id} is {state.replace('_', ' ')}: not included yet")
-
-
-@click.command()
-@click.option("--dry-run", is_flag=True, help="Show what would be removed or anonymised; change nothing.")
-@click.pass_obj
-def purge(ctx: Context, dry_run: bool) -> None:
-    """Delete buyer references and unused versions, and anonymise orders, past their retention time."""
-    ws = ctx.workspace()
-    report = retention.purge(ws, ctx.settings, now=utcnow(), dry_run=dry_run)
-    verb = "would" if dry_run else "did"
-    for order in report.orders:
-        click.echo(f"order {order.receipt_id} ({human_size(order.bytes_freed)}):")
-        for line in order.removed:
-            click.echo(f"  {verb} delete   {line}")
-        for line in order.anonymised:
-            click.echo(f"  {verb} remove   {line}")
-        for line in order.renamed:
-            click.echo(f"  {verb} change   {line}")
-    for receipt_id, why in sorted(report.skipped.items()):
-        click.echo(f"order {receipt_id}: left alone ({why})")
-    for receipt_id, error in sorted(report.errors.items()):
-        click.echo(f"order {receipt_id}: FAILED: {error}", err=True)
-    click.echo(report.summary())
-    if report.errors:
-        raise click.exceptions.Exit(1)

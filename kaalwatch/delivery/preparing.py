@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_write_bytes
 from kaalwatch.delivery.build import Encoded, encode, halve_for, load_source, shape
 from kaalwatch.delivery.folder import deliver_dir, drop_stale, visible_files
@@ -111,8 +111,7 @@ def _thumb(ws: Workspace, settings: Settings, receipt_id: int, job_id: str, imag
     data = buffer.getvalue()
     path = ws.previews_dir / str(int(receipt_id)) / safe_component(job_id) / f"deliver-{_sha256(data)[:16]}.jpg"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data)  # private, like the previews: it shows the buyer's portrait
     return ws.relative_to_tool(path)
 
 
@@ -282,10 +281,10 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
 
 def _write_files(order: Order, folder: Path, planned: list[_Planned], targets: list[Job]) -> list[str]:
     """Write the new files atomically, then remove what the rebuilt jobs had before and no longer have."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private.make_dir(folder)
     new_names = {item.name for item in planned}
     for item in planned:
-        atomic_write_bytes(folder / item.name, item.encoded.data, mode=0o644)
+        atomic_write_bytes(folder / item.name, item.encoded.data)
     removed = []
     for job in targets:
         for old in order.job(job.job_id).deliverables:
