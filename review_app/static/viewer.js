@@ -12,6 +12,8 @@
   const KEY_MODES = { "0": "single", "1": "side", "2": "wipe", "3": "onion", "4": "diff" };
   const MAX_TILES = 600;
   const cache = new Map(); // url -> {img, ok}; insertion order is the LRU order
+  const asked = new Set(); // levels (tile URL prefix + level) whose first tile was asked for
+  const ready = new Set(); // levels whose first tile has come (or finally failed): the rest may be asked
 
   function image(url, onload) {
     let entry = cache.get(url);
@@ -400,10 +402,19 @@
         const tx1 = Math.min(cols - 1, Math.floor(x1 / span));
         const ty1 = Math.min(rows - 1, Math.floor(y1 / span));
         const fetch = level === want || level === v.levels - 1;
+        // The first tile of a level may make the server build the level (one decode of the original): ask
+        // for one and the rest once it has come, and for the coarsest level's before any other level's,
+        // instead of a dozen requests racing for one build (the server would answer all but one 503).
+        const levelKey = v.tiles + level;
         for (let ty = ty0; ty <= ty1; ty++) {
           for (let tx = tx0; tx <= tx1; tx++) {
             const url = v.tiles + level + "/" + tx + "/" + ty;
-            const entry = fetch ? image(url, redraw) : cache.get(url);
+            let entry = cache.get(url);
+            const first = !asked.has(levelKey) && (level === v.levels - 1 || ready.has(v.tiles));
+            if (fetch && (entry || ready.has(levelKey) || first)) {
+              asked.add(levelKey);
+              entry = image(url, () => { ready.add(levelKey); ready.add(v.tiles); redraw(); });
+            }
             if (entry && entry.ok) {
               const scale = Math.pow(2, level) * s;
               ctx.drawImage(entry.img, ox + tx * span * s, oy + ty * span * s,
