@@ -113,7 +113,13 @@ class ReviewSettings:
     port: int = setting(8470, "port of the review page", min=0, max=65535)
     require_password: bool = setting(True, "ask for the password set by `kaalwatch set-password`")
     allowed_hosts: tuple[str, ...] = setting((), "extra Host header names accepted (DNS-rebinding guard)")
-    session_hours: float = setting(12.0, "how long a login lasts", min=0.1)
+    session_hours: float = setting(12.0, "how long a login lasts at most", min=0.1)
+    idle_minutes: float = setting(60.0, "a login unused this long ends (logout and set-password end it at once)",
+                                  min=1)
+    login_attempts: int = setting(5, "wrong passwords (from any address) before login is locked", min=1, max=100)
+    login_lock_seconds: float = setting(30.0, "first login lock; it doubles with each further wrong password",
+                                        min=1)
+    login_lock_max_seconds: float = setting(300.0, "longest login lock (`kaalwatch set-password` lifts it)", min=1)
 
 
 @dataclass(frozen=True)
