@@ -266,6 +266,10 @@ class Daemon:
         )
         scheduler.add_job(self._job("sync", self._sync), IntervalTrigger(minutes=s.sync.interval_minutes),
                           id="sync", name="sync", next_run_time=now)
+        # Buyer downloads run beside the sync, never inside it: a slow buyer server cannot delay an order.
+        scheduler.add_job(self._job("downloads", self._downloads),
+                          IntervalTrigger(seconds=s.sync.download_interval_seconds), id="downloads",
+                          name="downloads", next_run_time=now)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
@@ -352,6 +356,8 @@ class Daemon:
             self._sync_failed(report.summary())
             return
         self._sync_backoff.succeeded()
+        if report.queued_downloads and self._scheduler is not None:  # new references: fetch them now
+            self._scheduler.modify_job("downloads", next_run_time=datetime.now().astimezone())
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
         self._guard("shipping", lambda: self._ship(client))
@@ -376,6 +382,12 @@ class Daemon:
         assert self.ws is not None
         for line in delivery.ship_confirmed_orders(self.ws, self.settings, client) or []:
             log.info("shipping: %s", line)
+
+    def _downloads(self) -> None:
+        from kaalwatch.download_queue import DownloadQueue
+
+        assert self.ws is not None
+        DownloadQueue(self.ws, self.settings).run(stop=self._stop)
 
     def _rescan(self) -> None:
         if self._watcher is None:

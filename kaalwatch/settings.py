@@ -72,7 +72,15 @@ class SyncSettings:
     recheck_open_hours: float = setting(24.0, "re-read open orders this often (Etsy misses some updates)", min=0.1)
     first_import_days: int = setting(60, "how far back the first sync looks when no --since is given", min=1)
     download_max_mb: float = setting(40.0, "largest buyer upload or listing image downloaded", min=0.1)
-    download_timeout_seconds: float = setting(30.0, "timeout of one download", min=0.1)
+    download_timeout_seconds: float = setting(30.0, "the longest one download may take, start to finish", min=0.1)
+    download_order_max_mb: float = setting(150.0, "most bytes downloaded for one order", min=0.1)
+    download_max_files: int = setting(20, "most files downloaded for one order (more links are listed only)",
+                                      min=1, max=1000)
+    download_workers: int = setting(3, "downloads running at once", min=1, max=16)
+    download_interval_seconds: float = setting(20.0, "how often the daemon works through the download queue",
+                                               min=0.1)
+    download_hosts: tuple[str, ...] = setting(
+        (), "hosts whose links typed into free-text answers are downloaded too (upload fields always are)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import requests
 from PIL import Image
 
 from kaalwatch.download import DownloadPolicy, check_url, fetch
@@ -97,9 +96,8 @@ def test_odd_urls_are_refused(settings: Settings, url: str) -> None:
 def test_a_buyer_url_never_reaches_another_loopback_service(settings: Settings, files: Files, tmp_path: Path) -> None:
     files.routes["/private.jpg"] = (200, "image/jpeg", jpeg(), {})
     for base in ("https://api.etsy.com", "http://127.0.0.1:1"):  # real Etsy, or a sandbox on another port
-        with requests.Session() as session, pytest.raises(DownloadError, match="private"):
-            fetch(f"{files.url}/private.jpg", tmp_path, "p", set(), policy=policy_for(base, settings),
-                  session=session)
+        with pytest.raises(DownloadError, match="private"):
+            fetch(f"{files.url}/private.jpg", tmp_path, "p", set(), policy=policy_for(base, settings))
     assert files.hits == [] and list(tmp_path.iterdir()) == []
 
 
@@ -110,9 +108,7 @@ def local(files: Files, settings: Settings, **over: object) -> DownloadPolicy:
 def test_the_local_etsy_itself_is_allowed_and_the_real_format_names_the_file(
         settings: Settings, files: Files, tmp_path: Path) -> None:
     files.routes["/a.png"] = (200, "image/png", jpeg(), {})  # says PNG, is JPEG
-    with requests.Session() as session:
-        got = fetch(f"{files.url}/a.png", tmp_path, "photo", {"photo.jpg"}, policy=local(files, settings),
-                    session=session)
+    got = fetch(f"{files.url}/a.png", tmp_path, "photo", {"photo.jpg"}, policy=local(files, settings))
     assert got.path.name == "photo (2).jpg" and got.kind == "jpeg" and got.path.read_bytes() == jpeg()
 
 
@@ -128,14 +124,13 @@ def test_content_is_checked(settings: Settings, files: Files, tmp_path: Path, ro
                             message: str) -> None:
     files.routes["/f"] = route
     policy = local(files, settings, max_bytes=2_000_000)
-    with requests.Session() as session, pytest.raises(DownloadError, match=message):
-        fetch(f"{files.url}/f", tmp_path, "f", set(), policy=policy, session=session)
+    with pytest.raises(DownloadError, match=message):
+        fetch(f"{files.url}/f", tmp_path, "f", set(), policy=policy)
     assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written stays behind
 
 
 def test_redirects_are_followed_and_rechecked(settings: Settings, files: Files, tmp_path: Path) -> None:
     files.routes["/r"] = (302, "text/plain", b"", {"Location": "/img"})
     files.routes["/img"] = (200, "image/jpeg", jpeg(), {})
-    with requests.Session() as session:
-        got = fetch(f"{files.url}/r", tmp_path, "r", set(), policy=local(files, settings), session=session)
+    got = fetch(f"{files.url}/r", tmp_path, "r", set(), policy=local(files, settings))
     assert got.size == len(jpeg()) and files.hits == ["/r", "/img"]
