@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import socket
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,3 +136,152 @@ def test_redirects_are_followed_and_rechecked(settings: Settings, files: Files, 
     files.routes["/img"] = (200, "image/jpeg", jpeg(), {})
     got = fetch(f"{files.url}/r", tmp_path, "r", set(), policy=local(files, settings))
     assert got.size == len(jpeg()) and files.hits == ["/r", "/img"]
+
+
+# ------------------------------------------------------------------------------- deadline and DNS pinning
+
+
+class Trickler:
+    """A raw loopback server that sends ``prefix`` at once, then one byte of ``drip`` a second, forever."""
+
+    def __init__(self, prefix: bytes, drip: bytes) -> None:
+        self.prefix, self.drip = prefix, drip
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(4096)
+                conn.sendall(self.prefix)
+                index = 0
+                while not self.stop.wait(1.0):
+                    if self.drip:
+                        conn.sendall(self.drip[index % len(self.drip):][:1])
+                    index += 1
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("prefix, drip", [
+    # the body, one byte a second (the deadline used to be checked only between 64 KiB chunks)
+    (b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n\xff\xd8\xff", b"x"),
+    # a header line that never ends
+    (b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Slow: ", b"a"),
+    # a chunk-size line that never ends
+    (b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n", b"0"),
+    # nothing at all after the connection is accepted
+    (b"", b""),
+], ids=["body", "header", "chunk-size", "silent"])
+def test_a_trickling_server_is_cut_at_the_deadline(settings: Settings, tmp_path: Path, prefix: bytes,
+                                                   drip: bytes) -> None:
+    server = Trickler(prefix, drip)
+    policy = dataclasses.replace(policy_for(f"http://127.0.0.1:{server.port}", settings), deadline=2.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="took longer than 2 s"):
+            fetch(f"http://127.0.0.1:{server.port}/slow.jpg", tmp_path, "slow", set(), policy=policy)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert 1.5 <= elapsed <= 2.5, elapsed
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Recording(BaseHTTPRequestHandler):
+    seen: list[tuple[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Host", "")))
+        body = jpeg()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[int, list[tuple[str, str]]]]:
+    seen: list[tuple[str, str]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Recording,), {"seen": seen}))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1], seen
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_a_rebinding_resolver_never_reaches_loopback(settings: Settings, tmp_path: Path,
+                                                     recorder: tuple[int, list[tuple[str, str]]],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """First answer public (it passes the check), every later answer 127.0.0.1: there is no later answer."""
+    port, seen = recorder
+    asked: list[str] = []
+
+    def rebinding(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        address = "93.184.216.34" if len(asked) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    connected: list[object] = []
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        connected.append(address)
+        if isinstance(address, tuple) and address[0] != "127.0.0.1":
+            raise ConnectionRefusedError("test: no traffic leaves this machine")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    policy = policy_for("https://api.etsy.com", settings)
+    with pytest.raises(DownloadError, match=r"^the download failed \(ConnectionRefusedError\)"):
+        fetch(f"http://rebind.example:{port}/x.jpg", tmp_path, "x", set(), policy=policy, resolve=rebinding)
+    assert asked == ["rebind.example"]  # resolved once
+    assert connected == [("93.184.216.34", port)]  # and connected only to the vetted address
+    assert seen == []  # the loopback server was never reached
+
+
+def test_the_connection_goes_to_the_vetted_address_with_the_original_host_header(
+        settings: Settings, tmp_path: Path, recorder: tuple[int, list[tuple[str, str]]]) -> None:
+    port, seen = recorder
+    asked: list[str] = []
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    # The name is let through as a local Etsy would be; what matters is where and how it connects.
+    policy = dataclasses.replace(policy_for("https://api.etsy.com", settings),
+                                 local_hosts=frozenset({("photos.example", port)}))
+    got = fetch(f"http://photos.example:{port}/p.jpg?size=full", tmp_path, "p", set(), policy=policy,
+                resolve=resolve)
+    assert got.size == len(jpeg()) and asked == ["photos.example"]
+    assert seen == [("/p.jpg?size=full", f"photos.example:{port}")]
+
+
+def test_an_order_budget_lowers_the_size_cap(settings: Settings, files: Files, tmp_path: Path) -> None:
+    files.routes["/big"] = (200, "image/jpeg", jpeg(), {})
+    with pytest.raises(DownloadError, match="too big"):
+        fetch(f"{files.url}/big", tmp_path, "big", set(), policy=local(files, settings), max_bytes=100)
