@@ -267,9 +267,11 @@ class Daemon:
         scheduler.add_job(self._job("sync", self._sync), IntervalTrigger(minutes=s.sync.interval_minutes),
                           id="sync", name="sync", next_run_time=now)
         # Buyer downloads run beside the sync, never inside it: a slow buyer server cannot delay an order.
+        # Two runs may overlap (each leases its own orders): an order whose servers take every deadline
+        # does not hold up the next order's files.
         scheduler.add_job(self._job("downloads", self._downloads),
                           IntervalTrigger(seconds=s.sync.download_interval_seconds), id="downloads",
-                          name="downloads", next_run_time=now)
+                          name="downloads", next_run_time=now, max_instances=2)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
