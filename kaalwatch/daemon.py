@@ -337,6 +337,8 @@ class Daemon:
             self._auth_blocked_on = None
             self.health.sync_paused = None
             self._close_client()
+        if self._etsy_says_wait():
+            return
         if not self._sync_backoff.should_run():
             return
         try:
@@ -363,6 +365,16 @@ class Daemon:
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
         self._guard("shipping", lambda: self._ship(client))
+
+    def _etsy_says_wait(self) -> bool:
+        """Etsy's recorded "not before" (by any process): no request until it passes, and not a failure."""
+        from kaalwatch.etsy.ratelimit import SYNC_STATE, describe_not_before
+
+        assert self.ws is not None
+        line = describe_not_before(self.ws.read_state(SYNC_STATE))
+        if line is not None:
+            self.health.sync_done(f"waiting: {line}")
+        return line is not None
 
     def _sync_paused(self, reason: str) -> None:
         self._auth_blocked_on = self._secrets_signature()

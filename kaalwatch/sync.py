@@ -50,6 +50,7 @@ from kaalwatch.etsy.parse import (
     parse_questions,
     parse_receipt,
 )
+from kaalwatch.etsy.ratelimit import NOT_BEFORE_KEYS
 from kaalwatch.model import Order, Reference, iso, parse_time, utcnow
 from kaalwatch.settings import Settings, SyncSettings
 from kaalwatch.store import Workspace, dump_manifest
@@ -391,7 +392,7 @@ def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: d
                 run.queued.clear()
             if advance and top and not dry_run:
                 high_water = max(high_water or 0, top)
-                ws.write_state(STATE, {**run.state, "high_water": high_water})
+                _write_state(ws, {**run.state, "high_water": high_water})
                 run.state["high_water"] = high_water
         if not dry_run and (first_import or run.recheck_due()) and run.stopped is None:
             run.state["last_open_recheck"] = iso(now())
@@ -419,9 +420,16 @@ def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: d
             state["high_water"] = high_water
         if report.fatal is None:
             state["last_success"] = iso(attempt_at)
-        ws.write_state(STATE, state)
+        _write_state(ws, state)
     log.info("%s", report.summary())
     return report
+
+
+def _write_state(ws: Workspace, state: dict[str, Any]) -> None:
+    """Save the pass's state; Etsy's "not before" is the client's to write (it may have done so during this
+    pass, or another process may have), so the copy on disk wins for those keys."""
+    disk = ws.read_state(STATE)
+    ws.write_state(STATE, {**state, **{k: disk[k] for k in NOT_BEFORE_KEYS if k in disk}})
 
 
 def _recheck_pages(run: _Pass, shop_id: int) -> list[tuple[list[EtsyReceipt], int]]:

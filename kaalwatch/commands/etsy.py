@@ -54,6 +54,7 @@ def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring
 def status(ctx: Context) -> None:
     """Show the connected shop, its scopes, token expiry and the refresh token's age."""
     from kaalwatch.etsy.client import EtsyClient
+    from kaalwatch.etsy.ratelimit import SYNC_STATE, describe_not_before
     from kaalwatch.etsy.tokens import TokenStore, describe
 
     ws = ctx.workspace()
@@ -70,6 +71,9 @@ def status(ctx: Context) -> None:
     for line in describe(tokens, time.time()):
         click.echo(line)
     click.echo(live)
+    waiting = describe_not_before(ws.read_state(SYNC_STATE))
+    if waiting:
+        click.echo(f"Etsy: {waiting}")
 
 
 @click.command()
