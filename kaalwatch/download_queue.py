@@ -193,7 +193,8 @@ class DownloadQueue:
 
     def _one(self, rid: int, ref: Reference, target: Path, taken: set[str], budget: int) -> Reference:
         def failed(error: str) -> Reference:
-            log.info("order %s: a reference download failed: %s", rid, error)
+            # The reason may name the buyer's host or file: it is shown on the order, not logged.
+            log.info("order %s: a reference download failed", rid)
             return Reference(name=ref.name, source=ref.source, job_id=ref.job_id, url=ref.url, label=ref.label,
                              status="failed", error=error)
 
