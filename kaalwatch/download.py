@@ -223,10 +223,11 @@ def fetch(url: str, folder: Path, stem: str, taken: set[str], *, policy: Downloa
     for _ in range(MAX_REDIRECTS + 1):
         target = check_url(current, policy, resolve)
         conn, resp = _open(target, deadline)
-        timer = threading.Timer(deadline.left(), _expire, (conn, deadline))
+        timer = threading.Timer(max(0.0, deadline.at - clock()), _expire, (conn, deadline))
         timer.daemon = True
         timer.start()
         try:
+            deadline.left()
             if resp.status in REDIRECTS:
                 location = resp.getheader("location")
                 if not location:
