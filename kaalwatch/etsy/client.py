@@ -109,7 +109,7 @@ class EtsyClient:
     @classmethod
     def from_settings(cls, settings: Settings, ws: Any, **kwargs: Any) -> EtsyClient:
         """A client for the workspace: its tokens, and the "not before" recorded in its sync state."""
-        kwargs.setdefault("not_before", NotBefore(ws))
+        kwargs.setdefault("not_before", NotBefore(ws, clock=kwargs.get("clock", time.time)))  # one clock for both
         return cls(settings.etsy, TokenStore(ws), **kwargs)
 
     def close(self) -> None:
