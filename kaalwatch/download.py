@@ -144,8 +144,9 @@ class _Connection(http.client.HTTPConnection):
     """http.client pinned to one vetted address: connects there, while ``Host``, SNI and the certificate
     check use the name."""
 
-    def __init__(self, target: Target, address: str, timeout: float) -> None:
+    def __init__(self, target: Target, address: str, timeout: float, tls: ssl.SSLContext | None) -> None:
         super().__init__(target.host, target.port, timeout=timeout)
+        self.tls = tls
         self.default_port = 443 if target.scheme == "https" else 80  # "Host: name", without a default port
         self.target = target
         self.address = address
@@ -154,7 +155,7 @@ class _Connection(http.client.HTTPConnection):
         # Assigned before the TLS handshake, so the deadline timer can cut a handshake that trickles too.
         self.sock = socket.create_connection((self.address, self.port), self.timeout)
         if self.target.scheme == "https":
-            self.sock = _tls().wrap_socket(self.sock, server_hostname=self.target.host)
+            self.sock = (self.tls or _tls()).wrap_socket(self.sock, server_hostname=self.target.host)
 
     def cut(self) -> None:
         """Called by the deadline timer from another thread: any read in progress ends at once."""
@@ -213,16 +214,17 @@ def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
 
 def fetch(url: str, folder: Path, stem: str, taken: set[str], *, policy: DownloadPolicy,
           resolve: Resolver = socket.getaddrinfo, clock: Callable[[], float] = time.monotonic,
-          max_bytes: int | None = None) -> Downloaded:
+          max_bytes: int | None = None, tls: ssl.SSLContext | None = None) -> Downloaded:
     """Download ``url`` into ``folder`` as ``<stem><suffix of its real format>`` (made unique against
     ``taken``); every check of the module docstring applies; ``max_bytes`` lowers the size cap (an order's
-    remaining budget). Raises :class:`DownloadError`."""
+    remaining budget). ``resolve`` and ``tls`` (default: the system's trust with certifi's roots) are the
+    network's edges. Raises :class:`DownloadError`."""
     deadline = _Clock(policy.deadline, clock)
     limit = policy.max_bytes if max_bytes is None else min(policy.max_bytes, max_bytes)
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         target = check_url(current, policy, resolve)
-        conn, resp = _open(target, deadline)
+        conn, resp = _open(target, deadline, tls)
         timer = threading.Timer(max(0.0, deadline.at - clock()), _expire, (conn, deadline))
         timer.daemon = True
         timer.start()
@@ -248,12 +250,13 @@ def _expire(conn: _Connection, deadline: _Clock) -> None:
     conn.cut()
 
 
-def _open(target: Target, deadline: _Clock) -> tuple[_Connection, http.client.HTTPResponse]:
+def _open(target: Target, deadline: _Clock, tls: ssl.SSLContext | None) -> tuple[_Connection,
+                                                                              http.client.HTTPResponse]:
     """Connect to the first vetted address that answers and send the request; the headers are read under
     a timer too (a server trickling its header lines is cut at the deadline)."""
     problem = "connection failed"
     for address in target.addresses:
-        conn = _Connection(target, address, timeout=deadline.left())
+        conn = _Connection(target, address, timeout=deadline.left(), tls=tls)
         timer = threading.Timer(deadline.left(), _expire, (conn, deadline))
         timer.daemon = True
         timer.start()

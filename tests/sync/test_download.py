@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -285,3 +287,54 @@ def test_an_order_budget_lowers_the_size_cap(settings: Settings, files: Files, t
     files.routes["/big"] = (200, "image/jpeg", jpeg(), {})
     with pytest.raises(DownloadError, match="too big"):
         fetch(f"{files.url}/big", tmp_path, "big", set(), policy=local(files, settings), max_bytes=100)
+
+
+def _certificates(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for ``name`` signed by it (the system's openssl)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=kaalwatch test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", f"/CN={name}")
+    (folder / "ext.cnf").write_text(f"subjectAltName=DNS:{name}\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+@pytest.mark.parametrize("certified", ["photos.example", "other.example"])
+def test_https_connects_to_the_vetted_address_and_checks_the_certificate_against_the_name(
+        settings: Settings, tmp_path: Path, certified: str) -> None:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = _certificates(certs, certified)
+    seen: list[tuple[str, str]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Recording,), {"seen": seen}))
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    trust = ssl.create_default_context(cafile=str(ca))
+    policy = dataclasses.replace(policy_for("https://api.etsy.com", settings),
+                                 local_hosts=frozenset({("photos.example", port)}))
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    url = f"https://photos.example:{port}/p.jpg"
+    try:
+        if certified == "photos.example":
+            got = fetch(url, tmp_path / "out", "p", set(), policy=policy, resolve=resolve, tls=trust)
+            assert got.size == len(jpeg()) and seen == [("/p.jpg", f"photos.example:{port}")]
+        else:  # a certificate for another name is refused, though the address was the vetted one
+            with pytest.raises(DownloadError, match="SSLCertVerificationError"):
+                fetch(url, tmp_path / "out", "p", set(), policy=policy, resolve=resolve, tls=trust)
+            assert seen == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
