@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kaalwatch import download_queue
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
@@ -128,6 +129,9 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     waiting = describe_not_before(sync_state)
     if waiting:
         click.echo(f"Etsy: {waiting}")
+    queued = download_queue.waiting(ws)
+    if queued:
+        click.echo(f"reference downloads: {queued} order(s) waiting (fetched by `kaalwatch run` or `kaalwatch sync`)")
     click.echo(daemon_line(health, now))
     if health.get("running") and health.get("sync_paused"):
         click.echo(f"sync paused: {health['sync_paused']}")

@@ -36,7 +36,8 @@ def _cli(args: list[str], sandbox: Sandbox, settings: Settings, tmp_path: Path) 
 def test_a_daily_429_stops_every_request_until_the_time_passes(
         sandbox: Sandbox, sb_settings: Settings, sb_ws: Workspace, connected: Connection,
         make_client: Callable[..., EtsyClient], tmp_path: Path) -> None:
-    sandbox.limiter.per_day = 1  # the connection already spent it: the next call is Etsy's daily 429
+    assert sync_once(sb_ws, sb_settings, make_client(sleep=lambda s: None)).fatal is None  # orders arrive
+    sandbox.limiter.per_day = 1  # already spent: the next call is Etsy's daily 429
     first = sync_once(sb_ws, sb_settings, make_client(sleep=lambda s: None))
     assert first.fatal and "daily request limit" in first.fatal
     assert [r.status for r in sandbox.requests][-1] == 429
@@ -64,6 +65,7 @@ def test_a_daily_429_stops_every_request_until_the_time_passes(
     status = _cli(["status"], sandbox, sb_settings, tmp_path)
     assert status.returncode == 0 and "Etsy: Etsy's daily request limit is used up: no Etsy request before" in \
         status.stdout
+    assert "order(s) waiting" in status.stdout  # the first sync's orders still wait for their files
     auth = _cli(["auth", "status"], sandbox, sb_settings, tmp_path)
     assert "no Etsy request before" in auth.stdout
     page = create_app(sb_settings, sb_ws, {"TESTING": True, "KAALWATCH_AUTH_REQUIRED": False}).test_client()
