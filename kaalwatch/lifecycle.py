@@ -164,7 +164,8 @@ def record_downloads(order: Order, results: list[Reference], actor: str = "sync"
                     break  # the same failure again: nothing to record
                 order.references[index] = result
                 record(order, actor, "reference_fetched" if result.status == "ok" else "reference_failed",
-                       result.job_id, source=result.source, **({"error": result.error} if result.error else {}))
+                       result.job_id, name=result.name, source=result.source,
+                       **({"error": result.error} if result.error else {"sha256": result.sha256}))
                 break
     left = 0
     for job in order.jobs:
