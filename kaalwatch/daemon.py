@@ -274,8 +274,12 @@ class Daemon:
                           name="downloads", next_run_time=now, max_instances=2)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
+        # A machine that was off at run_hour runs the missed day's retention at start-up instead.
+        from kaalwatch import retention
+
+        catch_up = {"next_run_time": now} if retention.missed(ws) else {}
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
-                          id="retention", name="retention")
+                          id="retention", name="retention", **catch_up)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -413,8 +417,7 @@ class Daemon:
         from kaalwatch import retention
 
         assert self.ws is not None
-        report = retention.purge(self.ws, self.settings, now=utcnow())
-        log.info("retention: %s", getattr(report, "summary", lambda: report)())
+        retention.scheduled_purge(self.ws, self.settings, now=utcnow())  # logs its summary, records the run
 
     def _close_client(self) -> None:
         client, self._client = self._client, None

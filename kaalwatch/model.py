@@ -211,6 +211,9 @@ class Order:
     files_purged_at: datetime | None = None
     anonymised_at: datetime | None = None
     pseudonym: str | None = None
+    keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
+    total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
+    currency: str | None = None
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 
