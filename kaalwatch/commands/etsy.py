@@ -138,7 +138,6 @@ def sync(ctx: Context, since: datetime | None, dry_run: bool, no_downloads: bool
         click.echo(line)
     for line in report.errors[:20]:
         click.echo(f"  error: {line}", err=True)
-    click.echo(report.summary())
     if not dry_run and not no_downloads:  # downloads need no Etsy call: they run even after an early stop
         files = _LazyBar("Downloading references") if sys.stderr.isatty() else None
         try:
@@ -146,6 +145,7 @@ def sync(ctx: Context, since: datetime | None, dry_run: bool, no_downloads: bool
         finally:
             if files is not None:
                 files.close()
+    click.echo(report.summary())  # the last line, as scripts read it
     if report.exception is not None:
         raise report.exception
 
