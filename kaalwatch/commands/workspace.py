@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from kaalwatch import retention
+from kaalwatch import download_queue, retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
+from kaalwatch.etsy.ratelimit import describe_not_before
 from kaalwatch.model import parse_time, utcnow
 from kaalwatch.settings import default_config_path, render_default_config
 from kaalwatch.store import JobRow, Workspace
@@ -104,7 +105,7 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     health = ws.read_state("health")
     sync_state = ws.read_state("sync")
     broken = [{"folder": folder, "error": error} for folder, error in report.broken]
-    if as_json:
+    if as_json:  # the sync state carries Etsy's "not before" as epoch seconds
         click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken,
                                "retention": ws.read_state("retention")}, indent=2, default=str))
         return
@@ -125,6 +126,12 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
     click.echo(f"last sync: {last_sync}{last_error}")
+    waiting = describe_not_before(sync_state)
+    if waiting:
+        click.echo(f"Etsy: {waiting}")
+    queued = download_queue.waiting(ws)
+    if queued:
+        click.echo(f"reference downloads: {queued} order(s) waiting (fetched by `kaalwatch run` or `kaalwatch sync`)")
     click.echo(daemon_line(health, now))
     if health.get("running") and health.get("sync_paused"):
         click.echo(f"sync paused: {health['sync_paused']}")
