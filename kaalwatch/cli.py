@@ -66,7 +66,8 @@ class Context:
         ws = Workspace(self.settings)
         if check:
             ws.check()
-        logs.setup(self.settings.log_level, ws.logs_dir if check else None, debug=self.debug)
+        logs.setup(self.settings.log_level, ws.logs_dir if check else None, debug=self.debug,
+                   orders_dir=ws.orders_dir)
         return ws
 
 

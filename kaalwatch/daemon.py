@@ -272,6 +272,12 @@ class Daemon:
         )
         scheduler.add_job(self._job("sync", self._sync), IntervalTrigger(minutes=s.sync.interval_minutes),
                           id="sync", name="sync", next_run_time=now)
+        # Buyer downloads run beside the sync, never inside it: a slow buyer server cannot delay an order.
+        # Two runs may overlap (each leases its own orders): an order whose servers take every deadline
+        # does not hold up the next order's files.
+        scheduler.add_job(self._job("downloads", self._downloads),
+                          IntervalTrigger(seconds=s.sync.download_interval_seconds), id="downloads",
+                          name="downloads", next_run_time=now, max_instances=2)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
         # A machine that was off at run_hour runs the missed day's retention at start-up instead.
@@ -359,6 +365,8 @@ class Daemon:
             self._auth_blocked_on = None
             self.health.sync_paused = None
             self._close_client()
+        if self._etsy_says_wait():
+            return
         if not self._sync_backoff.should_run():
             return
         try:
@@ -380,9 +388,21 @@ class Daemon:
             self._sync_failed(report.summary())
             return
         self._sync_backoff.succeeded()
+        if report.queued_downloads and self._scheduler is not None:  # new references: fetch them now
+            self._scheduler.modify_job("downloads", next_run_time=datetime.now().astimezone())
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
         self._guard("shipping", lambda: self._ship(client))
+
+    def _etsy_says_wait(self) -> bool:
+        """Etsy's recorded "not before" (by any process): no request until it passes, and not a failure."""
+        from kaalwatch.etsy.ratelimit import SYNC_STATE, describe_not_before
+
+        assert self.ws is not None
+        line = describe_not_before(self.ws.read_state(SYNC_STATE))
+        if line is not None:
+            self.health.sync_done(f"waiting: {line}")
+        return line is not None
 
     def _sync_paused(self, reason: str) -> None:
         self._auth_blocked_on = self._secrets_signature()
@@ -404,6 +424,12 @@ class Daemon:
         assert self.ws is not None
         for line in delivery.ship_confirmed_orders(self.ws, self.settings, client) or []:
             log.info("shipping: %s", line)
+
+    def _downloads(self) -> None:
+        from kaalwatch.download_queue import DownloadQueue
+
+        assert self.ws is not None
+        DownloadQueue(self.ws, self.settings).run(stop=self._stop)
 
     def _rescan(self) -> None:
         if self._watcher is None:

@@ -29,6 +29,7 @@ from kaalwatch.model import (
 )
 
 S = JobState
+DOWNLOAD_ERROR_PREFIX = "download: "  # a job error with this prefix is the download queue's to clear
 
 # The legal moves of one job. ON_HOLD returns to where it came from (``held_from``) via reopen.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -152,6 +153,35 @@ def add_reference(order: Order, reference: Reference, actor: str = "watcher") ->
     for job in targets:
         references_arrived(order, job.job_id, actor)
     return True
+
+
+def record_downloads(order: Order, results: list[Reference], actor: str = "sync", *, retry: str = "") -> int:
+    """Outcomes of reference downloads: each replaces the unfinished entry of its URL and job; a job whose
+    buyer file arrived stops awaiting references; a job with failures shows them. Returns the failures left."""
+    for result in results:
+        for index, ref in enumerate(order.references):
+            if ref.status != "ok" and (ref.url, ref.job_id, ref.source) == (result.url, result.job_id, result.source):
+                if ref == result:
+                    break  # the same failure again: nothing to record
+                order.references[index] = result
+                record(order, actor, "reference_fetched" if result.status == "ok" else "reference_failed",
+                       result.job_id, name=result.name, source=result.source,
+                       **({"error": result.error} if result.error else {"sha256": result.sha256}))
+                break
+    left = 0
+    for job in order.jobs:
+        mine = [r for r in order.references if r.job_id == job.job_id and r.url and r.source in ("buyer", "listing")]
+        if any(r.status == "ok" and r.source == "buyer" for r in mine):
+            references_arrived(order, job.job_id, actor)
+        failed = [r for r in mine if r.status == "failed"]
+        left += len(failed)
+        if failed:
+            s = "s" if len(failed) != 1 else ""
+            set_error(order, job.job_id, f"{DOWNLOAD_ERROR_PREFIX}{len(failed)} reference file{s} could not be "
+                                         f"fetched ({failed[0].error}){'; ' + retry if retry else ''}", actor)
+        elif (job.last_error or "").startswith(DOWNLOAD_ERROR_PREFIX):
+            set_error(order, job.job_id, None, actor)
+    return left
 
 
 def await_references(order: Order, job_id: str, actor: str = "sync") -> None:

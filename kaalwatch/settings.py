@@ -73,7 +73,15 @@ class SyncSettings:
     recheck_open_hours: float = setting(24.0, "re-read open orders this often (Etsy misses some updates)", min=0.1)
     first_import_days: int = setting(60, "how far back the first sync looks when no --since is given", min=1)
     download_max_mb: float = setting(40.0, "largest buyer upload or listing image downloaded", min=0.1)
-    download_timeout_seconds: float = setting(30.0, "timeout of one download", min=0.1)
+    download_timeout_seconds: float = setting(30.0, "the longest one download may take, start to finish", min=0.1)
+    download_order_max_mb: float = setting(150.0, "most bytes downloaded for one order", min=0.1)
+    download_max_files: int = setting(20, "most files downloaded for one order (more links are listed only)",
+                                      min=1, max=1000)
+    download_workers: int = setting(3, "downloads running at once", min=1, max=16)
+    download_interval_seconds: float = setting(20.0, "how often the daemon works through the download queue",
+                                               min=0.1)
+    download_hosts: tuple[str, ...] = setting(
+        (), "hosts whose links typed into free-text answers are downloaded too (upload fields always are)")
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,13 @@ class ReviewSettings:
     port: int = setting(8470, "port of the review page", min=0, max=65535)
     require_password: bool = setting(True, "ask for the password set by `kaalwatch set-password`")
     allowed_hosts: tuple[str, ...] = setting((), "extra Host header names accepted (DNS-rebinding guard)")
-    session_hours: float = setting(12.0, "how long a login lasts", min=0.1)
+    session_hours: float = setting(12.0, "how long a login lasts at most", min=0.1)
+    idle_minutes: float = setting(60.0, "a login unused this long ends (logout and set-password end it at once)",
+                                  min=1)
+    login_attempts: int = setting(5, "wrong passwords (from any address) before login is locked", min=1, max=100)
+    login_lock_seconds: float = setting(30.0, "first login lock; it doubles with each further wrong password",
+                                        min=1)
+    login_lock_max_seconds: float = setting(300.0, "longest login lock (`kaalwatch set-password` lifts it)", min=1)
 
 
 @dataclass(frozen=True)

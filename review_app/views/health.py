@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint
 
 from kaalwatch import overview
+from kaalwatch.etsy.ratelimit import describe_not_before
 from review_app.filters import to_datetime
 from review_app.runtime import runtime
 
@@ -48,6 +49,7 @@ def status(now: datetime | None = None) -> dict[str, Any]:
         "watcher_ok": bool(fresh and health.get("watcher_alive")),
         "queue_length": health.get("queue_length") if fresh else None,
         "errors": [str(e) for e in errors[-3:]],
+        "etsy_wait": describe_not_before(sync),
     }
 
 
