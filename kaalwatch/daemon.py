@@ -46,6 +46,10 @@ MAX_ERRORS = 20
 # Longest pause between sync attempts while Etsy keeps failing: long enough not to hammer an outage,
 # short enough that orders appear within the hour after it ends.
 MAX_SYNC_BACKOFF_SECONDS = 3600.0
+#: How often notifications look for news (a stat per order folder, a parse only of changed manifests).
+NOTIFY_SECONDS = 10.0
+#: How often the viewer's overview tiles of new saves are built ahead of the first look.
+WARM_SECONDS = 5.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,6 +220,8 @@ class Daemon:
         self._watcher: Any = None
         self._server: Any = None
         self._scheduler: Any = None
+        self._notifier: Any = None
+        self._warmed: set[tuple[int, str, int]] = set()
         self._sync_backoff = Backoff.for_interval(settings.sync.interval_minutes * 60)
         self._server_backoff = Backoff(max_skip=20)
         self._auth_blocked_on: tuple[tuple[str, int], ...] | None = None
@@ -280,6 +286,12 @@ class Daemon:
         catch_up = {"next_run_time": now} if retention.missed(ws) else {}
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
                           id="retention", name="retention", **catch_up)
+        # Issue 15: notifications (only when notify.urls are set) and the viewer's overview tiles of new saves.
+        if s.notify.urls and self._guard("notify", self._start_notifier):
+            scheduler.add_job(self._job("notify", self._notifier.scan), IntervalTrigger(seconds=NOTIFY_SECONDS),
+                              id="notify", name="notify", next_run_time=now)
+        scheduler.add_job(self._job("viewer", self._warm_viewer), IntervalTrigger(seconds=WARM_SECONDS),
+                          id="viewer", name="viewer")
         scheduler.start()
         self._scheduler = scheduler
 
@@ -306,6 +318,18 @@ class Daemon:
         assert self._watcher is not None
         if self._watcher.ensure_alive():
             self.health.error("watcher", "the watcher stopped working; it was restarted and is rescanning")
+
+    def _start_notifier(self) -> None:
+        from kaalwatch.notify import Notifier
+
+        assert self.ws is not None
+        self._notifier = Notifier(self.ws, self.settings.notify)
+
+    def _warm_viewer(self) -> None:
+        from review_app.views.tiles import warm_latest
+
+        assert self.ws is not None
+        warm_latest(self.ws, self.settings, self._warmed)
 
     def _start_server(self) -> None:
         from review_app import create_app
@@ -529,6 +553,8 @@ class Daemon:
             self._guard("review page", self._server.stop)
         if self._pool is not None:
             self._guard("previews", lambda: self._pool.shutdown(wait=True, cancel_pending=True))
+        if self._notifier is not None:
+            self._guard("notify", self._notifier.stop)
         self._close_client()
         self._write_health(ws, running=False)
         ws.close()

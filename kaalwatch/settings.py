@@ -28,7 +28,8 @@ import yaml
 from kaalwatch.errors import ConfigError
 
 ENV_PREFIX = "KAALWATCH_"
-SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret"})
+# Notification URLs carry the services' tokens (a Telegram bot token, an SMTP password).
+SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret", "notify.urls"})
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -159,6 +160,20 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    urls: tuple[str, ...] = setting(
+        (), "apprise URLs to notify, e.g. ntfy://topic, mailto://user:pass@host, tgram://token/chat; "
+            "none = nothing leaves this machine")
+    new_order: bool = setting(True, "tell about a new order")
+    photos: bool = setting(True, "tell when the buyer's photos arrived")
+    cancelled: bool = setting(True, "tell when Etsy cancelled or refunded an order (stop work)")
+    delivered: bool = setting(True, "tell when Etsy confirmed a delivery")
+    ship_by: bool = setting(True, "tell the day before ship-by when a job has no approved version")
+    sync_problem: bool = setting(True, "tell when sync has failed for an hour or needs `kaalwatch auth`")
+    timeout_seconds: float = setting(10.0, "give up on a notification service after this long", min=1, max=120)
+
+
+@dataclass(frozen=True)
 class Deliverable:
     format: str = setting("png", "png, jpeg, tiff or pdf", choices=("png", "jpeg", "tiff", "pdf"))
     long_edge: int = setting(0, "resize to this long edge in pixels; 0 = full resolution", min=0, max=40_000)
@@ -262,6 +277,7 @@ class Settings:
     review: ReviewSettings = section(ReviewSettings, "the review page")
     delivery: DeliverySettings = section(DeliverySettings, "files for Etsy's order page")
     retention: RetentionSettings = section(RetentionSettings, "keeping buyers' data only as long as needed")
+    notify: NotifySettings = section(NotifySettings, "notifications through apprise (off until urls are set)")
     workflows: tuple[Workflow, ...] = field(
         default_factory=_example_workflows,
         metadata=_help("listing → workflow rules, first match wins (by listing id, SKU or title)"),

@@ -22,7 +22,7 @@ from review_app.runtime import OrderCache, Runtime
 log = logging.getLogger("kaalwatch.review")
 
 # Blueprint modules in review_app/views/, in registration order. Each defines ``bp``.
-VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files"]
+VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files", "tiles", "live"]
 
 
 def _views() -> list[str]:

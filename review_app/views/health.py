@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from kaalwatch import overview
 from kaalwatch.etsy.ratelimit import describe_not_before
 from review_app.filters import to_datetime
 from review_app.runtime import runtime
@@ -52,6 +53,12 @@ def status(now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def header_counts() -> overview.Counts:
+    """The header's numbers: the same function ``kaalwatch status`` prints them from."""
+    rt = runtime()
+    return overview.counts(rt.ws, rt.settings, datetime.now(UTC))
+
+
 @bp.app_context_processor
 def inject_health() -> dict[str, Any]:
-    return {"health": status()}
+    return {"health": status(), "header_counts": header_counts, "queued_means": overview.QUEUED_MEANS}
