@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
+from PIL import features
+
 
 class FileKind(enum.StrEnum):
     """What kind of source a file is, which decides how its pixels are obtained."""
@@ -43,6 +45,24 @@ _SUFFIXES: dict[str, FileKind] = {
     ".heif": FileKind.HEIC,
     ".hif": FileKind.HEIC,
 }
+
+
+def _optional_raster() -> dict[str, FileKind]:
+    """AVIF and JPEG XL are decoded where this installation can (Pillow built with libavif, the
+    pillow-jxl-plugin extra); elsewhere they are closed formats: versioned, with "no preview for .x"."""
+    found: dict[str, FileKind] = {}
+    if features.check("avif"):
+        found[".avif"] = FileKind.RASTER
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL codec with Pillow)
+    except ImportError:
+        pass
+    else:
+        found[".jxl"] = FileKind.RASTER
+    return found
+
+
+_SUFFIXES.update(_optional_raster())
 
 #: Kinds for which ``render_previews`` produces pixels (everything except OTHER).
 PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTHER})

@@ -25,7 +25,7 @@ from kaalwatch.store import DELIVER, MANIFEST, REFERENCES, Workspace
 from kaalwatch.watch.ignore import IgnoreRules, is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome
 from kaalwatch.watch.seen import SeenFolder, SeenStore
-from kaalwatch.watch.stability import StabilityTracker
+from kaalwatch.watch.stability import StabilityTracker, quiet_for
 
 log = logging.getLogger("kaalwatch.watch")
 
@@ -179,23 +179,23 @@ def previews_of(order: Order) -> tuple[str, ...]:
     return tuple(p for job in order.jobs for v in job.versions for p in (v.preview, v.thumb) if p)
 
 
-def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], quiet: float, report: RescanReport,
+def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], settings: Settings, report: RescanReport,
                        *, max_wait: float | None = None, in_flight: Callable[[Path], bool] | None = None) -> None:
-    """Ingest files found by a scan in the caller's thread, each once it has been quiet for ``quiet``
-    seconds (a file whose mtime is older than that is ingested at once). Gives up waiting after
-    ``max_wait`` (default 10 quiet periods + 30 s); what is left is counted as pending."""
-    tracker = StabilityTracker(quiet)
+    """Ingest files found by a scan in the caller's thread, each once it has been quiet for its quiet
+    period (a file unchanged for longer is ingested at once). Gives up waiting after ``max_wait``
+    (default 10 quiet periods + 30 s); what is left is counted as pending."""
+    quiet = settings.watcher.quiet_seconds
+    tracker = StabilityTracker(quiet, quiet_for=quiet_for(settings))
     now = time.monotonic()
-    wall = time.time()
-    for path, mtime_ns in found:
-        tracker.touch(path, now, quiet_since=now - max(0.0, wall - mtime_ns / 1e9))
+    for path, _mtime_ns in found:
+        tracker.touch(path, now, scanned=True)
     deadline = now + (max_wait if max_wait is not None else 10 * quiet + 30)
     while len(tracker) and time.monotonic() < deadline:
-        for path in tracker.due(time.monotonic()):
+        for path, signature in tracker.due_signed(time.monotonic()):
             if in_flight is not None and in_flight(path):
                 continue  # the watcher is ingesting it right now
             try:
-                outcome = ingestor.ingest(path)
+                outcome = ingestor.ingest(path, signature)
             except (KaalwatchError, OSError) as exc:
                 report.errors.append(f"{path.name}: {exc}")
                 continue

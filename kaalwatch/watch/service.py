@@ -31,7 +31,7 @@ from kaalwatch.watch.ignore import is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome, clean_staging
 from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates
 from kaalwatch.watch.seen import SeenStore
-from kaalwatch.watch.stability import StabilityTracker
+from kaalwatch.watch.stability import Signature, StabilityTracker, quiet_for
 
 log = logging.getLogger("kaalwatch.watch")
 
@@ -131,7 +131,7 @@ class WatchService:
         self.last_error: str | None = None
         self.restarts = 0
         self.seen = SeenStore(ws.tool_dir / "watch.sqlite")
-        self.tracker = StabilityTracker(self.watcher.quiet_seconds)
+        self.tracker = StabilityTracker(self.watcher.quiet_seconds, quiet_for=quiet_for(settings))
         self.ingestor = Ingestor(ws, settings, self._render, self.seen)
         self.reconciler = Reconciler(ws, settings, self.ingestor, self.seen)
 
@@ -276,8 +276,8 @@ class WatchService:
                 if now >= next_health:
                     next_health = now + HEALTH_SECONDS
                     self.ensure_alive()
-                for path in self.tracker.due(time.monotonic()):
-                    self._dispatch(path)
+                for path, signature in self.tracker.due_signed(time.monotonic()):
+                    self._dispatch(path, signature)
             except Exception as exc:
                 self._record(f"watcher: {exc.__class__.__name__}: {exc}")
 
@@ -316,23 +316,24 @@ class WatchService:
         self._touch(path, time.monotonic())
 
     def _touch_folder(self, folder: Path) -> None:
+        """A folder appeared or was renamed in: its files are armed like a scan finds them (quiet counted
+        from each file's own last change, by the tracker's own stat; never shortening a running clock)."""
         now = time.monotonic()
-        wall = time.time()
-        for rel, _size, mtime in walk_candidates(folder, self.ingestor.rules):
-            self._touch(folder / rel, now, quiet_since=now - max(0.0, wall - mtime / 1e9))
+        for rel, _size, _mtime in walk_candidates(folder, self.ingestor.rules):
+            self._touch(folder / rel, now, scanned=True)
 
-    def _touch(self, path: Path, now: float, quiet_since: float | None = None) -> None:
+    def _touch(self, path: Path, now: float, *, scanned: bool = False) -> None:
         with self._flight_lock:
             if path in self._in_flight:
                 self._rearm.add(path)
                 return
-        self.tracker.touch(path, now, quiet_since=quiet_since)
+        self.tracker.touch(path, now, scanned=scanned)
         if self._pool is not None and path.parent.name != REFERENCES:
             # Artwork is rendered in the pool (references in this process): its workers start during
             # the quiet period instead of inside the first renders.
             self._pool.warm()
 
-    def _dispatch(self, path: Path) -> None:
+    def _dispatch(self, path: Path, signature: Signature) -> None:
         with self._flight_lock:
             if path in self._in_flight:
                 self._rearm.add(path)
@@ -340,15 +341,15 @@ class WatchService:
             self._in_flight.add(path)
         assert self._executor is not None
         try:
-            self._executor.submit(self._ingest_one, path)
+            self._executor.submit(self._ingest_one, path, signature)
         except RuntimeError:  # shutting down
             with self._flight_lock:
                 self._in_flight.discard(path)
 
-    def _ingest_one(self, path: Path) -> None:
+    def _ingest_one(self, path: Path, signature: Signature) -> None:
         outcome: Outcome | None = None
         try:
-            outcome = self.ingestor.ingest(path)
+            outcome = self.ingestor.ingest(path, signature)
         except Exception as exc:
             self._record(f"watcher: {path.name}: {exc.__class__.__name__}: {exc}")
         finally:
@@ -382,10 +383,9 @@ class WatchService:
 
     def _rescan_into_tracker(self, receipt_id: int | None) -> RescanReport:
         now = time.monotonic()
-        wall = time.time()
 
-        def deliver(path: Path, mtime_ns: int) -> None:
-            self._touch(path, now, quiet_since=now - max(0.0, wall - mtime_ns / 1e9))
+        def deliver(path: Path, _mtime_ns: int) -> None:
+            self._touch(path, now, scanned=True)
 
         folders = None if receipt_id is None else [self.ws.folder_of(receipt_id)]
         report = self.reconciler.scan(folders, deliver, self._rerender_async)
@@ -415,5 +415,5 @@ class WatchService:
             with self._flight_lock:
                 return path in self._in_flight
 
-        ingest_when_stable(self.ingestor, found, self.watcher.quiet_seconds, report, in_flight=busy)
+        ingest_when_stable(self.ingestor, found, self.settings, report, in_flight=busy)
         return report
