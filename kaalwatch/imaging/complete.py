@@ -90,6 +90,9 @@ def tiff_lengths(fh: BinaryIO, size: int) -> str | None:
         tags: dict[int, list[int]] = {}
         for i in range(count):
             tag, kind, n, value = struct.unpack_from(end + "HHI4s", table, i * 12)
+            width = _TIFF_WIDTHS.get(kind, 1) * n
+            if width > 4 and struct.unpack(end + "I", value)[0] + width > size:
+                return "is cut off inside a tag's value"
             if tag in (273, 279, 324, 325):  # strip/tile offsets and byte counts
                 tags[tag] = _tiff_values(fh, end, kind, n, value, size)
         for offsets, counts in ((273, 279), (324, 325)):
@@ -98,6 +101,10 @@ def tiff_lengths(fh: BinaryIO, size: int) -> str | None:
                 return f"is {size} of the {max(ends)} bytes its image data needs"
         offset = struct.unpack_from(end + "I", table, count * 12)[0]
     return "has too many image directories"
+
+
+#: Bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, … IFD8).
+_TIFF_WIDTHS = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 
 
 def _tiff_values(fh: BinaryIO, end: str, kind: int, n: int, value: bytes, size: int) -> list[int]:
@@ -215,7 +222,8 @@ def bmff_boxes(fh: BinaryIO, size: int) -> str | None:
 
 
 def jxl_end(fh: BinaryIO, size: int) -> str | None:
-    """JPEG XL: the container form is checked box by box; a bare codestream has no cheap end marker."""
+    """JPEG XL: the container form is checked box by box; a bare codestream has no cheap end marker (its
+    decoder, which kaalwatch runs when the plugin is installed, catches a cut one)."""
     head = _head(fh, 12)
     if head.startswith(b"\xff\x0a"):
         return None
