@@ -172,6 +172,16 @@ def _check_container(path: Path, kind: FileKind, fh: IO[bytes], size: int) -> st
     return found  # type: ignore[return-value]
 
 
+def check_identity(path: Path) -> None:
+    """Raise ImageError when a decodable file's bytes are not what its name says (a ZIP posing as a PNG, a
+    polyglot): such a file will never "finish", so it is an error, not a save still being written."""
+    kind = classify(path)
+    if kind is FileKind.OTHER:
+        return
+    with _translate_errors(path), path.open("rb") as fh:
+        _check_container(path, kind, fh, os.fstat(fh.fileno()).st_size)
+
+
 def _has_zip_tail(fh: IO[bytes], size: int) -> bool:
     """True if the file ends with a well-formed ZIP end-of-central-directory record."""
     # Why so strict: compressed image data can contain the 4 signature bytes by chance; a real

@@ -38,25 +38,19 @@ import os
 import stat as stat_module
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import delivery, lifecycle, workflows
+from kaalwatch import delivery, lifecycle
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import (
-    FileKind,
-    PreviewSpec,
     RenderResult,
-    WatermarkSpec,
     classify,
     render_reference_thumbnail,
-    spec_key,
-    watermark_text,
 )
 from kaalwatch.imaging.complete import incomplete
+from kaalwatch.imaging.decode import check_identity
 from kaalwatch.model import Job, JobState, Order, Reference, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
@@ -64,16 +58,15 @@ from kaalwatch.store import REFERENCES, Workspace
 from kaalwatch.watch.ignore import IgnoreRules, conflict_original
 from kaalwatch.watch.locate import Location, Role, find_order_folder, locate_in
 from kaalwatch.watch.pairing import export_sibling, file_sha256, is_layered, layered_sibling
+from kaalwatch.watch.previews import ACTOR, PreviewMixin, Renderer, preview_spec, text_template, watermark_for
 from kaalwatch.watch.seen import SeenStore
 from kaalwatch.watch.stability import Signature
 
 log = logging.getLogger("kaalwatch.watch")
 
-ACTOR = "watcher"
 _CHUNK = 1 << 20
 STAGING_PREFIX = ".staging-"
 
-Renderer = Callable[[Path, Path, Path, PreviewSpec, str], RenderResult]
 
 
 @dataclass(frozen=True)
@@ -86,29 +79,6 @@ class Outcome:
     job_id: str | None = None
     version: int | None = None
     detail: str = ""
-
-
-def preview_spec(settings: Settings, order: Order, job: Job) -> tuple[PreviewSpec, str]:
-    """The preview spec and watermark template of a job: the workflow may override size and template."""
-    flow = workflows.by_name(settings.workflows, settings.default_workflow, job.workflow)
-    template = flow.watermark or settings.watermark.template
-    mark = WatermarkSpec(template=template, opacity=settings.watermark.opacity, angle=settings.watermark.angle,
-                         size=settings.watermark.size, color=settings.watermark.color,
-                         font_path=settings.watermark.font or None)
-    edge = flow.preview_long_edge or settings.preview.long_edge
-    spec = PreviewSpec(long_edge=edge, thumb_edge=min(settings.preview.thumb_edge, edge),
-                       background=settings.preview.background, jpeg_quality=min(95, settings.preview.jpeg_quality),
-                       max_pixels=int(settings.preview.max_megapixels * 1_000_000), watermark=mark)
-    return spec, template
-
-
-def watermark_for(settings: Settings, order: Order, job: Job, number: int) -> tuple[PreviewSpec, str, str]:
-    """(spec, text, key) of version ``number``'s preview: the key changes whenever its pixels would."""
-    spec, template = preview_spec(settings, order, job)
-    first = (order.buyer_name or "").split()
-    text = watermark_text(template, {"shop": settings.shop_name, "receipt_id": order.receipt_id,
-                                     "buyer_first_name": first[0] if first else "", "version": number})
-    return spec, text, spec_key(spec, text)
 
 
 def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]:
@@ -173,7 +143,7 @@ def _watcher_error(order: Order, job_id: str | None) -> bool:
     return False
 
 
-class Ingestor:
+class Ingestor(PreviewMixin):
     """Turns stable paths into versions, references and previews. Safe to call from several threads: the
     order lock serialises manifest changes and a second call with the same bytes finds them recorded.
 
@@ -236,6 +206,10 @@ class Ingestor:
         if stable is not None and stable != (st.st_size, st.st_mtime_ns):
             return Outcome("changed", rid, job_id)
         if reason := incomplete(path):
+            try:
+                check_identity(path)
+            except ImageError as exc:  # not cut off but something else (a ZIP posing as PNG, a polyglot)
+                return self._unreadable(loc, artist_facing(exc.message, path))
             return self._unfinished(loc, st, reason)
         if is_layered(path.name):
             export = export_sibling(path, st)
@@ -281,11 +255,7 @@ class Ingestor:
             result = self._render(staged, tmp_preview, tmp_thumb, spec, text)
         except ImageError as exc:
             _remove(tmp_preview, tmp_thumb)
-            message = f"'{loc.job_rel}' cannot be read as an image ({artist_facing(exc.message, staged)}): " \
-                      "it was not made a version; save or export it again"
-            with self.ws.edit(rid) as fresh:
-                lifecycle.set_error(fresh, job_id, message, ACTOR)
-            return Outcome("error", rid, job_id, detail=exc.message)
+            return self._unreadable(loc, artist_facing(exc.message, staged))
         try:
             number, rerender = self._commit(loc, st, staged, sha, size, pair, complete, result,
                                             predicted, key, text, tmp_preview, tmp_thumb)
@@ -357,6 +327,13 @@ class Ingestor:
                 lifecycle.update_version(fresh, job_id, number, ACTOR, paired_with=loc.job_rel, paired_sha256=sha)
         return Outcome("paired", rid, job_id, number, detail=export.name)
 
+    def _unreadable(self, loc: Location, reason: str) -> Outcome:
+        message = f"'{loc.job_rel}' cannot be read as an image ({reason}): it was not made a version; " \
+                  "save or export it again"
+        with self.ws.edit(loc.receipt_id) as fresh:
+            lifecycle.set_error(fresh, loc.job_id, message, ACTOR)
+        return Outcome("error", loc.receipt_id, loc.job_id, detail=reason)
+
     def _unfinished(self, loc: Location, st: os.stat_result, reason: str) -> Outcome:
         """A file its format says is cut off: "still being written", no version. The next event (the writer
         going on) or a changed stat at a rescan looks again; an abandoned one is not re-read meanwhile."""
@@ -369,13 +346,6 @@ class Ingestor:
             if target.last_error != message:
                 lifecycle.set_error(fresh, job_id, message, ACTOR)
         return Outcome("unfinished", rid, job_id, detail=reason)
-
-    def _render(self, src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
-        try:
-            return self.render(src, preview, thumb, spec, text)
-        except BrokenExecutor:
-            # The worker died on this file (a decoder crash, the OOM killer): treat it as undecodable.
-            raise ImageError("the preview worker crashed while decoding it") from None
 
     def _commit(self, loc: Location, st: os.stat_result, staged: Path, sha: str, size: int,
                 pair: tuple[str, str] | None, complete: int | None, result: RenderResult, predicted: int, key: str,
@@ -444,69 +414,6 @@ class Ingestor:
             except (KaalwatchError, OSError):
                 continue
 
-    # --------------------------------------------------------------------------------------- previews
-
-    def render_version(self, receipt_id: int, job_id: str, number: int) -> bool:
-        """(Re-)render one version's preview from its immutable copy; False when there is nothing to do."""
-        order = self.ws.load(receipt_id)
-        job = order.job(job_id)
-        version = job.version(number)
-        if version is None:
-            return False
-        spec, text, key = watermark_for(self.settings, order, job, number)
-        preview, thumb = self.ws.preview_paths(receipt_id, job_id, number, key)
-        try:
-            source = self.ws.tool_path(version.copy)
-            result = self._render(source, preview, thumb, spec, text)
-        except (ImageError, KaalwatchError, OSError) as exc:
-            message = exc.message if isinstance(exc, KaalwatchError) else f"copy unreadable ({exc.strerror})"
-            with self.ws.edit(receipt_id) as fresh:
-                lifecycle.update_version(fresh, job_id, number, ACTOR, error=f"preview failed: {message}")
-            return False
-        old: list[str] = []
-        with self.ws.edit(receipt_id) as fresh:
-            current = fresh.job(job_id).version(number)
-            if current is None:
-                return False
-            old = [p for p in (current.preview, current.thumb) if p]
-            fields: dict[str, object] = {"kind": result.source_kind.value, "note": result.note, "error": None}
-            if result.preview_path is not None:
-                fields.update(preview=self.ws.relative_to_tool(preview), thumb=self.ws.relative_to_tool(thumb),
-                              preview_key=key, width=result.width, height=result.height, low_res=result.low_res)
-            lifecycle.update_version(fresh, job_id, number, ACTOR, **fields)
-        for rel in old:
-            try:
-                stale = self.ws.tool_path(rel)
-            except KaalwatchError:
-                continue
-            if stale not in (preview.resolve(), thumb.resolve()):
-                stale.unlink(missing_ok=True)
-        return True
-
-    def stale_previews(self, order: Order, *, rebuild: bool = False) -> list[tuple[str, int]]:
-        """(job, version) pairs whose preview is missing, made with other settings, or (rebuild) all."""
-        out: list[tuple[str, int]] = []
-        for job in order.jobs:
-            for version in job.versions:
-                if classify(version.copy) is FileKind.OTHER:
-                    continue  # closed formats have no preview of their own (their export is a version)
-                if rebuild:
-                    out.append((job.job_id, version.number))
-                    continue
-                _, _, key = watermark_for(self.settings, order, job, version.number)
-                if version.preview_key != key or not version.preview or not self._exists(version.preview) \
-                        or not version.thumb or not self._exists(version.thumb):
-                    if version.error and version.preview_key == key:
-                        continue  # already failed with these settings; a rebuild retries
-                    out.append((job.job_id, version.number))
-        return out
-
-    def _exists(self, rel: str) -> bool:
-        try:
-            return self.ws.tool_path(rel).is_file()
-        except KaalwatchError:
-            return False
-
     # ------------------------------------------------------------------------------ references, misplaced
 
     def reference(self, loc: Location, order: Order, path: Path) -> Outcome:
@@ -552,11 +459,6 @@ class Ingestor:
         with self.ws.edit(loc.receipt_id) as order:
             lifecycle.set_error(order, None, message, ACTOR)
         return Outcome("misplaced", loc.receipt_id, detail=loc.rel)
-
-
-def text_template(order: Order, job: Job, settings: Settings) -> str:
-    flow = workflows.by_name(settings.workflows, settings.default_workflow, job.workflow)
-    return flow.watermark or settings.watermark.template
 
 
 def artist_facing(reason: str, staged: Path) -> str:

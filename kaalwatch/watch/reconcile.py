@@ -41,6 +41,7 @@ class RescanReport:
     references: int = 0
     previews: int = 0
     pending: int = 0  # files still being written when the rescan gave up waiting (the next one finds them)
+    broken: int = 0  # versions whose saved copy turned out cut off (marked on the page)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -49,6 +50,8 @@ class RescanReport:
             self.versions += 1
         elif outcome.action == "reference":
             self.references += 1
+        elif outcome.action == "unfinished":
+            self.pending += 1
         elif outcome.action in ("error", "misplaced"):
             self.errors.append(f"order {outcome.receipt_id}: {outcome.action} {outcome.detail}".rstrip())
 
@@ -166,6 +169,7 @@ class Reconciler:
         for rel, mtime in changed:
             deliver(folder / rel, mtime)
         report.queued += len(changed)
+        report.broken += self.ingestor.mark_broken(order)
         stale = self.ingestor.stale_previews(order, rebuild=False)
         for job_id, number in stale:
             rerender(order.receipt_id, job_id, number)
