@@ -18,6 +18,7 @@ from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_versions, post, store_password
 from tests.review.test_browser import ARGS, ARTIFACTS, CHROMIUM
 
+VIEWPORTS = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
 CONFLICT = "portrait v1 (Ada's conflicted copy 2026-11-29).jpg"
 
 
@@ -70,7 +71,7 @@ def test_the_owner_compares_both_copies_and_keeps_one(server: ReviewServer, ws: 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+            for name, viewport in VIEWPORTS:
                 page = browser.new_page(viewport=viewport)
                 page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: problems.append(str(e)))
