@@ -36,6 +36,7 @@ import hashlib
 import logging
 import os
 import stat as stat_module
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -106,8 +107,11 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     return staged, digest.hexdigest(), size, before
 
 
-#: The seen-store's hash for a file its format said was cut off (never a real hash: nothing matches it).
+#: The seen-store's verdicts that are not content hashes (nothing matches them): a file its format said was
+#: cut off, one that cannot be decoded, and one that needs no work (a known reference, litter, misplaced).
 UNFINISHED = "unfinished"
+UNREADABLE = "unreadable"
+JUDGED = "judged"
 
 
 def _number_of(job: Job, sha: str) -> int | None:
@@ -160,6 +164,8 @@ class Ingestor(PreviewMixin):
         self.render = render
         self.seen = seen
         self.rules = rules or IgnoreRules(settings.watcher.ignore_patterns)
+        self.ingests = 0
+        self._count_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -173,14 +179,17 @@ class Ingestor(PreviewMixin):
     def ingest(self, path: Path, stable: Signature | None = None) -> Outcome:
         """Process one path that the stability tracker (or a rescan) found quiet; ``stable`` is the
         (size, mtime_ns) it kept while quiet: other bytes by now mean a writer started meanwhile."""
+        with self._count_lock:
+            self.ingests += 1  # the cost figure of issue 23: work must grow with what changed
         found = self.locate(path)
         if found is None:
             return Outcome("ignored")
         loc, order = found
         if loc.role is Role.IGNORED:
+            self._judged(loc, path)
             return Outcome("ignored", loc.receipt_id)
         if loc.role is Role.MISPLACED:
-            return self.misplaced(loc)
+            return self.misplaced(loc, path)
         if loc.role is Role.REFERENCE:
             return self.reference(loc, order, path)
         return self.artwork(loc, order, path, stable)
@@ -209,6 +218,7 @@ class Ingestor(PreviewMixin):
             try:
                 check_identity(path)
             except ImageError as exc:  # not cut off but something else (a ZIP posing as PNG, a polyglot)
+                self._judged(loc, path, UNREADABLE, st)
                 return self._unreadable(loc, artist_facing(exc.message, path))
             return self._unfinished(loc, st, reason)
         if is_layered(path.name):
@@ -255,13 +265,16 @@ class Ingestor(PreviewMixin):
             result = self._render(staged, tmp_preview, tmp_thumb, spec, text)
         except ImageError as exc:
             _remove(tmp_preview, tmp_thumb)
+            self._judged(loc, path, UNREADABLE, st)  # the next save (a new stat) is looked at again
             return self._unreadable(loc, artist_facing(exc.message, staged))
+        # Remembered before the manifest is written, so the folder event that write causes finds this file
+        # judged (if the commit fails, the hash matches no version and the file is simply looked at again).
+        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         try:
             number, rerender = self._commit(loc, st, staged, sha, size, pair, complete, result,
                                             predicted, key, text, tmp_preview, tmp_thumb)
         finally:
             _remove(tmp_preview, tmp_thumb)
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         if number is None:
             return Outcome("known", rid, job_id)
         if rerender:
@@ -422,21 +435,17 @@ class Ingestor(PreviewMixin):
         name = loc.job_rel
         folder_of = {job.job_id: job.folder for job in order.jobs}
         here = PurePosixPath(loc.rel).parent.as_posix()
-        for ref in order.references:
-            job_folder = folder_of.get(ref.job_id or "", "") if ref.job_id else ""
-            if ref.name == name and (PurePosixPath(job_folder) / REFERENCES).as_posix() == here:
-                return Outcome("known", rid, loc.job_id)
-            if ref.name == name and here == REFERENCES:
-                return Outcome("known", rid, loc.job_id)
         try:
             st = path.stat()
         except OSError:
             return Outcome("gone", rid, loc.job_id)
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
-        sha = digest.hexdigest()
+        for ref in order.references:
+            job_folder = folder_of.get(ref.job_id or "", "") if ref.job_id else ""
+            if ref.name == name and here in ((PurePosixPath(job_folder) / REFERENCES).as_posix(), REFERENCES):
+                # Judged: a sync download or an earlier drop. Remembered, so rescans skip it while unchanged.
+                self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, ref.sha256 or JUDGED)
+                return Outcome("known", rid, loc.job_id)
+        sha, _before = file_sha256(path)
         thumb_rel: str | None = None
         error: str | None = None
         out = self.ws.previews_dir / str(rid) / REFERENCES / f"{sha[:16]}-thumb.jpg"
@@ -453,12 +462,21 @@ class Ingestor(PreviewMixin):
         self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         return Outcome("reference" if added else "known", rid, loc.job_id)
 
-    def misplaced(self, loc: Location) -> Outcome:
+    def misplaced(self, loc: Location, path: Path) -> Outcome:
         message = (f"'{loc.rel}' is at the top of an order with several items: move it into one item's folder "
                    "so it becomes a version of that item")
         with self.ws.edit(loc.receipt_id) as order:
             lifecycle.set_error(order, None, message, ACTOR)
+        self._judged(loc, path)
         return Outcome("misplaced", loc.receipt_id, detail=loc.rel)
+
+    def _judged(self, loc: Location, path: Path, verdict: str = JUDGED, st: os.stat_result | None = None) -> None:
+        """Remember the stat of a file that needs no more work while it stays as it is (rescans skip it)."""
+        try:
+            st = st or path.stat()
+        except OSError:
+            return
+        self.seen.put_file(loc.receipt_id, loc.rel, st.st_size, st.st_mtime_ns, verdict)
 
 
 def artist_facing(reason: str, staged: Path) -> str:

@@ -100,6 +100,23 @@ def walk_candidates(folder: Path, rules: IgnoreRules) -> list[tuple[str, int, in
     return out
 
 
+def walk_order_folders(folder: Path) -> list[Path]:
+    """The order folders (holding a manifest) at or below ``folder``, not looking inside them."""
+    found: list[Path] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        if (current / MANIFEST).is_file():
+            found.append(current)
+            continue
+        try:
+            stack.extend(Path(e.path) for e in os.scandir(current) if e.is_dir(follow_symlinks=False)
+                         and not e.name.startswith("."))
+        except OSError:
+            continue
+    return found
+
+
 Deliver = Callable[[Path, int], None]
 Rerender = Callable[[int, str, int], None]
 
@@ -174,7 +191,10 @@ class Reconciler:
         for job_id, number in stale:
             rerender(order.receipt_id, job_id, number)
         report.previews += len(stale)
-        if not changed and not stale:
+        # Recorded even when files were handed on: the next scan compares each file with the seen-store again,
+        # so a folder whose files were judged meanwhile is unchanged then (no parse), and one that was not is
+        # not. Stale previews keep it unrecorded until they are rendered (which also rewrites the manifest).
+        if not stale:
             self.seen.put_folder(rel_folder, SeenFolder(order.receipt_id, mst.st_mtime_ns, mst.st_size, self.key,
                                                         previews_of(order)))
 

@@ -26,10 +26,11 @@ from watchdog.observers.api import BaseObserver
 from kaalwatch.errors import KaalwatchError, WorkspaceError
 from kaalwatch.imaging import PreviewPool, PreviewSpec, RenderResult
 from kaalwatch.settings import Settings
-from kaalwatch.store import REFERENCES, Workspace
+from kaalwatch.store import MANIFEST, REFERENCES, Workspace
 from kaalwatch.watch.ignore import is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome, clean_staging
-from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates
+from kaalwatch.watch.locate import find_order_folder
+from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates, walk_order_folders
 from kaalwatch.watch.seen import SeenStore
 from kaalwatch.watch.stability import Signature, StabilityTracker, quiet_for
 
@@ -42,6 +43,8 @@ NETWORK_FILESYSTEMS = frozenset({
 INOTIFY_HINT = ("raise the limit: `sudo sysctl fs.inotify.max_user_watches=524288` (and add "
                 "`fs.inotify.max_user_watches=524288` to /etc/sysctl.d/90-kaalwatch.conf to keep it)")
 HEALTH_SECONDS = 1.0
+#: watchdog's event types for opening a file and closing it unwritten: reads, never saves.
+READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
 
 ObserverFactory = Callable[[str, float], BaseObserver]
 
@@ -89,6 +92,8 @@ class _Enqueue(FileSystemEventHandler):
         self.put = put
 
     def dispatch(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return  # a read changes nothing (and the watcher's own reads of a save would wake it again)
         try:
             self.put(os.fsdecode(event.src_path))
             dest = getattr(event, "dest_path", "")
@@ -182,7 +187,7 @@ class WatchService:
         with self._flight_lock:
             busy = len(self._in_flight)
         return {"alive": alive, "backend": self.backend, "queue_length": self._queue.qsize() + len(self.tracker) + busy,
-                "last_error": self.last_error, "restarts": self.restarts}
+                "last_error": self.last_error, "restarts": self.restarts, "ingests": self.ingestor.ingests}
 
     # ------------------------------------------------------------------------------------ observer
 
@@ -316,16 +321,38 @@ class WatchService:
         self._touch(path, time.monotonic())
 
     def _touch_folder(self, folder: Path) -> None:
-        """A folder appeared or was renamed in: its files are armed like a scan finds them (quiet counted
-        from each file's own last change, by the tracker's own stat; never shortening a running clock)."""
+        """A folder event is only a hint: every create, rename or close in a folder (the artist's save and
+        kaalwatch's own ``order.yaml`` write alike) also modifies the folder. Its order folder's listing is
+        compared with the seen-store, and only files whose size or mtime differ from what was judged are
+        armed (quiet counted from each file's own last change; never shortening a running clock)."""
         now = time.monotonic()
-        for rel, _size, _mtime in walk_candidates(folder, self.ingestor.rules):
-            self._touch(folder / rel, now, scanned=True)
+        order_folder = folder if (folder / MANIFEST).is_file() else find_order_folder(folder, self.ws.orders_dir)
+        if order_folder is None:
+            # A folder holding order folders (moved in whole, say): each one is compared on its own.
+            for sub in walk_order_folders(folder):
+                self._touch_folder(sub)
+            return
+        judged = self._judged_files(order_folder)
+        for rel, size, mtime in walk_candidates(order_folder, self.ingestor.rules):
+            if judged.get(rel) != (size, mtime):
+                self._touch(order_folder / rel, now, scanned=True)
+
+    def _judged_files(self, order_folder: Path) -> dict[str, tuple[int, int]]:
+        """What the seen-store knows of an order folder's files (by its folder row; else by its manifest)."""
+        rel = order_folder.relative_to(self.ws.orders_dir).as_posix()
+        known = self.seen.folder(rel)
+        if known is not None:
+            return self.seen.files_of(known.receipt_id)
+        try:
+            return self.seen.files_of(self.ws.read_folder(order_folder).receipt_id)
+        except KaalwatchError:
+            return {}  # a broken manifest: every file is armed, and ingest reports the manifest
 
     def _touch(self, path: Path, now: float, *, scanned: bool = False) -> None:
         with self._flight_lock:
             if path in self._in_flight:
-                self._rearm.add(path)
+                if not scanned:  # a scan or folder hint about a file being ingested is that ingest's own echo
+                    self._rearm.add(path)
                 return
         self.tracker.touch(path, now, scanned=scanned)
         if self._pool is not None and path.parent.name != REFERENCES:
