@@ -1,10 +1,18 @@
-"""Remember, in the tool area, which files were already processed, so restarts and rescans skip them.
+"""Remember, in the tool area, which files were already judged, so restarts, rescans and folder events skip them.
 
-``.kaalwatch/watch.sqlite`` holds one row per artwork or reference file (its size and mtime when it was
-processed, and its content hash) and one row per order folder (the manifest's stat and the settings the
-previews were checked against). A rescan of an unchanged folder then costs a few ``stat`` calls and no
-reading, hashing or YAML parsing. The file can be deleted at any time: everything is found again from
-the manifests (by content hash), only slower once.
+``.kaalwatch/watch.sqlite`` holds:
+
+- ``files``: one row per file the watcher judged in an order folder (artwork, references, misplaced or
+  ignored files), keyed by receipt id and path relative to the order folder: its size and mtime when it
+  was judged, and the verdict — the content hash, or a word that is never a hash (``unfinished``,
+  ``unreadable``, ``judged``; see ``ingest``). A file whose size and mtime still match costs no work.
+- ``folders``: one row per order folder (the manifest's stat, the settings the previews were checked
+  against, the preview files), so a rescan of an unchanged folder costs one ``stat`` per entry and no
+  reading, hashing or YAML parsing.
+
+The file can be deleted at any time: everything is found again from the manifests (by content hash), only
+slower once. Code that deletes files from order folders (retention) may call ``forget_order``/``forget_file``;
+it does not have to: a row whose file is gone is never consulted.
 """
 
 from __future__ import annotations
@@ -132,3 +140,11 @@ class SeenStore:
 
     def forget_folder(self, folder: str) -> None:
         self._db().execute("DELETE FROM folders WHERE folder = ?", (folder,))
+
+    def forget_file(self, receipt_id: int, rel: str) -> None:
+        self._db().execute("DELETE FROM files WHERE receipt_id = ? AND rel = ?", (receipt_id, rel))
+
+    def forget_order(self, receipt_id: int) -> None:
+        """Every row of one order (its folders and files): the next look at it judges everything again."""
+        self._db().execute("DELETE FROM files WHERE receipt_id = ?", (receipt_id,))
+        self._db().execute("DELETE FROM folders WHERE receipt_id = ?", (receipt_id,))

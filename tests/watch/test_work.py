@@ -116,3 +116,23 @@ def test_one_save_in_a_folder_of_fifty_versions_costs_at_most_two_ingests_and_th
     (folder / "notes.txt").write_text("not artwork")  # and a stray non-artwork file
     handled(service, ws, marker_order, marker_folder, 3)
     assert service.health()["ingests"] - ingests - 1 == 0 and spy.count - parsed == 0
+
+
+def test_forgetting_an_order_makes_the_next_rescan_judge_it_again(
+        ws: Workspace, settings: Settings, order_at: Callable[..., tuple[Order, Path]]) -> None:
+    """The seen-store's forget API (for code that deletes files, such as retention) is only a cache reset."""
+    from kaalwatch.watch.seen import SeenStore
+
+    order, _folder = synced_order(ws, order_at, versions=1)
+    rescan_all(ws, settings, max_wait=30)
+    rescan_all(ws, settings, max_wait=30)
+    seen = SeenStore(ws.tool_dir / "watch.sqlite")
+    try:
+        seen.forget_file(order.receipt_id, "portrait-00.png")
+        assert "portrait-00.png" not in seen.files_of(order.receipt_id)
+        seen.forget_order(order.receipt_id)
+        assert seen.files_of(order.receipt_id) == {} and seen.all_folders() == {}
+    finally:
+        seen.close()
+    again = rescan_all(ws, settings, max_wait=30)
+    assert again.checked == 1 and again.queued == 2 and again.versions == 0  # judged again, nothing new
