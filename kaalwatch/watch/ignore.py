@@ -85,13 +85,21 @@ class IgnoreRules:
     _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", tuple(re.compile(p) for p in (*BUILTIN_IGNORES, *self.extra)))
+        # The built-in rules as one alternation (a rescan asks this for every file of every order folder);
+        # the user's patterns stay separate, since they may carry flags of their own.
+        builtin = "|".join(f"(?:{_scoped(p)})" for p in BUILTIN_IGNORES)
+        object.__setattr__(self, "_compiled", (re.compile(builtin), *(re.compile(p) for p in self.extra)))
 
     def ignores(self, name: str) -> bool:
         return any(p.search(name) for p in self._compiled)
 
     def ignores_dir(self, name: str) -> bool:
         return name.startswith(".") or name in IGNORED_DIRS or name.lower().endswith(DOWNLOAD_DIR_SUFFIXES)
+
+
+def _scoped(pattern: str) -> str:
+    """A leading "(?i)" becomes a scoped "(?i:…)", so the pattern can sit inside an alternation."""
+    return f"(?i:{pattern[4:]})" if pattern.startswith("(?i)") else pattern
 
 
 def is_artwork_name(name: str) -> bool:

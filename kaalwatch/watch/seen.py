@@ -62,7 +62,14 @@ class SeenFolder:
     manifest_mtime_ns: int
     manifest_size: int
     settings_key: str
-    previews: tuple[str, ...]
+    previews: tuple[tuple[str, int], ...]  # (folder of previews relative to the tool area, its mtime_ns)
+
+
+def _previews(text: str) -> tuple[tuple[str, int], ...]:
+    """Rows written before preview folders were stamped hold bare names: they never match, so the folder is
+    checked once more and its row rewritten."""
+    return tuple((str(p[0]), int(p[1])) if isinstance(p, list) and len(p) == 2 else (str(p), -2)
+                 for p in json.loads(text))
 
 
 class SeenStore:
@@ -124,12 +131,12 @@ class SeenStore:
     def all_folders(self) -> dict[str, SeenFolder]:
         rows = self._db().execute("SELECT folder, receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
                                   "FROM folders")
-        return {r[0]: SeenFolder(r[1], r[2], r[3], r[4], tuple(json.loads(r[5]))) for r in rows}
+        return {r[0]: SeenFolder(r[1], r[2], r[3], r[4], _previews(r[5])) for r in rows}
 
     def folder(self, folder: str) -> SeenFolder | None:
         r = self._db().execute("SELECT receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
                                "FROM folders WHERE folder = ?", (folder,)).fetchone()
-        return SeenFolder(r[0], r[1], r[2], r[3], tuple(json.loads(r[4]))) if r else None
+        return SeenFolder(r[0], r[1], r[2], r[3], _previews(r[4])) if r else None
 
     def put_folder(self, folder: str, entry: SeenFolder) -> None:
         self._db().execute(
