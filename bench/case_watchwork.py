@@ -104,9 +104,11 @@ def _order(ws: Workspace, settings: Settings, seen: SeenStore, receipt_id: int, 
     # Written directly (the caller refreshes the index once): 10,000 locked, fsynced manifest writes would
     # make the set-up take longer than the whole benchmark may.
     (folder / MANIFEST).write_text(dump_manifest(order), encoding="utf-8")
+    rows = []
     for rel, sha in files:
         st = (folder / rel).stat()
-        seen.put_file(receipt_id, rel, st.st_size, st.st_mtime_ns, sha)
+        rows.append((receipt_id, rel, st.st_size, st.st_mtime_ns, sha))
+    seen.put_files(rows)
     return folder
 
 

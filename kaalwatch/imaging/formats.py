@@ -8,6 +8,7 @@ a name can lie.
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 
 from PIL import features
@@ -71,9 +72,17 @@ PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTH
 LOW_RES_KINDS: frozenset[FileKind] = frozenset({FileKind.PROCREATE})
 
 
+def suffix_of(path: Path | str) -> str:
+    """The lower-case suffix of a name, as ``Path.suffix`` gives it, without building a Path (a rescan asks
+    this for every file of every order folder)."""
+    name = os.path.basename(os.fspath(path))
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def classify(path: Path | str) -> FileKind:
     """Return the kind of ``path`` from its suffix (case-insensitive); unknown suffixes are OTHER."""
-    return _SUFFIXES.get(Path(path).suffix.lower(), FileKind.OTHER)
+    return _SUFFIXES.get(suffix_of(path), FileKind.OTHER)
 
 
 def is_previewable(path: Path | str) -> bool:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 from kaalwatch.imaging import FileKind, classify
+from kaalwatch.imaging.formats import suffix_of
 
 #: Temporary and litter names from art tools, sync clients, browsers, office suites and operating systems
 #: (see docs: shared notes "file-watching"). Hidden names (".…") are all ignored: no art tool saves the
@@ -110,7 +110,7 @@ def is_artwork_name(name: str) -> bool:
     kind = classify(name)
     if kind is FileKind.HEIC:
         return False  # phone photos are references, not artwork the artist saves
-    return kind is not FileKind.OTHER or PurePath(name).suffix.lower() in CLOSED_SUFFIXES
+    return kind is not FileKind.OTHER or suffix_of(name) in CLOSED_SUFFIXES
 
 
 def any_ignored(parts: Iterable[str], rules: IgnoreRules) -> bool:

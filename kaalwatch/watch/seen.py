@@ -117,6 +117,13 @@ class SeenStore:
     def put_file(self, receipt_id: int, rel: str, size: int, mtime_ns: int, sha256: str) -> None:
         self._db().execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (receipt_id, rel, size, mtime_ns, sha256))
 
+    def put_files(self, rows: list[tuple[int, str, int, int, str]]) -> None:
+        """Many ``put_file`` rows (receipt_id, rel, size, mtime_ns, verdict) in one transaction."""
+        db = self._db()
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", rows)
+
     def all_files(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Every order's files as ``{receipt_id: {rel: (size, mtime_ns)}}`` (one query for a full rescan)."""
         out: dict[int, dict[str, tuple[int, int]]] = {}
