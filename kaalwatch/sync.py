@@ -56,6 +56,7 @@ from kaalwatch.etsy.parse import (
     parse_listing,
     parse_questions,
     parse_receipt,
+    updated_epoch,
 )
 from kaalwatch.model import Order, Reference, iso, parse_time, utcnow
 from kaalwatch.settings import Settings
@@ -229,8 +230,7 @@ class _Pass:
                 parsed: list[EtsyReceipt] = []
                 top = 0
                 for raw in page.results:
-                    stamp = raw.get("update_timestamp") or raw.get("updated_timestamp") or 0
-                    top = max(top, stamp if isinstance(stamp, int) else 0)
+                    top = max(top, updated_epoch(raw))  # any spelling: an unread one would reset the mark
                     try:
                         parsed.append(parse_receipt(raw))
                     except ParseError as exc:

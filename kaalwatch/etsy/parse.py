@@ -1,8 +1,9 @@
 """Etsy JSON → our objects: receipts, listings and personalization answers, tolerant of real traffic.
 
-Real answers differ from Etsy's document (see ``shared/etsy/NOTES.md``): title-case statuses, both
-``create_timestamp`` and ``created_timestamp``, HTML entities and ``\\r\\n`` in buyer text, ``null`` or
-``""`` for empty strings, extra keys. Everything here accepts that. Only what the tool cannot work
+Real answers differ from Etsy's document: title-case statuses, both ``create_timestamp`` and
+``created_timestamp`` (and timestamps rewritten by libraries and proxies: numeric strings, ISO-8601, see
+:mod:`kaalwatch.etsy.timestamps`), HTML entities and ``\\r\\n`` in buyer text, ``null`` or ``""`` for
+empty strings, extra keys. Everything here accepts that. Only what the tool cannot work
 without is strict: a receipt needs a whole-number ``receipt_id`` and each line item a ``transaction_id``;
 anything else missing becomes an empty value. Buyer text is unescaped and its line ends normalised, and
 otherwise kept as the buyer wrote it: escaping for display is the page's job.
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kaalwatch.errors import EtsyError
+from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
 from kaalwatch.model import Answer, Job, Order
 from kaalwatch.settings import Settings
 from kaalwatch.workflows import workflow_for
@@ -61,12 +63,15 @@ def _required_int(data: Mapping[str, Any], key: str, what: str) -> int:
     return value
 
 
-def _time(data: Mapping[str, Any], *keys: str) -> datetime | None:
-    for key in keys:
-        stamp = _int(data.get(key))
-        if stamp is not None and stamp > 0:
-            return datetime.fromtimestamp(stamp, UTC)
-    return None
+def _time(data: Mapping[str, Any], keys: tuple[str, ...]) -> datetime | None:
+    stamp = first_epoch(data, keys)
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
+def updated_epoch(data: Mapping[str, Any]) -> int:
+    """A receipt's last change as epoch seconds, whatever the spelling; its creation when it has none
+    (Etsy's update time is never earlier), 0 when it has neither. The sync's high-water mark is these."""
+    return first_epoch(data, UPDATED) or first_epoch(data, CREATED) or 0
 
 
 def _bool(value: Any) -> bool:
@@ -145,9 +150,8 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         if not isinstance(item, Mapping):
             raise ParseError(f"receipt {receipt_id}: a line item that is not an object")
         transactions.append(parse_transaction(item, receipt_id))
-    created = _time(data, "create_timestamp", "created_timestamp")
-    updated = _int(data.get("update_timestamp")) or _int(data.get("updated_timestamp"))
-    updated = updated or (int(created.timestamp()) if created else 0)
+    created = _time(data, CREATED)
+    updated = updated_epoch(data)
     return EtsyReceipt(
         receipt_id=receipt_id,
         # A receipt without a status is still usable: what the flags say is enough to sync it.
@@ -185,7 +189,7 @@ def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransacti
         quantity=max(1, quantity),
         sku=sku,
         variations=tuple(variations),
-        expected_ship=_time(data, "expected_ship_date"),
+        expected_ship=_time(data, ("expected_ship_date",)),
     )
 
 

@@ -113,8 +113,12 @@ class TokenStore:
         self.path.unlink(missing_ok=True)
 
 
-def describe(tokens: Tokens, now: float | None = None) -> list[str]:
-    """Lines for ``kaalwatch auth status``: shop, scopes, expiry, refresh-token age (no secret)."""
+def describe(tokens: Tokens, now: float | None = None, *, refused: str | None = None) -> list[str]:
+    """Lines for ``kaalwatch auth status``: shop, scopes, expiry, refresh-token age (no secret).
+
+    ``refused`` is why Etsy no longer accepts these tokens (a revoked grant, seen just now or recorded by
+    the last sync): then no line claims a token is still good, and the fix is said.
+    """
     now = time.time() if now is None else now
     age_days = (now - tokens.refresh_issued_at) / 86_400
     left = tokens.expires_at - now
@@ -122,6 +126,13 @@ def describe(tokens: Tokens, now: float | None = None) -> list[str]:
         f"shop: {tokens.shop_name or '?'} (shop_id {tokens.shop_id}, user_id {tokens.user_id})",
         f"Etsy: {tokens.base_url or '?'}",
         f"scopes: {' '.join(tokens.scopes) or '(unknown)'}",
+    ]
+    if refused is not None:
+        return [*lines,
+                f"access token: no longer accepted: {refused}",
+                "refresh token: revoked by Etsy (a password change or a removed app access does this): "
+                "run `kaalwatch auth` to connect the shop again"]
+    lines += [
         "access token: " + (f"valid for {int(left // 60)} more minutes" if left > 0
                             else "expired (refreshed on next use)"),
         f"refresh token: {age_days:.1f} days old (Etsy's last about 90 days; every refresh renews it)",
