@@ -267,14 +267,14 @@ class Ingestor(PreviewMixin):
             _remove(tmp_preview, tmp_thumb)
             self._judged(loc, path, UNREADABLE, st)  # the next save (a new stat) is looked at again
             return self._unreadable(loc, artist_facing(exc.message, staged))
-        # Remembered before the manifest is written, so the folder event that write causes finds this file
-        # judged (if the commit fails, the hash matches no version and the file is simply looked at again).
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         try:
             number, rerender = self._commit(loc, st, staged, sha, size, pair, complete, result,
                                             predicted, key, text, tmp_preview, tmp_thumb)
         finally:
             _remove(tmp_preview, tmp_thumb)
+        # Only once the manifest holds it (a kill before must leave the file unjudged for the next rescan).
+        # The folder event of that manifest write finds the file in flight or judged: no second ingest.
+        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         if number is None:
             return Outcome("known", rid, job_id)
         if rerender:
@@ -299,7 +299,6 @@ class Ingestor(PreviewMixin):
         flagged; a file that is no longer where version N came from was moved or renamed (history only)."""
         rid, job_id = loc.receipt_id, loc.job_id
         assert job_id is not None
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         order = self.ws.load(rid)
         job = order.job(job_id)
         number = _number_of(job, sha)
@@ -310,14 +309,15 @@ class Ingestor(PreviewMixin):
         old = version.source_name if version.sha256 == sha else (version.paired_with or "")
         job_folder = loc.order_folder / job.folder
         moved = conflict_of is None and old != loc.job_rel and not (job_folder / old).exists()
-        if conflict_of is None and not moved:
-            return Outcome("known", rid, job_id)
-        with self.ws.edit(rid) as fresh:
-            if conflict_of is not None:
-                lifecycle.note_conflict(fresh, job_id, loc.job_rel, ACTOR, version=number, original=conflict_of,
-                                        sha256=sha)
-            else:
-                lifecycle.record_move(fresh, job_id, number, old, loc.job_rel, ACTOR)
+        if conflict_of is not None or moved:
+            with self.ws.edit(rid) as fresh:
+                if conflict_of is not None:
+                    lifecycle.note_conflict(fresh, job_id, loc.job_rel, ACTOR, version=number, original=conflict_of,
+                                            sha256=sha)
+                else:
+                    lifecycle.record_move(fresh, job_id, number, old, loc.job_rel, ACTOR)
+        # Remembered after the manifest change: a kill in between leaves the file to be judged again.
+        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         return Outcome("known", rid, job_id, number)
 
     def _pair_source(self, loc: Location, path: Path, st: os.stat_result, export: Path,
@@ -328,7 +328,6 @@ class Ingestor(PreviewMixin):
         sha, before = file_sha256(path)
         if (before.st_size, before.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             return Outcome("changed", rid, job_id)
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         order = self.ws.load(rid)
         job = order.job(job_id)
         if _number_of(job, sha):
@@ -338,6 +337,7 @@ class Ingestor(PreviewMixin):
         if number is not None:
             with self.ws.edit(rid) as fresh:
                 lifecycle.update_version(fresh, job_id, number, ACTOR, paired_with=loc.job_rel, paired_sha256=sha)
+        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)  # its export's version names it now
         return Outcome("paired", rid, job_id, number, detail=export.name)
 
     def _unreadable(self, loc: Location, reason: str) -> Outcome:
