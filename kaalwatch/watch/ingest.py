@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import delivery, lifecycle
+from kaalwatch import delivery, lifecycle, private
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import (
     RenderResult,
@@ -85,7 +85,7 @@ class Outcome:
 def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]:
     """Stream ``src`` into a staging file in ``folder`` while hashing it; returns (copy, sha256, size, stat
     before reading). The artist's file is only read."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private.make_dir(folder)
     suffix = src.suffix.lower() if src.suffix.isascii() and len(src.suffix) <= 12 else ".bin"
     staged = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex}{suffix}"
     digest = hashlib.sha256()
@@ -100,7 +100,7 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-        os.chmod(staged, 0o444)  # an immutable copy
+        os.chmod(staged, private.read_only_mode())  # an immutable copy, private by default
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -378,7 +378,7 @@ class Ingestor(PreviewMixin):
                 complete = None  # the job moved on meanwhile: the export is a save of its own
             number = complete or ((job.versions[-1].number + 1) if job.versions else 1)
             copy = self.ws.version_copy_path(rid, job_id, number, sha, Path(name).suffix)
-            copy.parent.mkdir(parents=True, exist_ok=True)
+            private.make_dir(copy.parent)
             os.replace(staged, copy)
             conflict_of = conflict_original(name, lambda other: (loc.order_folder / loc.rel).with_name(other).is_file())
             if complete is not None and pair is not None:
