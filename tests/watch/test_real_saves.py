@@ -66,7 +66,8 @@ def settle(ws: Workspace, order: Order, folder: Path, count: int) -> None:
 def approve_and_deliver(ws: Workspace, settings: Settings, order: Order, number: int) -> list[str]:
     with ws.edit(order.receipt_id) as o:
         lifecycle.approve(o, o.jobs[0].job_id, number)
-    delivery.prepare(ws, settings, order.receipt_id)
+    # anyway: the small test pictures are below the workflow's promised size (a warning, not the point here)
+    delivery.prepare(ws, settings, order.receipt_id, anyway=True)
     return sorted(p.name for p in delivery.deliver_dir(ws, order.receipt_id).iterdir())
 
 
