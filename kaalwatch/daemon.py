@@ -522,6 +522,7 @@ class Daemon:
             "watcher_alive": bool(watcher.get("alive")) and running,
             "watcher_backend": watcher.get("backend"),
             "queue_length": int(watcher.get("queue_length") or 0),
+            "watcher_ingests": int(watcher.get("ingests") or 0),  # work done: grows with saves, not with time
             "last_sync": snap["last_sync"],
             "last_sync_result": snap["last_sync_result"],
             "sync_paused": snap["sync_paused"],

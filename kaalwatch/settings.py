@@ -89,6 +89,9 @@ class WatcherSettings:
     backend: str = setting("auto", "auto, native or polling", choices=("auto", "native", "polling"))
     poll_interval_seconds: float = setting(5.0, "scan interval of the polling backend", min=0.1)
     quiet_seconds: float = setting(2.0, "a file must be unchanged this long before it becomes a version", min=0)
+    closed_quiet_seconds: float = setting(
+        10.0, "the same for formats kaalwatch cannot decode (.clip, .af, .sai …): no decode can catch a torn save",
+        min=0)
     rescan_minutes: float = setting(5.0, "full rescan of every order folder (events are only hints)", min=0.05)
     workers: int = setting(0, "preview worker processes; 0 = one per core", min=0, max=64)
     ignore_patterns: tuple[str, ...] = setting((), "extra regular expressions of file names to ignore", regex=True)
