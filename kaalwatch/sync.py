@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 STATE = "sync"
 MIN_TIMESTAMP = 946_684_800  # Etsy refuses timestamp filters before 2000-01-01
 MAX_DOWNLOAD_ATTEMPTS = 10
-DOWNLOAD_ERROR_PREFIX = "download: "
 STYLE_SAMPLE = "style sample"
 
 Clock = Callable[[], datetime]
@@ -312,6 +311,8 @@ class _Pass:
                 self.report.changes.append(f"would update order {rid}: {', '.join(changes)}")
             return
         with self.ws.edit(rid) as order:
+            # This order synced: an earlier failure to sync it is over.
+            lifecycle.set_error(order, None, None, actor="sync", source="sync")
             before = dump_manifest(order)
             changes = apply_update(order, receipt)
             if dump_manifest(order) != before:
@@ -332,7 +333,7 @@ class _Pass:
         if self.dry_run or rid not in self.known:
             return
         with contextlib.suppress(KaalwatchError), self.ws.edit(rid) as order:
-            lifecycle.set_error(order, None, f"sync: {exc}", actor="sync")
+            lifecycle.set_error(order, None, f"Etsy sync of this order failed: {exc}", actor="sync", source="sync")
 
     # ----- step 4: downloads
 
@@ -366,12 +367,12 @@ class _Pass:
                     lifecycle.references_arrived(current, job.job_id, actor="sync")
                 failures = failed_jobs.get(job.job_id, [])
                 if failures:
-                    message = (f"{DOWNLOAD_ERROR_PREFIX}{len(failures)} reference file"
+                    message = (f"{len(failures)} reference file"
                                f"{'s' if len(failures) != 1 else ''} could not be fetched "
                                f"({failures[0].error}); retried on the next sync")
-                    lifecycle.set_error(current, job.job_id, message, actor="sync")
-                elif (job.last_error or "").startswith(DOWNLOAD_ERROR_PREFIX):
-                    lifecycle.set_error(current, job.job_id, None, actor="sync")
+                    lifecycle.set_error(current, job.job_id, message, actor="sync", source="download")
+                else:
+                    lifecycle.set_error(current, job.job_id, None, actor="sync", source="download")
             still = sum(len(v) for v in failed_jobs.values())
         self.report.failed_downloads += sum(1 for r in outcomes.values() if r.status == "failed")
         self.report.downloads += sum(1 for r in outcomes.values() if r.status == "ok")

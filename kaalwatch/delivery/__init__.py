@@ -234,7 +234,8 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
         report.removed = drop_stale(order, folder, actor)
         if report.problems:
             for job in targets:
-                lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR)
+                lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR,
+                                    source="delivery")
             log.warning("order %s: deliverables not ready: %d problem(s)", receipt_id, len(report.problems))
             return report
         report.removed += _write_files(order, folder, planned, targets)
@@ -258,7 +259,7 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
             if fitted:
                 lifecycle.record(order, ACTOR, "deliverables_fitted", job.job_id, steps=fitted)
             lifecycle.mark_ready(order, job.job_id, deliverables, actor=actor)
-            lifecycle.set_error(order, job.job_id, None, ACTOR)
+            lifecycle.set_error(order, job.job_id, None, ACTOR, source="delivery")
             report.ready.append(job.job_id)
     log.info("order %s: %d deliverable(s) ready for job(s) %s", receipt_id, len(report.files),
              ", ".join(report.ready))
@@ -407,9 +408,10 @@ def _ship_one(ws: Workspace, settings: Settings, client: ShipmentClient, shop_id
         lifecycle.record(order, ACTOR, f"shipment_{status}", None, attempts=attempts,
                          **({"error": error} if error else {}))
         if status in ("refused", "gave_up"):
-            lifecycle.flag(order, None, "shipment_refused",
-                           f"Etsy did not mark order {receipt_id} shipped ({error}); the files were delivered; "
-                           f"mark it on Etsy by hand if needed", ACTOR)
+            lifecycle.set_error(order, None, f"Etsy did not mark this order shipped ({error}); the files were "
+                                "delivered; mark it on Etsy by hand if needed", ACTOR, source="shipment")
+        elif status == "created":
+            lifecycle.set_error(order, None, None, ACTOR, source="shipment")
     if status == "created":
         log.info("order %s: marked shipped on Etsy", receipt_id)
     else:
@@ -476,7 +478,9 @@ def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None =
                 intact = size == deliverable.size
             files.append(PanelFile(job.job_id, deliverable.name, size, present, intact,
                                    file_checks(deliverable.name, size, settings.delivery)))
-    strangers = [p.name for p in _visible_files(deliver) if p.name not in built]
+    # What a delivered job built was uploaded already: it is the record of the delivery, not a stranger.
+    delivered = {d.name for job in order.jobs if job.state is JobState.DELIVERED for d in job.deliverables}
+    strangers = [p.name for p in _visible_files(deliver) if p.name not in built | delivered]
     claimed = any(event.event == "upload_claimed" for event in order.history[-20:])
     return Panel(order.receipt_id, deliver, etsy_order_url(settings, order.receipt_id), files,
                  count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs, claimed)

@@ -161,6 +161,8 @@ class Reconciler:
         except ManifestError as exc:
             report.errors.append(str(exc))
             return
+        if "watcher" in order.errors:
+            self.ingestor.misplaced_gone(folder, order)
         seen = self.seen.files_of(order.receipt_id)
         changed = [(rel, mtime) for rel, size, mtime in files if seen.get(rel) != (size, mtime)]
         for rel, mtime in changed:
