@@ -183,7 +183,7 @@ def send_proof(order: Order, job_id: str, number: int, actor: str = "review", *,
     """The owner sent this version's watermarked preview to the buyer through Etsy Messages."""
     job = order.job(job_id)
     _version(order, job, number)
-    if any(p.version == number and p.answer == "changes_requested" for p in job.proofs):
+    if any(p.version >= number and p.answer == "changes_requested" for p in job.proofs):
         raise refusal(job, f"cannot get another proof of version {number}: the buyer already asked for "
                            "changes to it — save a new version first")
     snapshot = _snapshot(order, job)

@@ -64,9 +64,10 @@ class Outlook:
 
 
 def proofable(job: Job) -> list[int]:
-    """Versions that may still be sent as a proof: they have a preview and no round of changes yet."""
-    spent = {p.version for p in job.proofs if p.answer == "changes_requested"}
-    return [v.number for v in job.versions if v.preview and v.number not in spent]
+    """Versions that may still be sent as a proof: they have a preview and are newer than the last version
+    the buyer asked changes to (changes to version 3 are answered by version 4, not by sending 2 again)."""
+    spent = max((p.version for p in job.proofs if p.answer == "changes_requested"), default=0)
+    return [v.number for v in job.versions if v.preview and v.number > spent]
 
 
 def stop_marker(order: Order, job: Job) -> str | None:

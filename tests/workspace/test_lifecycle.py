@@ -46,7 +46,8 @@ def test_every_illegal_move_is_refused_and_changes_nothing(make_order: Callable[
             order = make_order()
             job = order.jobs[0]
             job.state = current
-            with pytest.raises(TransitionError, match=f"this item is {re.escape(current.words)}, so it cannot become “{target.label}”"):
+            refused = f"this item is {re.escape(current.words)}, so it cannot become “{target.label}”"
+            with pytest.raises(TransitionError, match=refused):
                 lifecycle._move(order, job, target, "test", "moved")
             assert job.state is current
             assert order.history == []
