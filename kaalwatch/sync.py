@@ -129,6 +129,8 @@ def apply_update(order: Order, receipt: EtsyReceipt) -> list[str]:
         lifecycle.cancel(order, f"Etsy: {receipt.status}", actor="sync")
         if open_jobs:
             changes.append("cancelled")
+    if receipt.is_shipped:  # marked shipped on Etsy (by hand or by us): a refused shipment no longer matters
+        lifecycle.set_error(order, None, None, actor="sync", source="shipment")
     if receipt.is_completed and not order.etsy_completed and not receipt.is_cancelled:
         lifecycle.etsy_completed(order, actor="sync")
         changes.append("completed")
