@@ -20,6 +20,7 @@ S = JobState
 GROUPS: dict[str, str] = {
     "overdue": "Overdue",
     "proof": "Send a proof",
+    "start": "Start work",
     "save": "Save a new version",
     "build": "Build files",
     "upload": "Upload to Etsy",
@@ -28,7 +29,7 @@ GROUPS: dict[str, str] = {
     "done": "Finished",
 }
 # Groups whose jobs can be late: waiting for the buyer or on hold is not the artist's delay to show first.
-WORK_GROUPS = frozenset({"proof", "save", "build", "upload", "waiting"})
+WORK_GROUPS = frozenset({"proof", "start", "save", "build", "upload", "waiting"})
 
 # Button text of every action the page can offer.
 ACTION_LABELS: dict[str, str] = {
@@ -133,7 +134,7 @@ def outlook(order: Order, job: Job) -> Outlook:
         expected, group = "ask_photos", "waiting"
         headline = "Waiting for the buyer's photos — ask for them in Etsy Messages."
     elif state is S.NEW:
-        expected, group = None, "save"
+        expected, group = None, "start"
         headline = "Ready to start — save your first version into the folder below."
     elif state is S.IN_PROGRESS and "send_proof" in legal:
         expected, group = "send_proof", "proof"
