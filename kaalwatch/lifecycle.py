@@ -186,6 +186,9 @@ def send_proof(order: Order, job_id: str, number: int, actor: str = "review", *,
     if any(p.version >= number and p.answer == "changes_requested" for p in job.proofs):
         raise refusal(job, f"cannot get another proof of version {number}: the buyer already asked for "
                            "changes to it — save a new version first")
+    if job.state is S.PROOF_SENT and job.proofs and job.proofs[-1].version >= number:
+        raise refusal(job, f"already has the proof of version {job.proofs[-1].version} with the buyer — "
+                           "record their answer, or send a newer version")
     snapshot = _snapshot(order, job)
     _move(order, job, S.PROOF_SENT, actor, "proof_sent", version=number, undo=snapshot)
     job.proofs.append(Proof(version=number, sent_at=at or utcnow()))
