@@ -114,13 +114,13 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     if not jobs:
         click.echo("No active jobs." if not show_all else "No jobs.")
     else:
-        click.echo(f"{'SHIP BY':<11} {'LEFT':>5}  {'RECEIPT':<12} {'STATE':<20} {'VER':>3}  LISTING")
+        click.echo(f"{'SHIP BY':<11} {'LEFT':>5}  {'RECEIPT':<12} {'STATE':<18} {'NEXT STEP':<21} {'VER':>3}  LISTING")
         for job in jobs:
             left = "" if job["days_left"] is None else f"{job['days_left']}d"
             mark = "!" if job["overdue"] else ("*" if job["due"] else " ")
             click.echo(
-                f"{job['ship_by'] or '-':<11} {left:>5}{mark} {job['receipt_id']:<12} {job['state']:<20} "
-                f"{job['versions']:>3}  {job['listing'][:50]}"
+                f"{job['ship_by'] or '-':<11} {left:>5}{mark} {job['receipt_id']:<12} {job['state']:<18} "
+                f"{job['next']:<21} {job['versions']:>3}  {job['listing'][:50]}"
             )
             if job["marker"]:
                 click.echo(f"{'':<31}STOP: {job['marker']}")
