@@ -56,7 +56,7 @@ _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Bumped whenever the tables below change: an index of another version is dropped and rebuilt from the
 # manifests (it is only a summary of them).
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 _INDEX_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS orders (
@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     marker TEXT,
     items INTEGER NOT NULL,
     position INTEGER NOT NULL,
+    photo INTEGER,
     PRIMARY KEY (receipt_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_ship ON jobs (active, ship_by);
@@ -121,6 +122,7 @@ class JobRow:
     marker: str | None  # a stop-work marker (cancelled, refunded, completed without approval)
     items: int  # jobs in the order
     position: int  # this job's place in the order (1-based)
+    photo: int | None  # the buyer photo to show while there is no version (its place in the references)
     folder: str
 
 
@@ -464,11 +466,13 @@ class Workspace:
                 view = outlook(order, job)
                 errors = sorted(job.errors.items()) + sorted(order.errors.items())
                 cursor = db.execute(
-                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (order.receipt_id, job.job_id, job.title, job.workflow, job.state.value,
                      int(job.state in ACTIVE_STATES), ship_by, order.buyer_name, len(job.versions),
                      job.latest.number if job.latest else None, job.latest.thumb if job.latest else None,
-                     json.dumps(errors), view.group, iso(view.since), view.marker, len(order.jobs), position),
+                     json.dumps(errors), view.group, iso(view.since), view.marker, len(order.jobs), position,
+                     next((n for n, ref in enumerate(order.references) if ref.source == "buyer" and ref.thumb
+                           and ref.status == "ok" and ref.job_id in (None, job.job_id)), None)),
                 )
                 db.execute("INSERT INTO search (rowid, text) VALUES (?, ?)", (cursor.lastrowid, job_text(order, job)))
             db.execute("COMMIT")
@@ -537,7 +541,7 @@ class Workspace:
 
     _JOB_COLUMNS = ("j.receipt_id, j.job_id, j.title, j.workflow, j.state, j.ship_by, j.buyer, j.versions, "
                     "j.latest_version, j.latest_thumb, j.errors, j.step, j.since, j.marker, j.items, j.position, "
-                    "o.folder")
+                    "j.photo, o.folder")
 
     @staticmethod
     def _where(states: set[JobState] | None, active: bool | None, search: str,
@@ -584,7 +588,7 @@ class Workspace:
             JobRow(receipt_id=r[0], job_id=r[1], title=r[2], workflow=r[3], state=JobState(r[4]),
                    ship_by=parse_time(r[5]), buyer=r[6], versions=r[7], latest_version=r[8], latest_thumb=r[9],
                    errors=tuple((str(a), str(b)) for a, b in json.loads(r[10])), step=r[11],
-                   since=parse_time(r[12]), marker=r[13], items=r[14], position=r[15], folder=r[16])
+                   since=parse_time(r[12]), marker=r[13], items=r[14], position=r[15], photo=r[16], folder=r[17])
             for r in rows
         ]
 

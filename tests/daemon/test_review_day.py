@@ -101,6 +101,10 @@ def test_a_day_on_the_review_page(connected: Connected, daemon_factory: Callable
             expect(page.locator("#group-upload, #group-build, #group-proof")).to_have_count(1)  # v1 of "deliver"
             expect(page.locator("#group-start")).to_contain_text("Priya Patel")  # the two-item order, together
             expect(page.locator("#group-start .order-head", has_text="Priya Patel")).to_contain_text("2 items")
+            # A job with no version yet shows the buyer's photo, so the list is recognisable at a glance.
+            photo = page.locator(".today-job", has_text="Zoë Lindqvist").locator("img.photo")
+            expect(photo).to_have_count(1)
+            wait_for(lambda: photo.evaluate("img => img.complete && img.naturalWidth > 0"), 10, what="the photo")
             page.screenshot(path=str(ARTIFACTS / "day-today.png"), full_page=True)
 
             # Cancelled: a banner, no work actions, no proof message; a marker on the list.
