@@ -404,6 +404,11 @@ def undoable(order: Order, job_id: str, *, now: datetime | None = None) -> Event
     return last
 
 
+def undo_seconds_left(event: Event, *, now: datetime | None = None) -> int:
+    """How long the undo of ``event`` is still accepted (whole seconds, at least 0)."""
+    return max(0, int(UNDO_SECONDS - ((now or utcnow()) - event.at).total_seconds()))
+
+
 def undo(order: Order, job_id: str, actor: str = "review", *, now: datetime | None = None) -> Event:
     """Put the job back as it was before its last action (see :func:`undoable`)."""
     job = order.job(job_id)

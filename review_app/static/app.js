@@ -83,3 +83,10 @@ document.addEventListener("DOMContentLoaded", () => {
   setupProofLink();
   setupCompare();
 });
+
+// ---- The undo bar (issue 14): it leaves when the server would no longer accept the undo ----
+document.addEventListener("DOMContentLoaded", () => {
+  const bar = document.getElementById("undo-bar");
+  const left = bar ? Number(bar.dataset.left) : NaN;
+  if (bar && left > 0) setTimeout(() => { bar.hidden = true; }, left * 1000);
+});

@@ -149,6 +149,7 @@ def page(receipt_id: int, job_id: str) -> str:
         error_sources=ERROR_SOURCES,
         undo_event=last_action,
         undo_text=history_words.sentence(last_action) if last_action else None,
+        undo_left=lifecycle.undo_seconds_left(last_action) if last_action else 0,
         photos_message=steps.photos_message(order, job, rt.settings.shop_name, first_name(order)),
         last_proof=last_proof,
         references=references,

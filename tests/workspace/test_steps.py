@@ -127,3 +127,19 @@ def test_after_changes_only_a_newer_version_can_be_proofed(make_order: Callable[
     assert steps.proofable(job) == [] and "send_proof" not in steps.outlook(order, job).actions
     lifecycle.add_version(order, job.job_id, version(2))
     assert steps.proofable(job) == [2] and steps.outlook(order, job).expected == "send_proof"
+
+
+def test_undo_window(make_order: Callable[..., Order]) -> None:
+    from datetime import timedelta
+
+    order = order_in(make_order, S.IN_PROGRESS)
+    job_id = order.jobs[0].job_id
+    lifecycle.approve(order, job_id, 1)
+    event = lifecycle.undoable(order, job_id)
+    assert event is not None and 10 <= lifecycle.undo_seconds_left(event) <= lifecycle.UNDO_SECONDS
+    later = utcnow() + timedelta(seconds=lifecycle.UNDO_SECONDS + 1)
+    assert lifecycle.undoable(order, job_id, now=later) is None and lifecycle.undo_seconds_left(event, now=later) == 0
+    with pytest.raises(TransitionError, match="too old"):
+        lifecycle.undo(order, job_id, now=later)
+    lifecycle.undo(order, job_id)
+    assert order.jobs[0].state is S.IN_PROGRESS and order.jobs[0].approved_version is None
