@@ -427,8 +427,10 @@ def undo(order: Order, job_id: str, actor: str = "review", *, now: datetime | No
         job.proofs[-1].answer = before["last_proof"]["answer"]
         job.proofs[-1].answered_at = parse_time(before["last_proof"]["answered_at"])
         job.proofs[-1].note = before["last_proof"]["note"]
-    if event.event == "note_added":
-        del order.notes[before["notes"]:]
+    if event.event == "note_added":  # the job's own last note, not one added since to another job
+        mine = [n for n, note in enumerate(order.notes) if n >= before["notes"] and note.job_id == job.job_id]
+        if mine:
+            del order.notes[mine[-1]]
     return record(order, actor, "undone", job.job_id, what=event.event, state=job.state.value)
 
 
