@@ -60,7 +60,7 @@ def test_stop_work_states_are_loud_on_the_job_and_the_list(client: FlaskClient, 
         lifecycle.set_etsy_status(o, "Fully Refunded")
         lifecycle.cancel(o, "Etsy: Fully Refunded")
     html = client.get(page).get_data(as_text=True)
-    assert "Cancelled on Etsy (fully refunded)" in html
+    assert "Cancelled on Etsy (fully refunded)" in html and ">Reopen anyway</button>" in html
     for gone in ('id="proof-button"', 'id="proof-message"', 'id="approve-button"', "Here is the proof"):
         assert gone not in html, gone
     assert ">refunded</span>" in client.get("/jobs?state=all").get_data(as_text=True)
