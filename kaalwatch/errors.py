@@ -69,6 +69,11 @@ class AuthError(EtsyError):
     exit_code = 9
 
 
+class GrantRevokedError(AuthError):
+    """Etsy no longer accepts the shop's grant (``invalid_grant``, or a 401 after a refresh): a password
+    change, removed app access, or — during ``kaalwatch auth`` — a sign-in code that expired or was used."""
+
+
 class EtsyForbiddenError(EtsyError):
     """Etsy refused a call: a scope the token lacks, or a wrong keystring / shared secret."""
 

@@ -9,7 +9,7 @@ lock. An illegal move raises :class:`~kaalwatch.errors.TransitionError` and noth
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -469,9 +469,12 @@ def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
         job.hold_reason = None
         for proof in job.proofs:
             proof.note = None
-    for ref in order.references:
+    for position, ref in enumerate(order.references, start=1):
         ref.url = None
         ref.label = None
+        # The buyer named these files; the files themselves are gone by now (files step first).
+        suffix = ref.name[ref.name.rfind("."):] if "." in ref.name else ""
+        ref.name = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
     for entry in order.history:
         # History keeps its events and states; free-text details that could carry personal data go.
         for key in ("message", "note", "reason", "text", "source", "file", "undo"):
@@ -504,28 +507,60 @@ def files_purged(order: Order, references: list[int], versions: dict[str, list[i
            versions={job_id: list(numbers) for job_id, numbers in versions.items() if numbers})
 
 
-def redact_file_names(order: Order, terms: list[str], actor: str = "retention") -> int:
-    """Replace buyer text in the file names the manifest keeps (references, version sources).
+def keep_until(order: Order, until: datetime, reason: str, actor: str = "cli") -> None:
+    """The owner keeps an order's data past its retention date, for a reason (a dispute, a reorder)."""
+    reason = reason.strip()
+    if not reason:
+        raise TransitionError("say why the order is kept longer (a reason is recorded)")
+    order.keep_until = until.replace(microsecond=0)
+    record(order, actor, "retention_kept", None, until=order.keep_until.isoformat(), reason=reason[:500])
 
-    References are already deleted when this runs, so they get neutral names; version source names keep
-    their suffix with each personal term replaced. Returns how many names changed.
-    """
+
+def redact(order: Order, name: Callable[[str], str], text: Callable[[str], str], actor: str = "retention") -> int:
+    """Pass every manifest field that can carry a file name (``name``) or free text (``text``) through the
+    given redactors: references, version sources and their pairs, conflict copies, notes, messages, errors,
+    and every text in history details. Returns how many values changed (recorded once in history)."""
     changed = 0
-    for position, ref in enumerate(order.references, start=1):
-        suffix = ref.name[ref.name.rfind("."):] if "." in ref.name else ""
-        neutral = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
-        if ref.name != neutral:
-            ref.name = neutral
-            changed += 1
-    patterns = [re.compile(re.escape(term), re.IGNORECASE) for term in terms if term.strip()]
+
+    def fix(value: str | None, redactor: Callable[[str], str]) -> str | None:
+        nonlocal changed
+        if not value:
+            return value
+        new = redactor(value)
+        changed += new != value
+        return new
+
+    def fix_details(value: Any) -> Any:
+        if isinstance(value, str):
+            return fix(value, text)
+        if isinstance(value, list):
+            return [fix_details(item) for item in value]
+        if isinstance(value, dict):
+            return {key: fix_details(item) for key, item in value.items()}
+        return value
+
+    order.gift_message = fix(order.gift_message, text) or ""
+    order.message_from_buyer = fix(order.message_from_buyer, text) or ""
+    order.errors = {source: fix(message, text) or "" for source, message in order.errors.items()}
+    for note in order.notes:
+        note.text = fix(note.text, text) or ""
+    for ref in order.references:
+        ref.name = fix(ref.name, name) or ref.name
+        ref.label, ref.error = fix(ref.label, text), fix(ref.error, text)
     for job in order.jobs:
+        job.changes_note, job.hold_reason = fix(job.changes_note, text), fix(job.hold_reason, text)
+        job.errors = {source: fix(message, text) or "" for source, message in job.errors.items()}
+        job.conflicts = [fix(c, name) or c for c in job.conflicts]
+        for answer in job.answers:
+            answer.answer = fix(answer.answer, text) or ""
+        for proof in job.proofs:
+            proof.note = fix(proof.note, text)
         for version in job.versions:
-            name = version.source_name
-            for pattern in patterns:
-                name = pattern.sub("redacted", name)
-            if name != version.source_name:
-                version.source_name = name
-                changed += 1
+            version.source_name = fix(version.source_name, name) or version.source_name
+            version.paired_with = fix(version.paired_with, name)
+            version.note, version.error = fix(version.note, text), fix(version.error, text)
+    for entry in order.history:
+        entry.details = fix_details(entry.details)
     if changed:
-        record(order, actor, "file_names_redacted", None, count=changed)
+        record(order, actor, "redacted", None, count=changed)
     return changed

@@ -244,6 +244,9 @@ class Order:
     files_purged_at: datetime | None = None
     anonymised_at: datetime | None = None
     pseudonym: str | None = None
+    keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
+    total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
+    currency: str | None = None
     errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 

@@ -132,8 +132,11 @@ class DeliverySettings:
 
 @dataclass(frozen=True)
 class RetentionSettings:
-    files_days: int = setting(60, "days after delivery or cancellation to delete references and unused versions", min=0)
-    anonymise_days: int = setting(365, "days after delivery or cancellation to anonymise the order", min=0)
+    files_days: int = setting(60, "days after an order finished (on Etsy or here) to delete references and unused "
+                              "versions", min=0)
+    anonymise_days: int = setting(365, "days after an order finished (on Etsy or here) to anonymise it", min=0)
+    abandoned_days: int = setting(540, "days after the last activity to purge and anonymise an order that never "
+                                  "finished (abandoned, on hold); the owner is warned a week before", min=0)
     run_hour: int = setting(3, "hour of the day (local) the daily retention job runs", min=0, max=23)
 
 
@@ -198,6 +201,10 @@ class Settings:
         "{receipt_id} {buyer} - {listing}", "order folder names; {receipt_id} {buyer} {listing} {date}"
     )
     log_level: str = setting("info", "debug, info, warning or error", choices=("debug", "info", "warning", "error"))
+    private_files: bool = setting(
+        True, "buyer-data files 0600 and folders 0700 whatever the umask; false follows the umask (an orders "
+        "folder shared with another account)"
+    )
     etsy: EtsySettings = section(EtsySettings, "connection to Etsy's Open API v3")
     sync: SyncSettings = section(SyncSettings, "importing orders")
     watcher: WatcherSettings = section(WatcherSettings, "turning saves into versions")

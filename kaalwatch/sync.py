@@ -56,6 +56,7 @@ from kaalwatch.etsy.parse import (
     parse_listing,
     parse_questions,
     parse_receipt,
+    updated_epoch,
 )
 from kaalwatch.model import Order, Reference, iso, parse_time, utcnow
 from kaalwatch.settings import Settings
@@ -137,6 +138,8 @@ def apply_update(order: Order, receipt: EtsyReceipt) -> list[str]:
     updated_at = datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None
     if updated_at and order.etsy_updated_at != updated_at:
         order.etsy_updated_at = updated_at
+    if receipt.total and (order.total, order.currency) != (receipt.total, receipt.currency):
+        order.total, order.currency = receipt.total, receipt.currency  # refunds change it; the books follow
     if order.anonymised_at is None:  # retention removed buyer text: never bring it back
         for name in ("message_from_buyer", "gift_message"):
             if getattr(order, name) != getattr(receipt, name):
@@ -230,8 +233,7 @@ class _Pass:
                 parsed: list[EtsyReceipt] = []
                 top = 0
                 for raw in page.results:
-                    stamp = raw.get("update_timestamp") or raw.get("updated_timestamp") or 0
-                    top = max(top, stamp if isinstance(stamp, int) else 0)
+                    top = max(top, updated_epoch(raw))  # any spelling: an unread one would reset the mark
                     try:
                         parsed.append(parse_receipt(raw))
                     except ParseError as exc:

@@ -1,13 +1,12 @@
-"""``kaalwatch deliver`` and ``kaalwatch purge``: build an order's files for Etsy, and apply data retention."""
+"""``kaalwatch deliver``: build an order's files for Etsy."""
 
 from __future__ import annotations
 
 import click
 
-from kaalwatch import delivery, retention
+from kaalwatch import delivery
 from kaalwatch.cli import Context
 from kaalwatch.delivery.limits import BYTES_PER_MB, Check
-from kaalwatch.model import utcnow
 
 
 def _mark(check: Check) -> str:
@@ -53,28 +52,3 @@ def deliver(ctx: Context, receipt_id: int, confirm_manual: bool) -> None:
     click.echo(f"folder:  {report.folder}")
     click.echo(f"upload:  {delivery.etsy_order_url(settings, receipt_id)}")
     click.echo(f"then:    wait for the next sync, or run `kaalwatch deliver {receipt_id} --confirm-manual`")
-
-
-@click.command()
-@click.option("--dry-run", is_flag=True, help="Show what would be removed or anonymised; change nothing.")
-@click.pass_obj
-def purge(ctx: Context, dry_run: bool) -> None:
-    """Delete buyer references and unused versions, and anonymise orders, past their retention time."""
-    ws = ctx.workspace()
-    report = retention.purge(ws, ctx.settings, now=utcnow(), dry_run=dry_run)
-    verb = "would" if dry_run else "did"
-    for order in report.orders:
-        click.echo(f"order {order.receipt_id} ({order.bytes_freed / BYTES_PER_MB:.1f} MB):")
-        for line in order.removed:
-            click.echo(f"  {verb} delete   {line}")
-        for line in order.anonymised:
-            click.echo(f"  {verb} remove   {line}")
-        for line in order.renamed:
-            click.echo(f"  {verb} change   {line}")
-    for receipt_id, why in sorted(report.skipped.items()):
-        click.echo(f"order {receipt_id}: left alone ({why})")
-    for receipt_id, error in sorted(report.errors.items()):
-        click.echo(f"order {receipt_id}: FAILED: {error}", err=True)
-    click.echo(report.summary())
-    if report.errors:
-        raise click.exceptions.Exit(1)

@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from kaalwatch.cli import Context
-from kaalwatch.errors import AuthError, EtsyError
+from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
+from kaalwatch.etsy.client import RUN_AUTH
+from kaalwatch.model import iso, parse_time
 
 
 @click.group(invoke_without_command=True)
@@ -52,24 +54,58 @@ def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring
 @auth.command("status")
 @click.pass_obj
 def status(ctx: Context) -> None:
-    """Show the connected shop, its scopes, token expiry and the refresh token's age."""
+    """Show the connected shop, its scopes, token expiry and the refresh token's age.
+
+    Asks Etsy whether it still accepts the connection (refreshing an expired token, as any command would)
+    and exits with code 9 when it does not, or when the last sync recorded a refusal and Etsy cannot be
+    asked now.
+    """
     from kaalwatch.etsy.client import EtsyClient
     from kaalwatch.etsy.tokens import TokenStore, describe
+    from kaalwatch.sync import STATE
 
     ws = ctx.workspace()
-    tokens = TokenStore(ws).load()
-    if tokens is None:
+    store = TokenStore(ws)
+    if store.load() is None:
         raise AuthError("the Etsy shop is not connected", hint="run `kaalwatch auth`")
-    live = ""
+    refused: str | None = None
     with EtsyClient.from_settings(ctx.settings, ws) as client:
         try:
-            scopes = client.token_scopes(client.tokens().access_token)
-            live = "scopes (from Etsy now): " + " ".join(scopes)
+            client.get_me()
+            live = "scopes (from Etsy now): " + " ".join(client.token_scopes(client.tokens().access_token))
+        except GrantRevokedError as exc:  # other AuthErrors (not connected, no keystring) stop here as they are
+            refused, live = exc.message, ""
+        except AuthError:
+            raise
         except EtsyError as exc:
-            live = f"scopes could not be checked with Etsy: {exc}"
-    for line in describe(tokens, time.time()):
+            live = f"could not check with Etsy now: {exc}"
+    tokens = store.load()  # again: the check may have refreshed the pair
+    assert tokens is not None
+    recorded = _recorded_refusal(ws.read_state(STATE), tokens.connected_at)
+    if refused is None and recorded is not None and live.startswith("could not"):
+        refused = recorded
+    for line in describe(tokens, time.time(), refused=refused):
         click.echo(line)
-    click.echo(live)
+    if live:
+        click.echo(live)
+    if recorded is not None and refused is None:
+        click.echo(f"note: {recorded}; Etsy accepts the connection now, so the next sync runs normally")
+    if refused is not None:
+        said = "Etsy no longer accepts this shop's connection" if not live else (
+            "the last sync was refused by Etsy, and Etsy cannot be asked now")
+        raise AuthError(said, hint="run `kaalwatch auth` to connect again")
+
+
+def _recorded_refusal(state: dict[str, Any], connected_at: float) -> str | None:
+    """The refusal the last sync recorded (``needs_reauth``), unless the shop was connected again since."""
+    if not state.get("needs_reauth"):
+        return None
+    at = parse_time(state.get("last_attempt"))
+    if at is not None and connected_at > at.timestamp():
+        return None
+    when = f" at {iso(at)}" if at is not None else ""
+    said = str(state.get("last_error") or "Etsy refused the connection").removesuffix(f" ({RUN_AUTH})")
+    return f"the last sync{when} was refused ({said})"
 
 
 @click.command()

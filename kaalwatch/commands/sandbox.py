@@ -12,7 +12,8 @@ import click
 @click.option("--port", type=int, default=0, show_default=True,
               help="TCP port on 127.0.0.1 (0 picks a free one).")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Load receipts, listings and personalization from Etsy-format JSON files.")
+              default=None, help="Replay saved Etsy v3 responses (*.json files: pages, arrays or single bodies of "
+                   "receipts, transactions, listings, images, personalization) as they are.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated shop data.")
 @click.option("--keystring", default="sandbox-keystring", show_default=True,
               help="App keystring accepted in x-api-key and as client_id.")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_write_bytes, is_temp_name
 from kaalwatch.delivery.build import Encoded, encode, load_source, shape
 from kaalwatch.delivery.limits import BYTES_PER_MB, Check, count_check, deliverable_name, file_checks
@@ -268,10 +268,10 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
 
 def _write_files(order: Order, folder: Path, planned: list[_Planned], targets: list[Job]) -> list[str]:
     """Write the new files atomically, then remove what the rebuilt jobs had before and no longer have."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private.make_dir(folder)
     new_names = {item.name for item in planned}
     for item in planned:
-        atomic_write_bytes(folder / item.name, item.encoded.data, mode=0o644)
+        atomic_write_bytes(folder / item.name, item.encoded.data)
     removed = []
     for job in targets:
         for old in order.job(job.job_id).deliverables:

@@ -33,6 +33,7 @@ from kaalwatch.errors import (
     EtsyForbiddenError,
     EtsyNotFoundError,
     EtsyRateLimitError,
+    GrantRevokedError,
 )
 from kaalwatch.etsy.ratelimit import DAY, RateLimiter, retry_hint
 from kaalwatch.etsy.tokens import Tokens, TokenStore
@@ -49,6 +50,8 @@ PAGE_LIMIT = 100
 BATCH_LIMIT = 100
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 RUN_AUTH = "run `kaalwatch auth`"
+# Operations whose 404 means the shop itself was not found (or not visible to this token), not one record.
+SHOP_OPERATIONS = frozenset({"getShop", "getShopReceipts"})
 
 
 def etsy_connect_url(settings: EtsySettings) -> str:
@@ -189,6 +192,7 @@ class EtsyClient:
         refreshed = False
         attempt = 0
         last_problem = ""
+        server_error = ""  # Etsy's own words on the last 5xx: reported as its failure, not as silence
         while True:
             headers = {"x-api-key": self._api_key(), "Accept": "application/json"}
             if bearer:
@@ -199,10 +203,10 @@ class EtsyClient:
                 resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
                                             timeout=self.settings.timeout_seconds, allow_redirects=False)
             except requests.Timeout:
-                last_problem = "timed out"
+                last_problem, server_error = "timed out", ""
                 resp = None
             except requests.ConnectionError:
-                last_problem = "connection failed"
+                last_problem, server_error = "connection failed", ""
                 resp = None
             if resp is not None:
                 self.limiter.observe(resp.headers)
@@ -224,9 +228,15 @@ class EtsyClient:
                 if status not in RETRYABLE_STATUS:
                     raise self._error(status, body, operation, bearer)
                 last_problem = f"HTTP {status}"
+                server_error = _short(str(body.get("error") or "")) or "no details"
             if attempt >= self.settings.max_retries:
-                raise EtsyError(f"Etsy did not answer {operation} after {attempt + 1} attempts ({last_problem})",
-                                hint="check the connection or Etsy's status page, then try again")
+                if server_error:
+                    raise EtsyError(f"Etsy's server failed {operation} with {last_problem} ({server_error}); "
+                                    f"gave up after {_attempts(attempt + 1)}",
+                                    hint="the fault is on Etsy's side: check its status page "
+                                         "(https://status.etsy.com) and try again later")
+                raise EtsyError(f"Etsy did not answer {operation} after {_attempts(attempt + 1)} ({last_problem})",
+                                hint="check the internet connection or Etsy's status page, then try again")
             delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**attempt) * (0.5 + self.rng() / 2)  # jitter: no herd
             attempt += 1
             log.debug("Etsy %s: %s; retry %d in %.1fs", operation, last_problem, attempt, delay)
@@ -251,7 +261,7 @@ class EtsyClient:
         description = str(body.get("error_description") or "")
         said = _short(error + (f": {description}" if description else ""))
         if error == "invalid_grant" or (status == 401 and bearer):
-            return AuthError(f"Etsy revoked the connection ({said or 'HTTP 401'})", hint=RUN_AUTH)
+            return GrantRevokedError(f"Etsy revoked the connection ({said or 'HTTP 401'})", hint=RUN_AUTH)
         if status == 401:
             return AuthError(f"Etsy refused the credentials for {operation} ({said})", hint=RUN_AUTH)
         if status == 403:
@@ -266,8 +276,16 @@ class EtsyClient:
                                           hint=f"add {missing} to etsy.scopes and {RUN_AUTH} again")
             return EtsyForbiddenError(f"Etsy refused {operation} ({said or 'HTTP 403'})",
                                       hint="check the shop and the app's permissions")
+        if status == 404 and operation in SHOP_OPERATIONS:
+            return EtsyNotFoundError(f"Etsy found no such shop for {operation} ({said or 'HTTP 404'})",
+                                     hint="the saved shop id may belong to another account, or the connection "
+                                          f"lacks transactions_r: check `kaalwatch auth status`, then {RUN_AUTH} "
+                                          "with the shop owner's account")
         if status == 404:
             return EtsyNotFoundError(f"Etsy has no such resource for {operation} ({said or 'HTTP 404'})")
+        if status >= 500:
+            return EtsyError(f"Etsy's server failed {operation} with HTTP {status} ({said or 'no details'})",
+                             hint="the fault is on Etsy's side: try again later")
         return EtsyError(f"Etsy rejected {operation} with HTTP {status} ({said or 'no details'})")
 
     # --------------------------------------------------------------------------------------- operations
@@ -375,6 +393,10 @@ def _float(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'s' if count != 1 else ''}"
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from kaalwatch.errors import AuthError, EtsyError
+from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import EtsyClient, etsy_connect_url
 from kaalwatch.etsy.tokens import Tokens, TokenStore, tokens_from_answer
 from kaalwatch.settings import Settings
@@ -191,10 +191,26 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
             client.close()
 
 
+def _exchange_refused(exc: AuthError) -> AuthError:
+    """What a refused code exchange means, and what to do about it."""
+    if isinstance(exc, GrantRevokedError):
+        said = exc.message.split("(", 1)[-1].rstrip(")")  # Etsy's words, e.g. "invalid_grant: code has expired"
+        return AuthError(f"Etsy refused this sign-in's authorization code ({said})",
+                         hint="start over and finish within a few minutes: a code works once, shortly, and only "
+                              "with the redirect address it was issued for")
+    return AuthError(f"Etsy refused the app's credentials while signing in ({exc.message})",
+                     hint="check the keystring and shared secret at https://www.etsy.com/developers/your-apps "
+                          "and pass them with --keystring/--shared-secret")
+
+
 def _finish(client: EtsyClient, store: TokenStore, settings: Settings, code: str, verifier: str,
             redirect_uri: str) -> Connection:
     now = time.time()
-    answer = client.exchange_code(code, verifier, redirect_uri)
+    try:
+        answer = client.exchange_code(code, verifier, redirect_uri)
+    except AuthError as exc:
+        # This *is* `kaalwatch auth`: "run kaalwatch auth" would send the user round in a circle.
+        raise _exchange_refused(exc) from None
     tokens = tokens_from_answer(answer, now, base_url=settings.etsy.base_url.rstrip("/"))
     with store.lock():
         store.save(tokens)  # saved at once: nothing after this may lose a fresh grant

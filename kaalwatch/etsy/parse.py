@@ -1,8 +1,9 @@
 """Etsy JSON → our objects: receipts, listings and personalization answers, tolerant of real traffic.
 
-Real answers differ from Etsy's document (see ``shared/etsy/NOTES.md``): title-case statuses, both
-``create_timestamp`` and ``created_timestamp``, HTML entities and ``\\r\\n`` in buyer text, ``null`` or
-``""`` for empty strings, extra keys. Everything here accepts that. Only what the tool cannot work
+Real answers differ from Etsy's document: title-case statuses, both ``create_timestamp`` and
+``created_timestamp`` (and timestamps rewritten by libraries and proxies: numeric strings, ISO-8601, see
+:mod:`kaalwatch.etsy.timestamps`), HTML entities and ``\\r\\n`` in buyer text, ``null`` or ``""`` for
+empty strings, extra keys. Everything here accepts that. Only what the tool cannot work
 without is strict: a receipt needs a whole-number ``receipt_id`` and each line item a ``transaction_id``;
 anything else missing becomes an empty value. Buyer text is unescaped and its line ends normalised, and
 otherwise kept as the buyer wrote it: escaping for display is the page's job.
@@ -15,9 +16,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from kaalwatch.errors import EtsyError
+from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
 from kaalwatch.model import Answer, Job, Order
 from kaalwatch.settings import Settings
 from kaalwatch.workflows import workflow_for
@@ -61,12 +64,15 @@ def _required_int(data: Mapping[str, Any], key: str, what: str) -> int:
     return value
 
 
-def _time(data: Mapping[str, Any], *keys: str) -> datetime | None:
-    for key in keys:
-        stamp = _int(data.get(key))
-        if stamp is not None and stamp > 0:
-            return datetime.fromtimestamp(stamp, UTC)
-    return None
+def _time(data: Mapping[str, Any], keys: tuple[str, ...]) -> datetime | None:
+    stamp = first_epoch(data, keys)
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
+def updated_epoch(data: Mapping[str, Any]) -> int:
+    """A receipt's last change as epoch seconds, whatever the spelling; its creation when it has none
+    (Etsy's update time is never earlier), 0 when it has neither. The sync's high-water mark is these."""
+    return first_epoch(data, UPDATED) or first_epoch(data, CREATED) or 0
 
 
 def _bool(value: Any) -> bool:
@@ -112,6 +118,8 @@ class EtsyReceipt:
     created: datetime | None
     updated: int  # epoch seconds; the sync high-water mark is made of these
     transactions: tuple[EtsyTransaction, ...]
+    total: str | None = None  # grand total as a decimal string ("23.80"), kept for the shop's books
+    currency: str | None = None
 
     @property
     def status_key(self) -> str:
@@ -145,9 +153,8 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         if not isinstance(item, Mapping):
             raise ParseError(f"receipt {receipt_id}: a line item that is not an object")
         transactions.append(parse_transaction(item, receipt_id))
-    created = _time(data, "create_timestamp", "created_timestamp")
-    updated = _int(data.get("update_timestamp")) or _int(data.get("updated_timestamp"))
-    updated = updated or (int(created.timestamp()) if created else 0)
+    created = _time(data, CREATED)
+    updated = updated_epoch(data)
     return EtsyReceipt(
         receipt_id=receipt_id,
         # A receipt without a status is still usable: what the flags say is enough to sync it.
@@ -162,7 +169,26 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         created=created,
         updated=updated,
         transactions=tuple(transactions),
+        total=money(data.get("grandtotal") or data.get("grand_total")),
+        currency=_currency(data.get("grandtotal") or data.get("grand_total")),
     )
+
+
+def money(value: Any) -> str | None:
+    """Etsy's Money object ``{amount, divisor, currency_code}`` as a decimal string; None if unusable."""
+    if not isinstance(value, Mapping):
+        return None
+    amount, divisor = _int(value.get("amount")), _int(value.get("divisor")) or 0
+    if amount is None or divisor <= 0:
+        return None
+    total = Decimal(amount) / Decimal(divisor)
+    places = len(str(divisor)) - 1 if str(divisor).strip("0") == "1" else 2
+    return str(total.quantize(Decimal(1).scaleb(-places)))
+
+
+def _currency(value: Any) -> str | None:
+    code = clean(value.get("currency_code")).strip().upper() if isinstance(value, Mapping) else ""
+    return code if re.fullmatch(r"[A-Z]{3}", code) else None
 
 
 def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransaction:
@@ -185,7 +211,7 @@ def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransacti
         quantity=max(1, quantity),
         sku=sku,
         variations=tuple(variations),
-        expected_ship=_time(data, "expected_ship_date"),
+        expected_ship=_time(data, ("expected_ship_date",)),
     )
 
 
@@ -377,5 +403,7 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         gift_message=receipt.gift_message,
         message_from_buyer=receipt.message_from_buyer,
         etsy_updated_at=datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None,
+        total=receipt.total,
+        currency=receipt.currency,
     )
     return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs)

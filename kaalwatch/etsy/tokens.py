@@ -15,6 +15,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from kaalwatch import private
 from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import AuthError
 from kaalwatch.store import Workspace
@@ -84,7 +85,7 @@ class TokenStore:
     def lock(self) -> FileLock:
         """Held while refreshing: one process at a time, across threads and processes."""
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self._lock_path), timeout=LOCK_TIMEOUT_SECONDS)
+        return FileLock(str(self._lock_path), timeout=LOCK_TIMEOUT_SECONDS, mode=private.file_mode())
 
     def load(self) -> Tokens | None:
         try:
@@ -113,8 +114,12 @@ class TokenStore:
         self.path.unlink(missing_ok=True)
 
 
-def describe(tokens: Tokens, now: float | None = None) -> list[str]:
-    """Lines for ``kaalwatch auth status``: shop, scopes, expiry, refresh-token age (no secret)."""
+def describe(tokens: Tokens, now: float | None = None, *, refused: str | None = None) -> list[str]:
+    """Lines for ``kaalwatch auth status``: shop, scopes, expiry, refresh-token age (no secret).
+
+    ``refused`` is why Etsy no longer accepts these tokens (a revoked grant, seen just now or recorded by
+    the last sync): then no line claims a token is still good, and the fix is said.
+    """
     now = time.time() if now is None else now
     age_days = (now - tokens.refresh_issued_at) / 86_400
     left = tokens.expires_at - now
@@ -122,6 +127,13 @@ def describe(tokens: Tokens, now: float | None = None) -> list[str]:
         f"shop: {tokens.shop_name or '?'} (shop_id {tokens.shop_id}, user_id {tokens.user_id})",
         f"Etsy: {tokens.base_url or '?'}",
         f"scopes: {' '.join(tokens.scopes) or '(unknown)'}",
+    ]
+    if refused is not None:
+        return [*lines,
+                f"access token: no longer accepted: {refused}",
+                "refresh token: revoked by Etsy (a password change or a removed app access does this): "
+                "run `kaalwatch auth` to connect the shop again"]
+    lines += [
         "access token: " + (f"valid for {int(left // 60)} more minutes" if left > 0
                             else "expired (refreshed on next use)"),
         f"refresh token: {age_days:.1f} days old (Etsy's last about 90 days; every refresh renews it)",

@@ -221,6 +221,9 @@ class Sandbox:
         images or a list of image bytes to serve; ``upload_urls`` puts those URLs verbatim instead.
         """
         assert self._factory is not None, "sandbox not started"
+        if listing_id is None and self.data_dir is not None:
+            # A replayed shop sells its recorded listings, not the seeded ones the factory picks from.
+            listing_id = self._factory.rng.choice(sorted(self.shop.listings))
         spec = seeding.OrderSpec(listing_id=listing_id, buyer_name=buyer_name, answers=answers,
                                  uploads=uploads, quantity=quantity, message=message, is_gift=is_gift,
                                  gift_message=gift_message, extra_listing_ids=extra_listing_ids,

@@ -1,8 +1,13 @@
 """The sandbox shop's in-memory state and Etsy's query semantics over it (filters, sorting, paging); no I/O.
 
 Receipts are stored exactly as they are served (Etsy's ShopReceipt shape with real-traffic quirks), so what
-a mutation writes is what the next request reads. Every public method takes the lock: the HTTP server,
-the ``--orders-every`` thread and test code call in concurrently.
+a mutation writes is what the next request reads. Replayed recordings may spell timestamps differently from
+one receipt to the next (epoch integers, numeric or ISO-8601 strings): filters and sorting read each
+receipt's moments as epoch seconds (:func:`stamps_of`, on every query, so a receipt edited in place by the
+seed or a test is never seen stale), and a mutation writes its new time in the spelling the receipt
+already uses. Fields a recording may lack (``refunds``, ``shipments``, ``transactions``) are treated as
+empty. Every public method takes the lock: the HTTP server, the ``--orders-every`` thread and test code
+call in concurrently.
 """
 
 from __future__ import annotations
@@ -10,14 +15,18 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+
+from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
 
 JSON = dict[str, Any]
 
 # Etsy accepts three spellings for each direction (see the sort_order enum in the document).
 _ASC = {"asc", "ascending", "up"}
 _DESC = {"desc", "descending", "down"}
-_SORT_KEYS = {"created": "create_timestamp", "updated": "update_timestamp", "receipt_id": "receipt_id"}
+# sort_on -> index into a receipt's (created, updated) stamps; None sorts on the receipt id.
+_SORT_COLUMNS: dict[str, int | None] = {"created": 0, "updated": 1, "receipt_id": None}
 # Documented minimum for every timestamp filter (2000-01-01).
 _MIN_TS = 946684800
 VALID_INCLUDES = ("Images", "Shop", "User", "Translations", "Videos", "Personalization", "BuyerPrice")
@@ -66,6 +75,29 @@ def split_list(raw: Iterable[str]) -> list[str]:
 def status_of(receipt: Mapping[str, Any]) -> str:
     """The receipt's status compared case-insensitively (real traffic is title-case, the doc lower-case)."""
     return str(receipt.get("status") or "").lower()
+
+
+def spelled_like(example: Any, stamp: int) -> int | str:
+    """``stamp`` written the way ``example`` (a recorded timestamp) is: an ISO string stays ISO, a numeric
+    string stays a string, anything else becomes Etsy's epoch integer."""
+    if not isinstance(example, str) or not example.strip():
+        return stamp
+    if example.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return str(stamp)
+    text = datetime.fromtimestamp(stamp, UTC).isoformat()
+    return text.replace("+00:00", "Z") if example.strip().endswith("Z") else text
+
+
+def stamps_of(receipt: Mapping[str, Any]) -> tuple[int, int]:
+    """(created, updated) in epoch seconds, whatever the spelling; updated falls back to created, then 0."""
+    created = first_epoch(receipt, CREATED) or 0
+    return created, first_epoch(receipt, UPDATED) or created
+
+
+def _amount(money: Any) -> int:
+    """The minor units of an Etsy money object; 0 for anything a recording left out or spelt oddly."""
+    value = money.get("amount") if isinstance(money, Mapping) else money
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class Shop:
@@ -117,7 +149,7 @@ class Shop:
         limit = parse_int("limit", params["limit"], minimum=1, maximum=100) if "limit" in params else 25
         offset = parse_int("offset", params["offset"], minimum=0) if "offset" in params else 0
         sort_on = params.get("sort_on", "created")
-        if sort_on not in _SORT_KEYS:
+        if sort_on not in _SORT_COLUMNS:
             raise ShopError(400, f"Invalid value for sort_on: {sort_on!r} is not one of created, updated, receipt_id.")
         sort_order = params.get("sort_order", "desc")
         if sort_order not in _ASC | _DESC:
@@ -125,8 +157,9 @@ class Shop:
 
         with self.lock:
             matches = []
+            stamps = {rid: stamps_of(r) for rid, r in self.receipts.items()}
             for rid, r in self.receipts.items():
-                created, updated = r["create_timestamp"], r["update_timestamp"]
+                created, updated = stamps[rid]
                 if min_created is not None and created < min_created:
                     continue
                 if max_created is not None and created > max_created:
@@ -135,19 +168,20 @@ class Shop:
                     continue
                 if max_mod is not None and updated > max_mod:
                     continue
-                if was_paid is not None and bool(r["is_paid"]) != was_paid:
+                if was_paid is not None and bool(r.get("is_paid")) != was_paid:
                     continue
-                if was_shipped is not None and bool(r["is_shipped"]) != was_shipped:
+                if was_shipped is not None and bool(r.get("is_shipped")) != was_shipped:
                     continue
                 if was_delivered is not None and (rid in self.delivered) != was_delivered:
                     continue
                 if was_canceled is not None and (status_of(r) == "canceled") != was_canceled:
                     continue
-                matches.append(r)
-            key = _SORT_KEYS[sort_on]
+                matches.append(rid)
+            column = _SORT_COLUMNS[sort_on]
             # receipt_id breaks ties so paging over equal timestamps is stable, as it must be for offsets.
-            matches.sort(key=lambda r: (r[key], r["receipt_id"]), reverse=sort_order in _DESC)
-            page = matches[offset : offset + limit]
+            matches.sort(key=lambda rid: (stamps[rid][column] if column is not None else rid, rid),
+                         reverse=sort_order in _DESC)
+            page = [self.receipts[rid] for rid in matches[offset : offset + limit]]
             return {"count": len(matches), "results": copy.deepcopy(page)}
 
     def receipt(self, receipt_id: int) -> JSON:
@@ -158,7 +192,7 @@ class Shop:
     def transactions(self, receipt_id: int) -> JSON:
         """``getShopReceiptTransactionsByReceipt`` body."""
         with self.lock:
-            txs = self._receipt(receipt_id)["transactions"]
+            txs = self._receipt(receipt_id).get("transactions") or []
             return {"count": len(txs), "results": copy.deepcopy(txs)}
 
     def listing(self, listing_id: int, includes: Iterable[str] = ()) -> JSON:
@@ -231,8 +265,13 @@ class Shop:
 
     def _bump(self, r: JSON) -> None:
         # Etsy sends both spellings with the same value; keep them equal, and never move backwards.
-        now = max(self._now(), r["update_timestamp"])
-        r["update_timestamp"] = r["updated_timestamp"] = now
+        now = max(self._now(), stamps_of(r)[1])
+        for key in [key for key in UPDATED if key in r] or UPDATED:
+            r[key] = spelled_like(r.get(key), now)
+
+    def _now_like(self, r: JSON) -> int | str:
+        """Now, spelt as this receipt spells its update time (for timestamps written inside it)."""
+        return spelled_like(next((r[k] for k in UPDATED if k in r), None), self._now())
 
     def set_status(self, receipt_id: int, status: str) -> JSON:
         """Set the title-case status and bump ``update_timestamp``."""
@@ -247,8 +286,9 @@ class Shop:
         with self.lock:
             r = self._receipt(receipt_id)
             r["status"] = "Canceled"
-            if r["is_paid"]:
-                r["refunds"].append(self._refund_entry(r["grandtotal"]["amount"], r, "Order canceled"))
+            if r.get("is_paid"):
+                refunds = r.setdefault("refunds", [])
+                refunds.append(self._refund_entry(_amount(r.get("grandtotal")), r, "Order canceled"))
             self._bump(r)
             return copy.deepcopy(r)
 
@@ -256,18 +296,21 @@ class Shop:
         """Refund all or half; ``bump=False`` (or ``refund_bumps_update=False``) mimics open-api #513."""
         with self.lock:
             r = self._receipt(receipt_id)
-            total = r["grandtotal"]["amount"]
-            amount = total // 2 if partial else total - sum(x["amount"]["amount"] for x in r["refunds"])
-            r["refunds"].append(self._refund_entry(amount, r, "Partial refund" if partial else "Full refund"))
+            total = _amount(r.get("grandtotal"))
+            refunds = r.setdefault("refunds", [])
+            amount = total // 2 if partial else total - sum(_amount(x.get("amount")) for x in refunds)
+            refunds.append(self._refund_entry(amount, r, "Partial refund" if partial else "Full refund"))
             r["status"] = "Partially Refunded" if partial else "Fully Refunded"
             if self.refund_bumps_update if bump is None else bump:
                 self._bump(r)
             return copy.deepcopy(r)
 
     def _refund_entry(self, amount: int, r: JSON, reason: str) -> JSON:
+        total = r.get("grandtotal")
+        currency = total.get("currency_code") if isinstance(total, Mapping) else None
         return {
-            "amount": {"amount": amount, "divisor": 100, "currency_code": r["grandtotal"]["currency_code"]},
-            "created_timestamp": self._now(),
+            "amount": {"amount": amount, "divisor": 100, "currency_code": currency or "USD"},
+            "created_timestamp": self._now_like(r),
             "reason": reason,
             "note_from_issuer": None,
             "status": "Complete",
@@ -277,10 +320,10 @@ class Shop:
         """As if the seller pressed *Complete order* on Etsy with the files attached."""
         with self.lock:
             r = self._receipt(receipt_id)
-            now = self._now()
+            now = self._now_like(r)
             r["status"] = "Completed"
             r["is_shipped"] = True
-            for tx in r["transactions"]:
+            for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
             self.delivered.add(receipt_id)
             self._bump(r)
@@ -322,11 +365,11 @@ class Shop:
             r = self._receipt(receipt_id)
             if status_of(r) in ("canceled", "fully refunded"):
                 raise ShopError(409, "Cannot submit tracking for a canceled or refunded receipt.")
-            now = self._now()
+            now = self._now_like(r)
             if tracking:
-                r["shipments"].append(
+                r.setdefault("shipments", []).append(
                     {
-                        "receipt_shipping_id": 900_000_000 + receipt_id % 100_000_000 + len(r["shipments"]),
+                        "receipt_shipping_id": 900_000_000 + receipt_id % 100_000_000 + len(r.get("shipments") or []),
                         "shipment_notification_timestamp": now,
                         "carrier_name": str(carrier),
                         "tracking_code": str(tracking),
@@ -335,7 +378,7 @@ class Shop:
             r["is_shipped"] = True
             if status_of(r) == "paid":
                 r["status"] = "Completed"
-            for tx in r["transactions"]:
+            for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
             self._bump(r)
             return copy.deepcopy(r)

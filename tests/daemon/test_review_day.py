@@ -179,7 +179,7 @@ def test_a_day_on_the_review_page(connected: Connected, daemon_factory: Callable
             # On hold with a reason, then undo puts the job back.
             page.goto(job_url["zoe"])
             before = page.locator("#job-state").inner_text()
-            page.fill("input[name=reason]", "Buyer is travelling until Monday")
+            page.fill("form[action$='/hold'] input[name=reason]", "Buyer is travelling until Monday")
             page.click("button:has-text('Put on hold')")
             expect(page.locator("#job-state")).to_have_text("on hold")
             expect(page.locator("#hold-reason")).to_have_text("Buyer is travelling until Monday")

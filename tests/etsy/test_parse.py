@@ -13,7 +13,9 @@ from kaalwatch.etsy.parse import (
     parse_listing,
     parse_receipt,
     split_urls,
+    updated_epoch,
 )
+from kaalwatch.etsy.timestamps import epoch_seconds
 from kaalwatch.settings import Settings
 
 PET_QUESTIONS = (
@@ -55,6 +57,48 @@ def test_only_one_spelling_of_timestamps_and_string_ids() -> None:
     data = receipt(receipt_id="31", update_timestamp=None, create_timestamp=None)
     r = parse_receipt(data)
     assert r.receipt_id == 31 and r.updated == 1_760_000_100 and r.created is not None
+
+
+# 1_760_000_100 is 2025-10-09T08:55:00Z; every spelling below names that moment.
+@pytest.mark.parametrize("spelling", [
+    1_760_000_100, "1760000100", " 1760000100 ", 1_760_000_100.0, "1760000100.0", 1_760_000_100_000,
+    "2025-10-09T08:55:00Z", "2025-10-09T08:55:00+00:00", "2025-10-09T08:55:00.000Z", "2025-10-09T10:55:00+02:00",
+    "2025-10-09 08:55:00", "2025-10-09T08:55:00.123456789Z", "Thu, 09 Oct 2025 08:55:00 GMT",
+])
+def test_every_timestamp_spelling_is_read_for_every_field(spelling: object) -> None:
+    data = receipt(update_timestamp=spelling, updated_timestamp=spelling, create_timestamp=spelling,
+                   created_timestamp=spelling)
+    data["transactions"][0]["expected_ship_date"] = spelling
+    r = parse_receipt(data)
+    assert r.updated == 1_760_000_100
+    assert r.created is not None and int(r.created.timestamp()) == 1_760_000_100
+    assert r.transactions[0].expected_ship == r.created
+    assert updated_epoch(data) == 1_760_000_100
+
+
+def test_an_iso_update_time_next_to_epoch_integers_is_the_update_time() -> None:
+    # What a proxy that rewrites one spelling leaves behind: the other keys still integers.
+    data = receipt(updated_timestamp="2025-10-09T09:00:00Z", update_timestamp=None)
+    r = parse_receipt(data)
+    assert r.updated == 1_760_000_400 != int(r.created.timestamp())  # type: ignore[union-attr]
+
+
+def test_the_ed_spelling_wins_and_the_other_is_read_when_it_is_unreadable() -> None:
+    both = receipt(updated_timestamp=1_760_000_500, update_timestamp=1_760_000_100,
+                   created_timestamp=1_760_000_050, create_timestamp=1_760_000_000)
+    r = parse_receipt(both)
+    assert r.updated == 1_760_000_500 and int(r.created.timestamp()) == 1_760_000_050  # type: ignore[union-attr]
+    broken = receipt(updated_timestamp="soon", update_timestamp="2025-10-09T08:55:00Z",
+                     created_timestamp=0, create_timestamp="1760000000")
+    r = parse_receipt(broken)
+    assert r.updated == 1_760_000_100 and int(r.created.timestamp()) == 1_760_000_000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("junk", [None, "", "soon", True, -5, 0, "NaN", float("nan"), [], {"t": 1}])
+def test_unreadable_timestamps_are_missing_not_fatal(junk: object) -> None:
+    data = receipt(update_timestamp=junk, updated_timestamp=junk, create_timestamp=junk, created_timestamp=junk)
+    r = parse_receipt(data)
+    assert r.updated == 0 and r.created is None and epoch_seconds(junk) is None
 
 
 @pytest.mark.parametrize("status, cancelled, completed", [

@@ -18,6 +18,8 @@ from tests.support.openapi import (
     validate_response,
 )
 
+pytestmark = pytest.mark.contract
+
 
 @pytest.fixture(autouse=True)
 def _doc() -> None:

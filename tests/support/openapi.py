@@ -1,8 +1,8 @@
 """Etsy's OpenAPI document as a test oracle: validate response bodies and match requests to operations.
 
-The document is read from ``$KAALWATCH_OPENAPI``, else ``<repo>/../shared/etsy/openapi-v3.json``. Tests
-that need it call :func:`require_doc` (or use :func:`doc_available`) and skip with a one-line reason when
-it is absent.
+The document is Etsy's public one, kept in the repository at ``tests/data/etsy/openapi-v3.json`` (see the
+README beside it), so every clone has it: contract tests never skip. :func:`require_doc` fails the calling
+test, naming the path, if someone deleted it.
 
 Two entry points:
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,7 +40,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DOC = REPO.parent / "shared" / "etsy" / "openapi-v3.json"
+DOC_PATH = REPO / "tests" / "data" / "etsy" / "openapi-v3.json"
 
 # (schema, property) -> why the document is relaxed there. Applied by _patched_components() only.
 REAL_TRAFFIC_EXCEPTIONS: dict[tuple[str, str], str] = {
@@ -68,29 +67,18 @@ class ResponseMismatch(AssertionError):
     """A response body the document's schema rejects."""
 
 
-def doc_path() -> Path:
-    """Where the document is looked for."""
-    env = os.environ.get("KAALWATCH_OPENAPI")
-    return Path(env) if env else DEFAULT_DOC
-
-
-def doc_available() -> bool:
-    """True when the document can be read."""
-    return doc_path().is_file()
-
-
 @functools.cache
 def load_doc() -> dict[str, Any]:
     """The parsed document (cached)."""
-    return json.loads(doc_path().read_text(encoding="utf-8"))
+    return json.loads(DOC_PATH.read_text(encoding="utf-8"))
 
 
 def require_doc() -> dict[str, Any]:
-    """The document, or skip the calling test with a one-line reason."""
-    if not doc_available():
+    """The document; a missing one fails the calling test (it ships with the repository, never skip)."""
+    if not DOC_PATH.is_file():
         import pytest
 
-        pytest.skip(f"Etsy OpenAPI document not found at {doc_path()} (set KAALWATCH_OPENAPI)")
+        pytest.fail(f"Etsy's OpenAPI document is missing from the repository: {DOC_PATH} (restore it with git)")
     return load_doc()
 
 

@@ -233,6 +233,7 @@ def test_expired_token_mid_sync_and_revoked_token(sandbox: Sandbox, sb_ws: Works
     assert state["needs_reauth"] is True and "kaalwatch auth" in state["last_error"]
 
 
+@pytest.mark.contract
 def test_every_request_matches_the_openapi_document(sandbox: Sandbox, sb_ws: Workspace, sb_settings: Settings,
                                                     client: EtsyClient) -> None:
     require_doc()
