@@ -193,8 +193,6 @@ class Workspace:
         # writer (this process or another) updates the shared index, so a miss needs no new scan. Without
         # this a first import of N orders would rescan orders/ N times.
         self._scanned = False
-        # An anonymised order's old words stay in the search index's older segments until they are merged.
-        self._search_stale = False
 
     # ---------------------------------------------------------------------------------------- setup
 
@@ -449,8 +447,10 @@ class Workspace:
 
     def scrub_index(self) -> None:
         """After retention: rebuild the index file without freed pages and empty its WAL, so an anonymised
-        buyer's name survives neither in a free page nor in an old WAL frame."""
+        buyer's name survives neither in a free page nor in an old WAL frame. The search index keeps a
+        deleted row's words in its older segments until they are merged: merge them all first."""
         db = self._db()
+        db.execute("INSERT INTO search (search) VALUES ('optimize')")
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -489,7 +489,6 @@ class Workspace:
                 )
                 db.execute("INSERT INTO search (rowid, text) VALUES (?, ?)", (cursor.lastrowid, job_text(order, job)))
             db.execute("COMMIT")
-            self._search_stale = self._search_stale or order.anonymised_at is not None
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -545,10 +544,6 @@ class Workspace:
         for rel in known_broken:
             if rel not in seen:
                 db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
-        if self._search_stale:
-            # Merging every segment drops the anonymised text; secure_delete zeroes the pages it leaves.
-            db.execute("INSERT INTO search (search) VALUES ('optimize')")
-            self._search_stale = False
         self._scanned = True
         return IndexReport(scanned=scanned, parsed=parsed, removed=len(gone), broken=broken)
 
