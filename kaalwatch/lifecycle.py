@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kaalwatch.errors import NotFoundError, TransitionError
 from kaalwatch.model import (
+    AddOn,
     Deliverable,
     Event,
     Job,
@@ -303,6 +304,38 @@ def clear_deliverables(order: Order, job_id: str, reason: str, actor: str = "del
     job.deliverables = []
     record(order, actor, "deliverables_removed", job.job_id, files=names, why=reason)
     return names
+
+
+def set_framing(order: Order, job_id: str, key: str, position: float | None, margins: bool,
+                actor: str = "review") -> None:
+    """Where deliverable ``key``'s crop frame sits (None = centred), or margins instead of a crop. Files built
+    with another frame no longer match: a ready job goes back to approved (its files leave deliver/)."""
+    job = order.job(job_id)
+    if job.state in (S.DELIVERED, S.CANCELLED):
+        raise refusal(job, "has its final files: the crop can no longer change")
+    if position is None:
+        job.crop.pop(key, None)
+    else:
+        job.crop[key] = round(min(1.0, max(0.0, position)), 4)
+    job.margins = sorted(set(job.margins) - {key} | ({key} if margins else set()))
+    record(order, actor, "crop_set", job.job_id, deliverable=key, position=job.crop.get(key), margins=margins)
+    if job.state is S.READY_TO_DELIVER:
+        _move(order, job, S.APPROVED, actor, "reframed", why="the crop changed after the files were built")
+
+
+def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor: str = "sync") -> None:
+    """An add-on line item (e.g. Rush): shown on the order; it may move the due date sooner and mark it urgent."""
+    effects = []
+    if rush_days and order.ship_by is not None:
+        order.ship_by -= timedelta(days=rush_days)
+        effects.append(f"due {rush_days} day{'s' if rush_days != 1 else ''} sooner")
+    if urgent:
+        order.urgent = True
+        effects.append("urgent")
+    addon.effect = ", ".join(effects)
+    order.addons.append(addon)
+    record(order, actor, "addon", None, title=addon.title, workflow=addon.workflow, effect=addon.effect,
+           ship_by=order.ship_by.isoformat() if order.ship_by else None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -291,6 +291,8 @@ class _Pass:
         for job in order.jobs:
             if new.needs_references.get(job.job_id):
                 lifecycle.await_references(order, job.job_id, actor="sync")
+        for addon, rule in new.addons:  # Rush and the like: no job, they change the order
+            lifecycle.add_addon(order, addon, rush_days=rule.rush_days, urgent=rule.urgent, actor="sync")
         order.references = plan_references(new)
         order.synced_at = self.now()
         self.report.new += 1

@@ -21,8 +21,8 @@ from typing import Any
 
 from kaalwatch.errors import EtsyError
 from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
-from kaalwatch.model import Answer, Job, Order
-from kaalwatch.settings import Settings
+from kaalwatch.model import AddOn, Answer, Job, Order
+from kaalwatch.settings import Settings, Workflow
 from kaalwatch.workflows import workflow_for
 
 PERSONALIZATION_PROPERTY_ID = 54
@@ -369,6 +369,8 @@ class NewOrder:
     uploads: dict[str, list[Upload]]  # job_id -> buyer uploads
     style_samples: dict[str, str]  # job_id -> listing main image URL
     needs_references: dict[str, bool]  # job_id -> the workflow waits for buyer photos
+    # Add-on line items (Rush…): no job; sync applies each through lifecycle.add_addon with its workflow.
+    addons: list[tuple[AddOn, Workflow]] = field(default_factory=list)
 
 
 def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], settings: Settings) -> NewOrder:
@@ -377,11 +379,16 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
     uploads: dict[str, list[Upload]] = {}
     samples: dict[str, str] = {}
     needs: dict[str, bool] = {}
+    addons: list[tuple[AddOn, Workflow]] = []
     for tx in receipt.transactions:
         listing = listings.get(tx.listing_id) if tx.listing_id is not None else None
         title = tx.title or (listing.title if listing else "")
         workflow = workflow_for(settings.workflows, settings.default_workflow, listing_id=tx.listing_id,
                                 sku=tx.sku, title=title)
+        if workflow.kind == "addon":
+            addons.append((AddOn(transaction_id=str(tx.transaction_id), listing_id=tx.listing_id, title=title,
+                                 workflow=workflow.name, quantity=tx.quantity), workflow))
+            continue
         answers, files = join_answers(tx.variations, listing.questions if listing else ())
         job_id = str(tx.transaction_id)
         jobs.append(Job(job_id=job_id, listing_id=tx.listing_id, title=title, workflow=workflow.name,
@@ -406,4 +413,4 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         total=receipt.total,
         currency=receipt.currency,
     )
-    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs)
+    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs, addons=addons)

@@ -139,7 +139,8 @@ class Drive:
             for job in order.jobs:
                 lifecycle.approve(order, job.job_id, job.latest.number, actor="review")
         settings = load_settings(self.config, env={}, use_default_path=False)
-        assert delivery.prepare(self.ws, settings, rid).ok
+        # Small test artworks miss the pet workflow's 2048 px / 300 DPI promises: built "anyway", as the owner would.
+        assert delivery.prepare(self.ws, settings, rid, anyway=True).ok
         self.sb.complete(rid)
         wait_for(lambda: all(j.state is JobState.DELIVERED for j in self.ws.load(rid).jobs), 60,
                  what=f"order {rid} delivered by sync")
