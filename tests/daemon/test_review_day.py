@@ -34,9 +34,10 @@ pytestmark = [
 ]
 
 
-def artwork(seed: int) -> bytes:
-    """A small painting-like PNG (soft background, a figure), different for each seed."""
-    image = Image.new("RGB", (900, 700), (236 - seed * 9 % 60, 222, 205 + seed * 7 % 40))
+def artwork(seed: int, size: tuple[int, int] = (900, 700)) -> bytes:
+    """A painting-like PNG (soft background, a figure), different for each seed; the pet-portrait listing
+    promises an 8x10 in print at 300 DPI, so the one to deliver is saved at 2400x3000."""
+    image = Image.new("RGB", size, (236 - seed * 9 % 60, 222, 205 + seed * 7 % 40))
     draw = ImageDraw.Draw(image)
     draw.ellipse((300, 180, 600, 520), fill=(150 + seed * 13 % 80, 105, 70))
     draw.ellipse((360, 90, 540, 260), fill=(170, 125, 85))
@@ -78,7 +79,8 @@ def test_a_day_on_the_review_page(connected: Connected, daemon_factory: Callable
     folders = {name: wait_for(lambda rid=rid: folder_of(ws, rid), 40, what=f"the folder of {name}")
                for name, rid in ids.items()}
     for name in ("cancel", "deliver"):
-        (folders[name] / "portrait.png").write_bytes(artwork(ids[name] % 97))
+        (folders[name] / "portrait.png").write_bytes(artwork(ids[name] % 97, (2400, 3000) if name == "deliver"
+                                                             else (900, 700)))
         wait_for(lambda name=name: ws.load(ids[name]).jobs[0].versions and ws.load(ids[name]).jobs[0].versions[0]
                  .preview, 30, what=f"a previewed version of {name}")
     sb.cancel(ids["cancel"])
