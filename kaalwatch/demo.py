@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shlex
 import sys
 import threading
 import time
@@ -96,6 +98,13 @@ def write_config(root: Path, data: dict) -> Path:
     return path
 
 
+def cli_hint(config_path: Path) -> str:
+    """The exact line that points the command line (``kaalwatch status`` …) at this demo's workspace."""
+    if os.name == "nt":
+        return f'$env:KAALWATCH_CONFIG = "{config_path}"'  # PowerShell, the default Windows terminal
+    return f"export KAALWATCH_CONFIG={shlex.quote(str(config_path))}"
+
+
 def load_demo_settings(config_path: Path) -> Settings:
     return load_settings(config_path, env={}, use_default_path=False)
 
@@ -123,7 +132,7 @@ def _watch_first_folder(orders_dir: Path, times: DemoTimes, stop: threading.Even
 
 def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port: int = 0,
              open_browser: bool = True, orders_every: float = DEFAULT_ORDERS_EVERY,
-             out: Callable[[str], None] = print, tick_seconds: float = 2.0) -> int:
+             out: Callable[[str], None] = print, tick_seconds: float = 2.0, hostile: bool = False) -> int:
     """Start the sandbox, set up the demo workspace, connect, run the daemon until ``stop``; returns 0."""
     import requests
 
@@ -135,7 +144,7 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
 
     times = DemoTimes(started=time.monotonic())
     root = prepare_workspace(workspace)
-    sandbox = Sandbox(auto_approve=True, orders_every=orders_every or None)
+    sandbox = Sandbox(auto_approve=True, orders_every=orders_every or None, hostile=hostile)
     sandbox.start()
     try:
         config_path = write_config(root, demo_config(root, sandbox.url, sandbox.keystring, sandbox.shared_secret,
@@ -146,6 +155,8 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
         logs.setup(settings.log_level, ws.logs_dir, orders_dir=ws.orders_dir)
         out(f"Sandbox Etsy shop at {sandbox.url} (invented orders; a new one every {orders_every:g} s)")
         out(f"Demo workspace: {root}  (config: {config_path})")
+        out("To use the command line with this demo (kaalwatch status, rescan, …), in another terminal run:")
+        out(f"  {cli_hint(config_path)}")
         # The real PKCE flow; the sandbox's consent page approves at once, so "the browser" is one GET.
         oauth.connect(settings, ws, open_url=lambda url: requests.get(url, timeout=10), output=lambda _line: None,
                       port=0)

@@ -25,11 +25,13 @@ from kaalwatch.model import (
     Proof,
     Reference,
     Version,
+    iso,
+    parse_time,
     utcnow,
 )
 
 S = JobState
-DOWNLOAD_ERROR_PREFIX = "download: "  # a job error with this prefix is the download queue's to clear
+DOWNLOAD_ERROR_PREFIX = "download: "  # how the download queue's warnings (source "download") begin
 
 # The legal moves of one job. ON_HOLD returns to where it came from (``held_from``) via reopen.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -58,16 +60,30 @@ def record(order: Order, actor: str, event: str, job_id: str | None = None, *, a
     return entry
 
 
+def refusal(job: Job, what: str) -> TransitionError:
+    """A refused move, said as the owner would say it (the page shows it as it is; no internal ids)."""
+    return TransitionError(f"Nothing was done: this item is {job.state.words}, so it {what}.")
+
+
+# Warnings whose cause is gone once a job reaches a state: a build problem once the approval is gone or
+# the job is finished, "completed without approval" once it is delivered or cancelled.
+_CLEARED_BY_STATE: dict[str, frozenset[JobState]] = {
+    "delivery": frozenset(JobState) - {S.APPROVED, S.READY_TO_DELIVER, S.ON_HOLD},
+    "etsy": frozenset({S.DELIVERED, S.CANCELLED}),
+}
+
+
 def _move(order: Order, job: Job, target: JobState, actor: str, event: str, **details: Any) -> None:
     if job.state is target:
         return
     if not can_move(job.state, target):
-        raise TransitionError(
-            f"job {job.job_id} of order {order.receipt_id} is {job.state.label}; it cannot become {target.label}"
-        )
+        raise refusal(job, f"cannot become “{target.label}”")
     before = job.state
     job.state = target
     record(order, actor, event, job.job_id, **{"from": before.value, "to": target.value, **details})
+    for source, states in _CLEARED_BY_STATE.items():
+        if target in states and source in job.errors:
+            set_error(order, job.job_id, None, actor, source=source)
 
 
 def _version(order: Order, job: Job, number: int) -> Version:
@@ -245,9 +261,10 @@ def record_downloads(order: Order, results: list[Reference], actor: str = "sync"
         if failed:
             s = "s" if len(failed) != 1 else ""
             set_error(order, job.job_id, f"{DOWNLOAD_ERROR_PREFIX}{len(failed)} reference file{s} could not be "
-                                         f"fetched ({failed[0].error}){'; ' + retry if retry else ''}", actor)
-        elif (job.last_error or "").startswith(DOWNLOAD_ERROR_PREFIX):
-            set_error(order, job.job_id, None, actor)
+                                         f"fetched ({failed[0].error}){'; ' + retry if retry else ''}", actor,
+                      source="download")
+        else:
+            set_error(order, job.job_id, None, actor, source="download")
     return left
 
 
@@ -265,7 +282,14 @@ def send_proof(order: Order, job_id: str, number: int, actor: str = "review", *,
     """The owner sent this version's watermarked preview to the buyer through Etsy Messages."""
     job = order.job(job_id)
     _version(order, job, number)
-    _move(order, job, S.PROOF_SENT, actor, "proof_sent", version=number)
+    if any(p.version >= number and p.answer == "changes_requested" for p in job.proofs):
+        raise refusal(job, f"cannot get another proof of version {number}: the buyer already asked for "
+                           "changes to it — save a new version first")
+    if job.state is S.PROOF_SENT and job.proofs and job.proofs[-1].version >= number:
+        raise refusal(job, f"already has the proof of version {job.proofs[-1].version} with the buyer — "
+                           "record their answer, or send a newer version")
+    snapshot = _snapshot(order, job)
+    _move(order, job, S.PROOF_SENT, actor, "proof_sent", version=number, undo=snapshot)
     job.proofs.append(Proof(version=number, sent_at=at or utcnow()))
 
 
@@ -274,8 +298,12 @@ def record_answer(order: Order, job_id: str, approved: bool, note: str = "", act
     """The buyer answered the latest proof: approved, or changes requested (counted as a revision)."""
     job = order.job(job_id)
     if job.state is not S.PROOF_SENT or not job.proofs:
-        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no proof waiting for an answer")
+        raise TransitionError("Nothing was done: this item has no proof waiting for an answer.")
     proof = job.proofs[-1]
+    if not approved and any(p.version == proof.version and p.answer == "changes_requested" for p in job.proofs):
+        raise TransitionError(f"Nothing was done: changes to version {proof.version} were already recorded; "
+                              "one round of changes counts once per version — save a new version first.")
+    snapshot = _snapshot(order, job)
     proof.answered_at = at or utcnow()
     proof.note = note or None
     if approved and (refusal := conflict_refusal(order, job)):
@@ -284,14 +312,14 @@ def record_answer(order: Order, job_id: str, approved: bool, note: str = "", act
         proof.answer = "approved"
         job.approved_version = proof.version
         job.changes_note = None
-        _move(order, job, S.APPROVED, actor, "buyer_approved", version=proof.version)
+        _move(order, job, S.APPROVED, actor, "buyer_approved", version=proof.version, undo=snapshot)
         return
     proof.answer = "changes_requested"
     job.revisions_used += 1
     job.changes_note = note or None
     extra = included_revisions is not None and job.revisions_used > included_revisions
     _move(order, job, S.CHANGES_REQUESTED, actor, "changes_requested", version=proof.version,
-          revision=job.revisions_used, included=included_revisions, beyond_included=extra)
+          revision=job.revisions_used, included=included_revisions, beyond_included=extra, undo=snapshot)
 
 
 def approve(order: Order, job_id: str, number: int, actor: str = "review") -> None:
@@ -302,10 +330,11 @@ def approve(order: Order, job_id: str, number: int, actor: str = "review") -> No
         raise TransitionError(refusal)
     if job.state is S.APPROVED and job.approved_version == number:
         return
+    snapshot = _snapshot(order, job)
     if job.state is S.APPROVED:
         previous = job.approved_version
         job.approved_version = number
-        record(order, actor, "approval_changed", job.job_id, version=number, previous=previous)
+        record(order, actor, "approval_changed", job.job_id, version=number, previous=previous, undo=snapshot)
         return
     if job.state is S.READY_TO_DELIVER:
         # The files built from the previous approval stay recorded until ``delivery.drop_stale`` takes them
@@ -313,15 +342,16 @@ def approve(order: Order, job_id: str, number: int, actor: str = "review") -> No
         _move(order, job, S.APPROVED, actor, "approval_changed", version=number, previous=job.approved_version)
         job.approved_version = number
         return
-    _move(order, job, S.APPROVED, actor, "approved", version=number)
+    _move(order, job, S.APPROVED, actor, "approved", version=number, undo=snapshot)
     job.approved_version = number
 
 
 def hold(order: Order, job_id: str, reason: str = "", actor: str = "review") -> None:
     job = order.job(job_id)
     before = job.state
-    _move(order, job, S.ON_HOLD, actor, "put_on_hold", reason=reason)
+    _move(order, job, S.ON_HOLD, actor, "put_on_hold", reason=reason, undo=_snapshot(order, job))
     job.held_from = before
+    job.hold_reason = reason or None
 
 
 def reopen(order: Order, job_id: str, actor: str = "review") -> None:
@@ -330,13 +360,12 @@ def reopen(order: Order, job_id: str, actor: str = "review") -> None:
     if job.state is S.ON_HOLD:
         target = job.held_from or (S.IN_PROGRESS if job.versions else S.NEW)
         job.held_from = None
+        job.hold_reason = None
         _move(order, job, target, actor, "reopened")
     elif job.state in (S.DELIVERED, S.CANCELLED):
         _move(order, job, S.IN_PROGRESS if job.versions else S.NEW, actor, "reopened")
     else:
-        raise TransitionError(
-            f"job {job.job_id} of order {order.receipt_id} is {job.state.label}, not closed or on hold"
-        )
+        raise refusal(job, "is not closed or on hold: there is nothing to reopen")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,7 +375,7 @@ def reopen(order: Order, job_id: str, actor: str = "review") -> None:
 def mark_ready(order: Order, job_id: str, deliverables: list[Deliverable], actor: str = "delivery") -> None:
     job = order.job(job_id)
     if job.approved_version is None:
-        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no approved version")
+        raise TransitionError("Nothing was done: this item has no approved version yet.")
     if refusal := conflict_refusal(order, job):
         raise TransitionError(refusal)
     job.deliverables = list(deliverables)
@@ -387,7 +416,7 @@ def set_framing(order: Order, job_id: str, key: str, position: float | None, mar
     with another frame no longer match: a ready job goes back to approved (its files leave deliver/)."""
     job = order.job(job_id)
     if job.state in (S.DELIVERED, S.CANCELLED):
-        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} is {job.state.label}; its files are final")
+        raise refusal(job, "has its final files: the crop can no longer change")
     if position is None:
         job.crop.pop(key, None)
     else:
@@ -411,20 +440,6 @@ def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor
     order.addons.append(addon)
     record(order, actor, "addon", None, title=addon.title, workflow=addon.workflow, effect=addon.effect,
            ship_by=order.ship_by.isoformat() if order.ship_by else None)
-
-
-def flag(order: Order, job_id: str | None, code: str, message: str, actor: str) -> None:
-    """A loud, sticky warning (e.g. completed on Etsy without approval); recorded once."""
-    target = order.job(job_id) if job_id else None
-    flags = target.flags if target else order.extra.setdefault("flags", [])
-    if code in flags:
-        return
-    flags.append(code)
-    if target:
-        target.last_error = message
-    else:
-        order.last_error = message
-    record(order, actor, "flagged", job_id, code=code, message=message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,9 +472,8 @@ def etsy_completed(order: Order, actor: str = "sync", *, at: datetime | None = N
         if job.state in (S.READY_TO_DELIVER, S.APPROVED) and job.approved_version is not None:
             mark_delivered(order, job.job_id, confirmed_by="etsy", actor=actor, at=at)
         else:
-            flag(order, job.job_id, "completed_without_approval",
-                 f"Etsy shows order {order.receipt_id} completed, but job {job.job_id} was never approved "
-                 f"(it is {job.state.label}): check what the buyer received", actor)
+            set_error(order, job.job_id, f"Completed on Etsy without an approved version (it was {job.state.words}): "
+                      "check what the buyer received", actor, source="etsy")
 
 
 def set_etsy_status(order: Order, status: str, actor: str = "sync") -> None:
@@ -472,21 +486,89 @@ def set_etsy_status(order: Order, status: str, actor: str = "sync") -> None:
 # Errors, notes, privacy
 
 
-def set_error(order: Order, job_id: str | None, message: str | None, actor: str) -> None:
-    """Record (or clear, with ``None``) the last error of an order or job; logged in history once."""
+def set_error(order: Order, job_id: str | None, message: str | None, actor: str, *, source: str | None = None) -> None:
+    """Record (or clear, with ``None``) the warning of one ``source`` (default: the actor) on an order or job.
+
+    Each source clears its own warning when its cause is gone (the next successful save, rescan, sync or
+    build), so a warning on the page is always a current one. Logged in history once per change.
+    """
+    source = source or actor
     target = order.job(job_id) if job_id else order
-    if target.last_error == message:
+    if target.errors.get(source) == message:
         return
-    target.last_error = message
-    record(order, actor, "error" if message else "error_cleared", job_id, **({"message": message} if message else {}))
+    if message:
+        target.errors[source] = message
+        record(order, actor, "error", job_id, source=source, message=message)
+    else:
+        del target.errors[source]
+        record(order, actor, "error_cleared", job_id, source=source)
 
 
 def add_note(order: Order, text: str, job_id: str | None = None, actor: str = "review") -> None:
     text = text.strip()
     if not text:
         raise TransitionError("an empty note was not saved")
+    undo = _snapshot(order, order.job(job_id)) if job_id else None
     order.notes.append(Note(at=utcnow(), text=text[:5000], job_id=job_id))
-    record(order, actor, "note_added", job_id)
+    record(order, actor, "note_added", job_id, **({"undo": undo} if undo else {}))
+
+
+# --------------------------------------------------------------------------------------------------
+# Undo: the owner's last action on a job, for a short while, as a recorded event of its own
+
+UNDO_SECONDS = 60
+
+
+def _snapshot(order: Order, job: Job) -> dict[str, Any]:
+    """What an owner's action may change on a job, kept in its history event so it can be undone."""
+    last = job.proofs[-1] if job.proofs else None
+    return {
+        "state": job.state.value, "approved_version": job.approved_version, "revisions_used": job.revisions_used,
+        "changes_note": job.changes_note, "held_from": job.held_from.value if job.held_from else None,
+        "hold_reason": job.hold_reason, "proofs": len(job.proofs), "notes": len(order.notes),
+        "last_proof": None if last is None else {"answer": last.answer, "answered_at": iso(last.answered_at),
+                                                 "note": last.note},
+    }
+
+
+def undoable(order: Order, job_id: str, *, now: datetime | None = None) -> Event | None:
+    """The job's last event when it is an owner's action still within the undo window (else None)."""
+    last = next((e for e in reversed(order.history) if e.job_id == job_id), None)
+    if last is None or not isinstance(last.details.get("undo"), dict):
+        return None
+    if ((now or utcnow()) - last.at).total_seconds() > UNDO_SECONDS:
+        return None
+    return last
+
+
+def undo_seconds_left(event: Event, *, now: datetime | None = None) -> int:
+    """How long the undo of ``event`` is still accepted (whole seconds, at least 0)."""
+    return max(0, int(UNDO_SECONDS - ((now or utcnow()) - event.at).total_seconds()))
+
+
+def undo(order: Order, job_id: str, actor: str = "review", *, now: datetime | None = None) -> Event:
+    """Put the job back as it was before its last action (see :func:`undoable`)."""
+    job = order.job(job_id)
+    event = undoable(order, job.job_id, now=now)
+    if event is None:
+        raise TransitionError("Nothing was undone: the last action on this item is too old or cannot be undone.")
+    before: dict[str, Any] = event.details["undo"]
+    job.state = JobState(before["state"])
+    job.approved_version = before["approved_version"]
+    job.revisions_used = before["revisions_used"]
+    job.changes_note = before["changes_note"]
+    job.held_from = JobState(before["held_from"]) if before["held_from"] else None
+    job.hold_reason = before["hold_reason"]
+    del job.proofs[before["proofs"]:]
+    if job.proofs and before["last_proof"] is not None:
+        job.proofs[-1].answer = before["last_proof"]["answer"]
+        job.proofs[-1].answered_at = parse_time(before["last_proof"]["answered_at"])
+        job.proofs[-1].note = before["last_proof"]["note"]
+    if event.event == "note_added":  # the job's own last note, not one added since to another job
+        mine = [n for n, note in enumerate(order.notes) if n >= before["notes"] and note.job_id == job.job_id]
+        if mine:
+            del order.notes[mine[-1]]
+    return record(order, actor, "undone", job.job_id, what=event.event, state=job.state.value)
 
 
 def pseudonym_for(receipt_id: int, salt: str) -> str:
@@ -521,6 +603,7 @@ def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
         if job.changes_note:
             job.changes_note = None
             removed.append(f"changes note of job {job.job_id}")
+        job.hold_reason = None
         for proof in job.proofs:
             proof.note = None
     for position, ref in enumerate(order.references, start=1):
@@ -531,7 +614,7 @@ def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
         ref.name = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
     for entry in order.history:
         # History keeps its events and states; free-text details that could carry personal data go.
-        for key in ("message", "note", "reason", "text", "source", "file"):
+        for key in ("message", "note", "reason", "text", "source", "file", "undo"):
             if key in entry.details and entry.event not in ("etsy_status",):
                 entry.details[key] = "(removed)"
     record(order, actor, "anonymised", None, removed=removed)
@@ -595,14 +678,15 @@ def redact(order: Order, name: Callable[[str], str], text: Callable[[str], str],
 
     order.gift_message = fix(order.gift_message, text) or ""
     order.message_from_buyer = fix(order.message_from_buyer, text) or ""
-    order.last_error = fix(order.last_error, text)
+    order.errors = {source: fix(message, text) or "" for source, message in order.errors.items()}
     for note in order.notes:
         note.text = fix(note.text, text) or ""
     for ref in order.references:
         ref.name = fix(ref.name, name) or ref.name
         ref.label, ref.error = fix(ref.label, text), fix(ref.error, text)
     for job in order.jobs:
-        job.changes_note, job.last_error = fix(job.changes_note, text), fix(job.last_error, text)
+        job.changes_note, job.hold_reason = fix(job.changes_note, text), fix(job.hold_reason, text)
+        job.errors = {source: fix(message, text) or "" for source, message in job.errors.items()}
         job.conflicts = [fix(c, name) or c for c in job.conflicts]
         for answer in job.answers:
             answer.answer = fix(answer.answer, text) or ""

@@ -36,6 +36,34 @@ class JobState(enum.StrEnum):
     def label(self) -> str:
         return self.value.replace("_", " ")
 
+    @property
+    def words(self) -> str:
+        """The state as a sentence fragment a shop owner would say ("waiting for the buyer's answer")."""
+        return _STATE_WORDS[self]
+
+
+_STATE_WORDS = {
+    JobState.AWAITING_REFERENCES: "waiting for the buyer's photos",
+    JobState.NEW: "not started yet",
+    JobState.IN_PROGRESS: "in progress",
+    JobState.PROOF_SENT: "waiting for the buyer's answer to a proof",
+    JobState.CHANGES_REQUESTED: "waiting for a new version (the buyer asked for changes)",
+    JobState.APPROVED: "approved",
+    JobState.READY_TO_DELIVER: "ready to upload to Etsy",
+    JobState.DELIVERED: "already delivered",
+    JobState.ON_HOLD: "on hold",
+    JobState.CANCELLED: "cancelled",
+}
+
+# Where a warning comes from; each source clears its own warning when its cause is gone (see lifecycle).
+ERROR_SOURCES = {
+    "sync": "Etsy sync",
+    "download": "buyer's files",
+    "watcher": "folder watcher",
+    "delivery": "delivery files",
+    "etsy": "Etsy",
+    "shipment": "Etsy shipment",
+}
 
 ACTIVE_STATES = frozenset(JobState) - {JobState.DELIVERED, JobState.CANCELLED}
 FINISHED_STATES = frozenset({JobState.DELIVERED, JobState.CANCELLED})
@@ -168,6 +196,7 @@ class Job:
     revisions_used: int = 0
     changes_note: str | None = None
     held_from: JobState | None = None
+    hold_reason: str | None = None
     deliverables: list[Deliverable] = field(default_factory=list)
     # Where each cropped deliverable's frame sits along the axis the crop cuts (0 = top/left, 1 = bottom/right;
     # centred when absent), keyed by the deliverable's key; keys in ``margins`` are padded instead of cropped.
@@ -175,9 +204,13 @@ class Job:
     margins: list[str] = field(default_factory=list)
     delivered_at: datetime | None = None
     delivery_confirmed_by: str | None = None  # etsy, manual
-    flags: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-    last_error: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
+
+    @property
+    def last_error(self) -> str | None:
+        """All current warnings as one line (None when there is none)."""
+        return "; ".join(self.errors.values()) or None
 
     def version(self, number: int) -> Version | None:
         return next((v for v in self.versions if v.number == number), None)
@@ -235,8 +268,12 @@ class Order:
     keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
     total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
     currency: str | None = None
-    last_error: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
+
+    @property
+    def last_error(self) -> str | None:
+        return "; ".join(self.errors.values()) or None
 
     def job(self, job_id: str) -> Job:
         for job in self.jobs:
@@ -328,6 +365,8 @@ def _convert(type_: Any, value: Any, key: str) -> Any:
             return {}
         if not isinstance(value, dict):
             raise _SchemaError(f"{key}: expected a mapping")
+        if args and args[1] is str:
+            return {str(k): str(v) for k, v in value.items()}
         return dict(value)
     if dataclasses.is_dataclass(type_):
         return _build(type_, value, key)
@@ -411,6 +450,13 @@ def order_from_dict(data: Any, source: str = "order.yaml") -> Order:
             f"{source}: written by a newer kaalwatch (schema {schema}, this one knows {SCHEMA_VERSION})",
             hint="upgrade kaalwatch; the file was left as it is",
         )
+    # Before warnings had sources they were one sticky ``last_error`` (and ``flags``): dropped, because
+    # nothing could ever clear them; the next sync, rescan or build records what is still wrong.
+    data = {k: v for k, v in data.items() if k not in ("last_error", "flags")}
+    jobs = data.get("jobs")
+    if isinstance(jobs, list):
+        data["jobs"] = [{k: v for k, v in j.items() if k not in ("last_error", "flags")} if isinstance(j, dict)
+                        else j for j in jobs]
     try:
         return _build(Order, data, "")
     except _SchemaError as exc:

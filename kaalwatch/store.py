@@ -39,8 +39,10 @@ from filelock import FileLock
 from kaalwatch import naming, private
 from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
-from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict
+from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict, parse_time
+from kaalwatch.search import TOKENIZER, job_text, match_query
 from kaalwatch.settings import Settings
+from kaalwatch.steps import outlook
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,11 @@ LOCK_TIMEOUT_SECONDS = 30.0
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
-_INDEX_SCHEMA = """
+# Bumped whenever the tables below change: an index of another version is dropped and rebuilt from the
+# manifests (it is only a summary of them).
+INDEX_VERSION = 3
+
+_INDEX_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS orders (
     receipt_id INTEGER PRIMARY KEY,
     folder TEXT NOT NULL,
@@ -63,7 +69,7 @@ CREATE TABLE IF NOT EXISTS orders (
     ship_by TEXT,
     state TEXT NOT NULL,
     etsy_status TEXT NOT NULL,
-    last_error TEXT
+    errors TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     receipt_id INTEGER NOT NULL,
@@ -77,10 +83,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     versions INTEGER NOT NULL,
     latest_version INTEGER,
     latest_thumb TEXT,
-    last_error TEXT,
+    errors TEXT NOT NULL,
+    step TEXT NOT NULL,
+    since TEXT,
+    marker TEXT,
+    items INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    photo INTEGER,
     PRIMARY KEY (receipt_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_ship ON jobs (active, ship_by);
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5 (text, tokenize='{TOKENIZER}');
 CREATE TABLE IF NOT EXISTS broken (
     folder TEXT PRIMARY KEY,
     mtime_ns INTEGER NOT NULL,
@@ -103,7 +116,13 @@ class JobRow:
     versions: int
     latest_version: int | None
     latest_thumb: str | None
-    last_error: str | None
+    errors: tuple[tuple[str, str], ...]  # (source, message) of the job's and its order's warnings
+    step: str  # the Today group (kaalwatch.steps.GROUPS)
+    since: datetime | None  # when the current wait began
+    marker: str | None  # a stop-work marker (cancelled, refunded, completed without approval)
+    items: int  # jobs in the order
+    position: int  # this job's place in the order (1-based)
+    photo: int | None  # the buyer photo to show while there is no version (its place in the references)
     folder: str
 
 
@@ -402,6 +421,10 @@ class Workspace:
                     conn.execute("PRAGMA synchronous=NORMAL")
                     # Anonymised buyer names must not linger in freed pages of the index.
                     conn.execute("PRAGMA secure_delete=ON")
+                    if conn.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+                        conn.executescript("DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS jobs; "
+                                           "DROP TABLE IF EXISTS broken; DROP TABLE IF EXISTS search;")
+                        conn.execute(f"PRAGMA user_version = {INDEX_VERSION}")
                     conn.executescript(_INDEX_SCHEMA)
                     private.restrict_sqlite(self.index_path)  # buyer names: private whatever the umask
                 except BaseException:
@@ -425,8 +448,10 @@ class Workspace:
 
     def scrub_index(self) -> None:
         """After retention: rebuild the index file without freed pages and empty its WAL, so an anonymised
-        buyer's name survives neither in a free page nor in an old WAL frame."""
+        buyer's name survives neither in a free page nor in an old WAL frame. The search index keeps a
+        deleted row's words in its older segments until they are merged: merge them all first."""
         db = self._db()
+        db.execute("INSERT INTO search (search) VALUES ('optimize')")
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -444,27 +469,36 @@ class Workspace:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM orders WHERE receipt_id = ? OR folder = ?", (order.receipt_id, rel))
-            db.execute("DELETE FROM jobs WHERE receipt_id = ?", (order.receipt_id,))
+            self._forget_jobs(db, order.receipt_id)
             db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
             db.execute(
                 "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (order.receipt_id, rel, stat.st_mtime_ns, stat.st_size, order.buyer_name, iso(order.ordered_at),
-                 ship_by, order.state.value, order.etsy_status, order.last_error),
+                 ship_by, order.state.value, order.etsy_status, json.dumps(sorted(order.errors.items()))),
             )
-            db.executemany(
-                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
+            for position, job in enumerate(order.jobs, start=1):
+                view = outlook(order, job)
+                errors = sorted(job.errors.items()) + sorted(order.errors.items())
+                cursor = db.execute(
+                    "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (order.receipt_id, job.job_id, job.title, job.workflow, job.state.value,
                      int(job.state in ACTIVE_STATES), ship_by, order.buyer_name, len(job.versions),
                      job.latest.number if job.latest else None, job.latest.thumb if job.latest else None,
-                     job.last_error or order.last_error)
-                    for job in order.jobs
-                ],
-            )
+                     json.dumps(errors), view.group, iso(view.since), view.marker, len(order.jobs), position,
+                     next((n for n, ref in enumerate(order.references) if ref.source == "buyer" and ref.thumb
+                           and ref.status == "ok" and ref.job_id in (None, job.job_id)), None)),
+                )
+                db.execute("INSERT INTO search (rowid, text) VALUES (?, ?)", (cursor.lastrowid, job_text(order, job)))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _forget_jobs(db: sqlite3.Connection, receipt_id: int) -> None:
+        # The search rows share the jobs' rowids: deleting by rowid is an index lookup, not an FTS scan.
+        db.execute("DELETE FROM search WHERE rowid IN (SELECT rowid FROM jobs WHERE receipt_id = ?)", (receipt_id,))
+        db.execute("DELETE FROM jobs WHERE receipt_id = ?", (receipt_id,))
 
     def refresh_index(self) -> IndexReport:
         """Bring the index in line with the manifests on disk, parsing only those that changed.
@@ -507,55 +541,82 @@ class Workspace:
             receipt_id = known[rel][0]
             db.execute("DELETE FROM orders WHERE folder = ?", (rel,))
             if not db.execute("SELECT 1 FROM orders WHERE receipt_id = ?", (receipt_id,)).fetchone():
-                db.execute("DELETE FROM jobs WHERE receipt_id = ?", (receipt_id,))
+                self._forget_jobs(db, receipt_id)
         for rel in known_broken:
             if rel not in seen:
                 db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
         self._scanned = True
         return IndexReport(scanned=scanned, parsed=parsed, removed=len(gone), broken=broken)
 
-    def jobs(self, *, states: set[JobState] | None = None, active: bool | None = None, search: str = "",
-             limit: int = 500, offset: int = 0) -> list[JobRow]:
-        """Jobs from the index, soonest ship-by first (jobs without a date last)."""
-        where, args = [], []
+    _JOB_COLUMNS = ("j.receipt_id, j.job_id, j.title, j.workflow, j.state, j.ship_by, j.buyer, j.versions, "
+                    "j.latest_version, j.latest_thumb, j.errors, j.step, j.since, j.marker, j.items, j.position, "
+                    "j.photo, o.folder")
+
+    @staticmethod
+    def _where(states: set[JobState] | None, active: bool | None, search: str,
+               steps: set[str] | None = None) -> tuple[list[str], list[Any]] | None:
+        """SQL conditions (fixed fragments with "?" placeholders) and their values; None: nothing can match."""
+        where: list[str] = []
+        args: list[Any] = []
         if states:
             where.append(f"j.state IN ({','.join('?' * len(states))})")
             args.extend(s.value for s in states)
         if active is not None:
             where.append("j.active = ?")
             args.append(int(active))
+        if steps:
+            where.append(f"j.step IN ({','.join('?' * len(steps))})")
+            args.extend(sorted(steps))
         if search.strip():
-            term = f"%{search.strip().replace('%', '').replace('_', '')}%"
-            where.append("(CAST(j.receipt_id AS TEXT) LIKE ? OR j.buyer LIKE ? OR j.title LIKE ?)")
-            args.extend([term, term, term])
+            query = match_query(search)
+            if query is None:
+                return None
+            where.append("j.rowid IN (SELECT rowid FROM search WHERE search MATCH ?)")
+            args.append(query)
+        return where, args
+
+    def jobs(self, *, states: set[JobState] | None = None, active: bool | None = None, search: str = "",
+             steps: set[str] | None = None, limit: int = 500, offset: int = 0) -> list[JobRow]:
+        """Jobs from the index, soonest ship-by first (jobs without a date last), an order's items together.
+
+        ``search`` finds jobs by receipt id, buyer, listing, personalization answers and notes, whatever
+        their accents or case (see :mod:`kaalwatch.search`).
+        """
+        found = self._where(states, active, search, steps)
+        if found is None:
+            return []
+        where, args = found
         # Only fixed fragments and "?" placeholders are joined here; values travel as parameters.
         sql = (
-            "SELECT j.receipt_id, j.job_id, j.title, j.workflow, j.state, j.ship_by, j.buyer, j.versions, "  # noqa: S608
-            "j.latest_version, j.latest_thumb, j.last_error, o.folder FROM jobs j JOIN orders o USING (receipt_id)"
+            f"SELECT {self._JOB_COLUMNS} FROM jobs j JOIN orders o USING (receipt_id)"  # noqa: S608
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY j.ship_by IS NULL, j.ship_by, j.receipt_id, j.job_id LIMIT ? OFFSET ?"
+            + " ORDER BY j.ship_by IS NULL, j.ship_by, j.receipt_id, j.position LIMIT ? OFFSET ?"
         )
         rows = self._db().execute(sql, (*args, limit, offset)).fetchall()
-        from kaalwatch.model import parse_time
-
         return [
             JobRow(receipt_id=r[0], job_id=r[1], title=r[2], workflow=r[3], state=JobState(r[4]),
                    ship_by=parse_time(r[5]), buyer=r[6], versions=r[7], latest_version=r[8], latest_thumb=r[9],
-                   last_error=r[10], folder=r[11])
+                   errors=tuple((str(a), str(b)) for a, b in json.loads(r[10])), step=r[11],
+                   since=parse_time(r[12]), marker=r[13], items=r[14], position=r[15], photo=r[16], folder=r[17])
             for r in rows
         ]
 
     def state_counts(self, search: str = "") -> dict[JobState, int]:
-        sql = "SELECT state, COUNT(*) FROM jobs"
-        args: tuple[Any, ...] = ()
-        if search.strip():
-            term = f"%{search.strip()}%"
-            sql += " WHERE CAST(receipt_id AS TEXT) LIKE ? OR buyer LIKE ? OR title LIKE ?"
-            args = (term, term, term)
+        """How many jobs are in each state (of those matching ``search``)."""
         counts = {state: 0 for state in JobState}
-        for state, count in self._db().execute(sql + " GROUP BY state", args):
+        found = self._where(None, None, search)
+        if found is None:
+            return counts
+        where, args = found
+        sql = "SELECT j.state, COUNT(*) FROM jobs j" + (  # noqa: S608 - fixed fragments and placeholders
+" WHERE " + " AND ".join(where) if where else "")
+        for state, count in self._db().execute(sql + " GROUP BY j.state", args):
             counts[JobState(state)] = count
         return counts
+
+    def step_counts(self) -> dict[str, int]:
+        """How many active jobs wait on each next step (the Today view's groups, before "overdue")."""
+        return dict(self._db().execute("SELECT step, COUNT(*) FROM jobs WHERE active = 1 GROUP BY step").fetchall())
 
     def broken_manifests(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._db().execute("SELECT folder, error FROM broken ORDER BY folder")]

@@ -122,6 +122,8 @@ def apply_update(order: Order, receipt: EtsyReceipt) -> list[str]:
         lifecycle.cancel(order, f"Etsy: {receipt.status}", actor="sync")
         if open_jobs:
             changes.append("cancelled")
+    if receipt.is_shipped:  # marked shipped on Etsy (by hand or by us): a refused shipment no longer matters
+        lifecycle.set_error(order, None, None, actor="sync", source="shipment")
     if receipt.is_completed and not order.etsy_completed and not receipt.is_cancelled:
         lifecycle.etsy_completed(order, actor="sync")
         changes.append("completed")
@@ -175,7 +177,7 @@ def plan_references(new: NewOrder, settings: SyncSettings) -> list[Reference]:
     if len(refs) > settings.download_max_files:
         lifecycle.set_error(new.order, None, f"{lifecycle.DOWNLOAD_ERROR_PREFIX}only the first "
                             f"{settings.download_max_files} of {len(refs)} files are downloaded; the others are "
-                            "listed with the answers", actor="sync")
+                            "listed with the answers", actor="sync", source="download")
     return refs[: settings.download_max_files]
 
 
@@ -317,6 +319,8 @@ class _Pass:
                 self.report.changes.append(f"would update order {rid}: {', '.join(changes)}")
             return
         with self.ws.edit(rid) as order:
+            # This order synced: an earlier failure to sync it is over.
+            lifecycle.set_error(order, None, None, actor="sync", source="sync")
             before = dump_manifest(order)
             changes = apply_update(order, receipt)
             if dump_manifest(order) != before:
@@ -337,7 +341,7 @@ class _Pass:
         if self.dry_run or rid not in self.known:
             return
         with contextlib.suppress(KaalwatchError), self.ws.edit(rid) as order:
-            lifecycle.set_error(order, None, f"sync: {exc}", actor="sync")
+            lifecycle.set_error(order, None, f"Etsy sync of this order failed: {exc}", actor="sync", source="sync")
 
     # ----- step 5: open orders
 

@@ -217,9 +217,9 @@ def _fresh_session() -> None:
 def safe_next(target: str | None) -> str:
     """Only a path on this site may follow a login: no scheme, no ``//host``, no backslash tricks."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return url_for("jobs.index")
+        return url_for("jobs.today")
     if any(ord(ch) < 32 for ch in target):
-        return url_for("jobs.index")
+        return url_for("jobs.today")
     return target
 
 

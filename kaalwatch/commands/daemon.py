@@ -64,14 +64,16 @@ def run(ctx: Context) -> int:
 @click.option("--no-browser", is_flag=True, help="Do not open the review page in a browser.")
 @click.option("--orders-every", type=click.FloatRange(min=1), default=60.0, show_default=True, metavar="SECONDS",
               help="A new invented order arrives this often.")
-def demo(workspace: Path | None, port: int, no_browser: bool, orders_every: float) -> int:
+@click.option("--hostile", is_flag=True,
+              help="Invent hostile buyers (markup, path tricks, bidi marks) instead of a believable shop.")
+def demo(workspace: Path | None, port: int, no_browser: bool, orders_every: float, hostile: bool) -> int:
     """Run everything against a built-in sandbox Etsy shop: no account, nothing to configure."""
     from kaalwatch.demo import interactive, run_demo
 
     stop = threading.Event()
     install_stop_signals(stop)
     return run_demo(stop, workspace=workspace, page_port=port, open_browser=not no_browser and interactive(),
-                    orders_every=orders_every, out=click.echo)
+                    orders_every=orders_every, out=click.echo, hostile=hostile)
 
 
 @click.command()

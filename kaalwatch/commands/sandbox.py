@@ -29,7 +29,8 @@ import click
 @click.option("--receipts", type=click.IntRange(min=0), default=0, show_default=True,
               help="Generate this many extra receipts (large shops for benchmarks).")
 @click.option("--hostile", is_flag=True,
-              help="Also seed one receipt whose upload URLs point off-sandbox (SSRF-guard testing).")
+              help="Seed hostile buyer text (markup, path tricks, bidi marks) and one receipt whose upload URLs "
+                   "point off-sandbox (for testing escaping and the SSRF guard).")
 @click.option("--verbose", is_flag=True, help="Log every request to stderr.")
 def sandbox(port: int, data_dir: Path | None, seed: int, keystring: str, shared_secret: str,
             orders_every: float | None, auto_approve: bool, rate_per_second: int, rate_per_day: int,

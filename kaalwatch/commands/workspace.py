@@ -14,8 +14,9 @@ from kaalwatch import download_queue, overview, retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
-from kaalwatch.model import parse_time, utcnow
+from kaalwatch.model import ERROR_SOURCES, JobState, parse_time, utcnow
 from kaalwatch.settings import default_config_path, render_default_config
+from kaalwatch.steps import GROUPS
 from kaalwatch.store import JobRow, Workspace
 from kaalwatch.workflows import by_name
 
@@ -58,19 +59,22 @@ def _days_left(ship_by: datetime | None, now: datetime) -> int | None:
 
 def job_summary(row: JobRow, settings, now: datetime) -> dict:  # type: ignore[no-untyped-def]
     """One job as plain data for the table and --json (days left, due and overdue flags)."""
-    days = _days_left(row.ship_by, now)
+    # An on-hold job does not count down: it is not late while the owner deliberately waits.
+    days = None if row.state is JobState.ON_HOLD else _days_left(row.ship_by, now)
     slack = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
     return {
         "receipt_id": row.receipt_id,
         "job_id": row.job_id,
         "listing": row.title,
         "state": row.state.value,
+        "next": GROUPS.get(row.step, row.step),
+        "marker": row.marker,
         "ship_by": row.ship_by.date().isoformat() if row.ship_by else None,
         "days_left": days,
         "overdue": days is not None and days < 0,
         "due": days is not None and days <= slack,
         "versions": row.versions,
-        "last_error": row.last_error,
+        "warnings": [{"source": source, "message": message} for source, message in row.errors],
         "folder": row.folder,
     }
 
@@ -115,16 +119,19 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     if not jobs:
         click.echo("No active jobs." if not show_all else "No jobs.")
     else:
-        click.echo(f"{'SHIP BY':<11} {'LEFT':>5}  {'RECEIPT':<12} {'STATE':<20} {'VER':>3}  LISTING")
+        click.echo(f"{'SHIP BY':<11} {'LEFT':>5}  {'RECEIPT':<12} {'STATE':<18} {'NEXT STEP':<21} {'VER':>3}  LISTING")
         for job in jobs:
             left = "" if job["days_left"] is None else f"{job['days_left']}d"
             mark = "!" if job["overdue"] else ("*" if job["due"] else " ")
             click.echo(
-                f"{job['ship_by'] or '-':<11} {left:>5}{mark} {job['receipt_id']:<12} {job['state']:<20} "
-                f"{job['versions']:>3}  {job['listing'][:50]}"
+                f"{job['ship_by'] or '-':<11} {left:>5}{mark} {job['receipt_id']:<12} {job['state']:<18} "
+                f"{job['next']:<21} {job['versions']:>3}  {job['listing'][:50]}"
             )
-            if job["last_error"]:
-                click.echo(f"{'':<31}error: {job['last_error']}")
+            if job["marker"]:
+                click.echo(f"{'':<31}STOP: {job['marker']}")
+            for warning in job["warnings"]:
+                source = ERROR_SOURCES.get(warning["source"], warning["source"])
+                click.echo(f"{'':<31}warning ({source}): {warning['message']}")
         click.echo("(! overdue, * due within the workflow's slack)")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""

@@ -115,9 +115,10 @@ def _ship_one(ws: Workspace, settings: Settings, client: ShipmentClient, shop_id
         lifecycle.record(order, ACTOR, f"shipment_{status}", None, attempts=attempts,
                          **({"error": error} if error else {}))
         if status in ("refused", "gave_up"):
-            lifecycle.flag(order, None, "shipment_refused",
-                           f"Etsy did not mark order {receipt_id} shipped ({error}); the files were delivered; "
-                           f"mark it on Etsy by hand if needed", ACTOR)
+            lifecycle.set_error(order, None, f"Etsy did not mark this order shipped ({error}); the files were "
+                                "delivered; mark it on Etsy by hand if needed", ACTOR, source="shipment")
+        elif status == "created":
+            lifecycle.set_error(order, None, None, ACTOR, source="shipment")
     if status == "created":
         log.info("order %s: marked shipped on Etsy", receipt_id)
     else:

@@ -248,7 +248,8 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
         report.removed = drop_stale(order, folder, actor)
         if report.problems:
             for job in targets:
-                lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR)
+                lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR,
+                                    source="delivery")
             log.warning("order %s: deliverables not ready: %d problem(s)", receipt_id, len(report.problems))
             return
         report.removed += _write_files(order, folder, planned, targets)
@@ -276,7 +277,7 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
             if mine:
                 lifecycle.record(order, actor, "delivered_anyway", job.job_id, warnings=mine)
             lifecycle.mark_ready(order, job.job_id, deliverables, actor=actor)
-            lifecycle.set_error(order, job.job_id, None, ACTOR)
+            lifecycle.set_error(order, job.job_id, None, ACTOR, source="delivery")
             report.ready.append(job.job_id)
     log.info("order %s: %d deliverable(s) ready for job(s) %s", receipt_id, len(report.files),
              ", ".join(report.ready))

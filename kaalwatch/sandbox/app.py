@@ -38,7 +38,8 @@ class Sandbox:
     ``orders_every`` (seconds between new orders, for the demo), ``receipts`` (that many extra seeded
     receipts), ``clock`` (a :class:`Clock`; tests pass ``Clock(frozen=True)``), ``token_ttl``
     (``expires_in`` of access tokens), ``refund_bumps_update`` (False mimics Etsy bug open-api #513),
-    ``hostile`` (also seed one receipt whose upload URLs point off-sandbox), ``redirect_uris``
+    ``hostile`` (seed hostile buyer text instead of believable buyers, and one receipt whose upload URLs
+    point off-sandbox), ``redirect_uris``
     (non-loopback redirect URIs to accept besides any loopback one), ``verbose`` (log requests).
 
     ``shop_id``, ``user_id`` and ``url`` are known once :meth:`start` returned.
@@ -131,7 +132,8 @@ class Sandbox:
         self._shop = Shop(user_id=catalog.user_id, shop=catalog.shop, listings=catalog.listings,
                           images=catalog.images, personalization=catalog.personalization, receipts=[],
                           now=self.clock.now_int, refund_bumps_update=self.refund_bumps_update)
-        self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int)
+        self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int,
+                                             hostile=self.hostile)
         seeding.seed_receipts(self._factory, now, self.extra_receipts)
         if self.hostile:
             self.add_hostile_order()

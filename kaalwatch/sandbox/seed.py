@@ -35,7 +35,9 @@ COUPLE_LISTING = 1_500_000_003
 LEGACY_LISTING = 1_500_000_004
 ADDON_LISTING = 1_500_000_005
 
-# Buyer text as real life delivers it: markup, path tricks, emoji, bidi marks, pre-escaped entities.
+# Buyer text as an attacker (or a very unlucky shop) delivers it: markup, path tricks, emoji, bidi marks,
+# pre-escaped entities. Only seeded with ``hostile=True`` (``kaalwatch sandbox --hostile``, ``demo --hostile``):
+# the tests want it, a newcomer's first look at the demo does not.
 HOSTILE_NAMES = [
     "<script>alert(1)</script>",
     "../../etc/passwd",
@@ -43,6 +45,8 @@ HOSTILE_NAMES = [
     "\u202eevil\u202c Smith",
     "O&#39;Brien",
 ]
+# The same five seeded orders in a believable shop (Etsy's own quirks stay: pre-escaped apostrophes).
+BELIEVABLE_NAMES = ["Hannah Weber", "Siobhán O&#39;Connor", "Zoë Müller", "Jonas Schmidt", "Maeve O&#39;Brien"]
 PLAIN_NAMES = [
     "Alice Martin", "Bilal Khan", "Chloé Dubois", "Dmitri Ivanov", "Emma Johnson", "Farah Haddad",
     "Greta Lindqvist", "Hiro Tanaka", "Isabel García", "Jamal Wright", "Kaito Mori", "Lena Novak",
@@ -57,6 +61,18 @@ MESSAGES = [
     "שלום! \u200fRTL note",
     "Can you add our cat too? 🐱🐱",
 ]
+# As many entries as MESSAGES (and ANSWERS as HOSTILE_ANSWERS), so a seed picks the same orders either way.
+BELIEVABLE_MESSAGES = [
+    None,
+    "",
+    "Please make it cozy!\r\nThanks so much :)",
+    "It&#39;s for my mom&#39;s birthday, she calls him &quot;Bear&quot; &amp; loves him to bits",
+    "Could you keep the little white patch on his nose? It&#39;s his trademark.",
+    "Is there any chance to have it by Friday? It&#39;s a surprise. Thank you!",
+    "Can you add our cat too? 🐱",
+]
+HOSTILE_ANSWERS = ["Biscuit", "Sam &amp; Alex, 12.06.2021", "Luna 🌙", "Max &quot;the boss&quot;", "<i>Noodle</i>"]
+ANSWERS = ["Biscuit", "Sam &amp; Alex, 12.06.2021", "Luna", "Max &quot;the boss&quot;", "Pepper"]
 
 
 def money(amount: int, currency: str = "USD") -> JSON:
@@ -219,8 +235,11 @@ class OrderFactory:
     """Builds receipts in Etsy's served shape and registers the buyer upload files they link to."""
 
     def __init__(self, shop: Shop, catalog: Catalog, base_url: str, seed: int,
-                 now: Callable[[], int]) -> None:
+                 now: Callable[[], int], *, hostile: bool = False) -> None:
         self.shop = shop
+        self.hostile = hostile
+        self.messages = MESSAGES if hostile else BELIEVABLE_MESSAGES
+        self.answers = HOSTILE_ANSWERS if hostile else ANSWERS
         self.catalog = catalog
         self.base_url = base_url
         self.rng = random.Random(seed * 7919 + 1)  # noqa: S311 - deterministic fake data
@@ -268,8 +287,7 @@ class OrderFactory:
                 if qtype == "dropdown":
                     answer = self.rng.choice(q["options"])["label"]
                 else:
-                    answer = self.rng.choice(["Biscuit", "Sam &amp; Alex, 12.06.2021", "Luna 🌙",
-                                              "Max &quot;the boss&quot;", "<i>Noodle</i>"])
+                    answer = self.rng.choice(self.answers)
             if legacy:
                 out.append(_variation(None, "Personalization", answer))
             else:
@@ -326,7 +344,7 @@ class OrderFactory:
             "name": name, "first_line": None, "second_line": None, "city": empty, "state": None,
             "zip": empty, "status": "Paid", "formatted_address": empty, "country_iso": rng.choice(["US", "DE", "GB"]),
             "payment_method": "cc", "payment_email": None, "message_from_seller": None,
-            "message_from_buyer": spec.message if spec.message is not None else rng.choice(MESSAGES),
+            "message_from_buyer": spec.message if spec.message is not None else rng.choice(self.messages),
             "message_from_payment": None, "is_paid": True, "is_shipped": False,
             "create_timestamp": now, "created_timestamp": now, "update_timestamp": now, "updated_timestamp": now,
             "is_gift": spec.is_gift, "gift_message": spec.gift_message, "gift_sender": "",
@@ -348,11 +366,14 @@ def _variation(question_id: int | None, name: str, value: str) -> JSON:
 
 
 def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
-    """The seeded receipts: every status, gifts, multi-item, skipped optionals, hostile buyer text.
+    """The seeded receipts: every status, gifts, multi-item, skipped optionals — and hostile buyer text when
+    the factory was made with ``hostile=True`` (believable buyers otherwise).
 
     ``extra`` more receipts (plain paid/completed mix) are added for benchmarks.
     """
     shop, rng = factory.shop, factory.rng
+    names = HOSTILE_NAMES if factory.hostile else BELIEVABLE_NAMES
+    markup, rtl = (MESSAGES[4], MESSAGES[5]) if factory.hostile else (BELIEVABLE_MESSAGES[4], BELIEVABLE_MESSAGES[5])
     day = lambda n: now - n * DAY - rng.randrange(60, 3600)  # noqa: E731 - never in the future
 
     def add(status: str | None = None, age: int = 1, **kw: Any) -> JSON:
@@ -364,16 +385,16 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
             _apply_status(shop, r, status)
         return r
 
-    add(age=1, listing_id=PET_LISTING, buyer_name=HOSTILE_NAMES[0], message=MESSAGES[4])
+    add(age=1, listing_id=PET_LISTING, buyer_name=names[0], message=markup)
     add(age=1, listing_id=FAMILY_LISTING, uploads=3)
-    add(age=2, listing_id=COUPLE_LISTING, skip_optional=True, buyer_name=HOSTILE_NAMES[2])
+    add(age=2, listing_id=COUPLE_LISTING, skip_optional=True, buyer_name=names[2])
     add(age=2, listing_id=LEGACY_LISTING, skip_optional=True)
     add(age=3, listing_id=LEGACY_LISTING, answers={"Personalization": "Anna &amp; Ben, gold on navy"},
-        buyer_name=HOSTILE_NAMES[4])
+        buyer_name=names[4])
     add(age=3, listing_id=PET_LISTING, uploads=10, is_gift=True,
-        gift_message="Happy birthday!&#39; Love, &quot;Sis&quot;\r\n❤️", buyer_name=HOSTILE_NAMES[1])
+        gift_message="Happy birthday!&#39; Love, &quot;Sis&quot;\r\n❤️", buyer_name=names[1])
     add(age=4, listing_id=PET_LISTING, extra_listing_ids=[ADDON_LISTING, COUPLE_LISTING],
-        buyer_name=HOSTILE_NAMES[3], message=MESSAGES[5])
+        buyer_name=names[3], message=rtl)
     add(age=4, listing_id=FAMILY_LISTING, is_gift=True, gift_message="")
     add(age=5, listing_id=PET_LISTING, skip_optional=True)
     add("Completed", age=8, listing_id=PET_LISTING)

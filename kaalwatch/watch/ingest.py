@@ -56,7 +56,7 @@ from kaalwatch.model import Job, JobState, Order, Reference, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
 from kaalwatch.store import REFERENCES, Workspace
-from kaalwatch.watch.ignore import IgnoreRules, conflict_original
+from kaalwatch.watch.ignore import IgnoreRules, conflict_original, is_artwork_name
 from kaalwatch.watch.locate import Location, Role, find_order_folder, locate_in
 from kaalwatch.watch.pairing import export_sibling, file_sha256, is_layered, layered_sibling
 from kaalwatch.watch.previews import ACTOR, PreviewMixin, Renderer, preview_spec, text_template, watermark_for
@@ -136,17 +136,6 @@ def _remove(*paths: Path | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def _watcher_error(order: Order, job_id: str | None) -> bool:
-    """True when the current error of the job was recorded by the watcher (so the watcher may clear it)."""
-    target = order.job(job_id) if job_id else order
-    if not target.last_error:
-        return False
-    for event in reversed(order.history):
-        if event.event == "error" and event.job_id == job_id:
-            return event.actor == ACTOR and event.details.get("message") == target.last_error
-    return False
-
-
 class Ingestor(PreviewMixin):
     """Turns stable paths into versions, references and previews. Safe to call from several threads: the
     order lock serialises manifest changes and a second call with the same bytes finds them recorded.
@@ -190,6 +179,9 @@ class Ingestor(PreviewMixin):
             return Outcome("ignored", loc.receipt_id)
         if loc.role is Role.MISPLACED:
             return self.misplaced(loc, path)
+        folder = find_order_folder(path, self.ws.orders_dir)
+        if "watcher" in order.errors and folder is not None:
+            self.misplaced_gone(folder, order)
         if loc.role is Role.REFERENCE:
             return self.reference(loc, order, path)
         return self.artwork(loc, order, path, stable)
@@ -355,9 +347,7 @@ class Ingestor(PreviewMixin):
         message = (f"'{loc.job_rel}' is still being written or was cut off (it {reason}): no version yet; "
                    "it becomes one when the save completes, or save it again")
         with self.ws.edit(rid) as fresh:
-            target = fresh.job(job_id) if job_id else fresh
-            if target.last_error != message:
-                lifecycle.set_error(fresh, job_id, message, ACTOR)
+            lifecycle.set_error(fresh, job_id, message, ACTOR)  # recorded once: the same message is no change
         return Outcome("unfinished", rid, job_id, detail=reason)
 
     def _commit(self, loc: Location, st: os.stat_result, staged: Path, sha: str, size: int,
@@ -414,8 +404,8 @@ class Ingestor(PreviewMixin):
                 else:
                     rerender = True  # the number in the watermark moved on: render again with the right one
             lifecycle.update_version(order, job_id, number, ACTOR, **fields)
-            if _watcher_error(order, job_id):
-                lifecycle.set_error(order, job_id, None, ACTOR)
+            # The save worked: an unreadable earlier save of this item is no longer a problem.
+            lifecycle.set_error(order, job_id, None, ACTOR)
         self._drop_tool_files(replaced)
         return number, rerender
 
@@ -461,6 +451,19 @@ class Ingestor(PreviewMixin):
             added = lifecycle.add_reference(fresh, ref, ACTOR)
         self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
         return Outcome("reference" if added else "known", rid, loc.job_id)
+
+    def misplaced_gone(self, folder: Path, order: Order) -> None:
+        """Clear the order's "move this file into an item's folder" warning once no such file is left."""
+        if len(order.jobs) < 2:
+            return
+        try:
+            top = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+        except OSError:
+            return
+        if any(is_artwork_name(name) and not self.rules.ignores(name) for name in top):
+            return
+        with self.ws.edit(order.receipt_id) as fresh:
+            lifecycle.set_error(fresh, None, None, ACTOR)
 
     def misplaced(self, loc: Location, path: Path) -> Outcome:
         message = (f"'{loc.rel}' is at the top of an order with several items: move it into one item's folder "

@@ -211,6 +211,8 @@ class Reconciler:
         except ManifestError as exc:
             report.errors.append(str(exc))
             return
+        if "watcher" in order.errors:
+            self.ingestor.misplaced_gone(folder, order)
         # Taken before the previews are checked: a preview deleted after this changes its folder's mtime.
         dirs = preview_dirs(self.tool_dir, previews_of(order))
         seen = self.seen.files_of(order.receipt_id)

@@ -33,3 +33,12 @@ function bindPage() {
 document.addEventListener("DOMContentLoaded", bindPage);
 // live.js swaps the page's content in place when it changes; its new buttons need their handlers again.
 document.addEventListener("kaalwatch:refreshed", bindPage);
+
+// ---- The undo bar (issue 14): it leaves when the server would no longer accept the undo ----
+function hideUndoInTime() {
+  const bar = document.getElementById("undo-bar");
+  const left = bar ? Number(bar.dataset.left) : NaN;
+  if (bar && left > 0) setTimeout(() => { bar.hidden = true; }, left * 1000);
+}
+document.addEventListener("DOMContentLoaded", hideUndoInTime);
+document.addEventListener("kaalwatch:refreshed", hideUndoInTime);

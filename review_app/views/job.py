@@ -18,12 +18,13 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from kaalwatch import delivery, lifecycle
+from kaalwatch import delivery, lifecycle, steps
 from kaalwatch.errors import KaalwatchError, TransitionError
-from kaalwatch.model import Job, JobState, Order, Version, utcnow
+from kaalwatch.model import ERROR_SOURCES, Job, JobState, Order, Version, utcnow
 from kaalwatch.retention import clock
 from kaalwatch.settings import Settings
 from kaalwatch.workflows import by_name
+from review_app import history as history_words
 from review_app.runtime import runtime
 
 bp = Blueprint("job", __name__)
@@ -55,15 +56,26 @@ def first_name(order: Order) -> str:
     return name.split()[0][:40]
 
 
+def rounds_text(used: int, included: int) -> str:
+    """The revisions line: never a negative count; beyond the included rounds it says so."""
+    if used <= included:
+        left = included - used
+        return f"{used} used of {included} included ({left} left)"
+    return f"{used} used — {used - included} beyond the {included} included"
+
+
 def proof_message(order: Order, job: Job, settings: Settings, shop: str) -> str:
     """The text the owner pastes into Etsy Messages with a proof (rendered escaped, like all buyer text)."""
     included = by_name(settings.workflows, settings.default_workflow, job.workflow).revisions_included
-    left = max(0, included - job.revisions_used)
-    rounds = "round" if left == 1 else "rounds"
+    left = included - job.revisions_used
+    if left > 0:
+        rounds = f"you have {left} {'round' if left == 1 else 'rounds'} of changes included left"
+    else:
+        rounds = f"the {included} included {'round' if included == 1 else 'rounds'} of changes are used"
     return (
         f"Hi {first_name(order)}! Here is the proof of your {job.title} (order #{order.receipt_id}). "
         f"Reply \"approved\" if you love it, or tell me what you would like changed: "
-        f"you have {left} {rounds} of changes included left. Thank you! — {shop}"
+        f"{rounds}. Thank you! — {shop}"
     )
 
 
@@ -142,7 +154,9 @@ def page(receipt_id: int, job_id: str) -> str:
     workflow = by_name(rt.settings.workflows, rt.settings.default_workflow, job.workflow)
     with_preview = [v for v in job.versions if v.preview]
     last_proof = job.proofs[-1] if job.proofs else None
-    proof_version = next((v for v in reversed(with_preview)), None)
+    proofable = [v for v in with_preview if v.number in steps.proofable(job)]
+    proof_version = proofable[-1] if proofable else None
+    last_action = lifecycle.undoable(order, job.job_id)
     references = [
         (index, ref) for index, ref in enumerate(order.references) if ref.job_id in (None, job.job_id)
     ]
@@ -153,14 +167,23 @@ def page(receipt_id: int, job_id: str) -> str:
         folder=_job_folder(order, job),
         workflow=workflow,
         revisions_left=max(0, workflow.revisions_included - job.revisions_used),
+        rounds=rounds_text(job.revisions_used, workflow.revisions_included),
         compare=_compare(job),
         conflicts=conflict_pairs(order, job),
         with_preview=with_preview,
+        proofable=proofable,
         proof_version=proof_version,
+        view=steps.outlook(order, job),
+        labels=steps.ACTION_LABELS,
+        error_sources=ERROR_SOURCES,
+        undo_event=last_action,
+        undo_text=history_words.sentence(last_action) if last_action else None,
+        undo_left=lifecycle.undo_seconds_left(last_action) if last_action else 0,
+        photos_message=steps.photos_message(order, job, rt.settings.shop_name, first_name(order)),
         last_proof=last_proof,
         references=references,
         notes=[n for n in order.notes if n.job_id in (None, job.job_id)],
-        history=list(reversed(order.history)),
+        history=history_words.lines(order.history, job.job_id if len(order.jobs) > 1 else None),
         etsy_url=etsy_order_url(rt.settings, receipt_id),
         message=proof_message(order, job, rt.settings, rt.settings.shop_name),
         seen=fingerprint(job),
@@ -257,7 +280,14 @@ def hold(receipt_id: int, job_id: str) -> Response:
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/reopen")
 def reopen(receipt_id: int, job_id: str) -> Response:
-    return _act(receipt_id, job_id, lambda order, job: lifecycle.reopen(order, job.job_id, "review"), "reopened")
+    return _act(receipt_id, job_id, lambda order, job: lifecycle.reopen(order, job.job_id, "review"),
+                "back to work")
+
+
+@bp.post("/jobs/<int:receipt_id>/<job_id>/undo")
+def undo(receipt_id: int, job_id: str) -> Response:
+    return _act(receipt_id, job_id, lambda order, job: lifecycle.undo(order, job.job_id, "review"),
+                "undone: the item is back as it was")
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/keep")

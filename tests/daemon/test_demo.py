@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -68,8 +69,15 @@ def test_demo_from_nothing_to_a_preview_on_the_page_within_a_minute(tmp_path: Pa
             return any(v.get("preview") for job in data["jobs"] for v in job.get("versions") or [])
 
         wait_for(preview, 30, what="version 1 and its preview")
-        page = requests.get(url, timeout=10)
+        page = requests.get(f"{url}jobs", timeout=10)
         assert page.status_code == 200 and receipt_id in page.text  # no password on the loopback demo page
+        assert "&lt;script&gt;" not in page.text and "etc/passwd" not in page.text  # a believable shop
+        # The demo printed the line that points the command line at it; with it, `status` works meanwhile.
+        config = printed(r"^\s+export KAALWATCH_CONFIG=(\S+)\s*$")
+        assert config is not None, "".join(lines)
+        status = subprocess.run([sys.executable, "-m", "kaalwatch", "status"], capture_output=True, text=True,
+                                timeout=60, env={**env, "KAALWATCH_CONFIG": shlex.split(config)[0]})
+        assert status.returncode == 0 and receipt_id in status.stdout and "daemon: pid" in status.stdout, status
         to_preview = time.monotonic() - started
         # New demo orders keep arriving.
         count = len(list(orders.iterdir()))

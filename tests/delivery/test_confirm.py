@@ -61,7 +61,7 @@ def test_completion_on_etsy_without_approval_is_flagged(
         lifecycle.etsy_completed(current)
     job = ws.load(order.receipt_id).jobs[0]
     assert job.state is JobState.IN_PROGRESS
-    assert "completed_without_approval" in job.flags and "never approved" in (job.last_error or "")
+    assert "without an approved version" in job.errors["etsy"]
 
 
 def test_etsy_order_url_real_and_sandbox(settings: Settings) -> None:
@@ -117,7 +117,8 @@ def test_refused_shipment_is_recorded_and_never_retried(
     assert delivery.ship_confirmed_orders(ws, _shipping(settings), client) == []
     assert len(client.calls) == 1
     order = ws.load(rid)
-    assert order.extra["shipment"]["status"] == "refused" and "shipment_refused" in order.extra["flags"]
+    assert order.extra["shipment"]["status"] == "refused"
+    assert "did not mark this order shipped" in order.errors["shipment"]
 
 
 def test_failing_shipment_gives_up_after_a_few_passes(

@@ -56,6 +56,6 @@ def test_completion_without_approval_is_flagged_by_sync(
     sandbox.complete(rid)
     sync_once(sb_ws, sb_settings, client)
     job = sb_ws.load(rid).jobs[0]
-    assert job.state is not JobState.DELIVERED and "completed_without_approval" in job.flags
+    assert job.state is not JobState.DELIVERED and "etsy" in job.errors
 
 

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from kaalwatch import lifecycle
 from kaalwatch.model import JobState, Order
 from kaalwatch.store import Workspace
-from tests.review.conftest import login, post
+from tests.review.conftest import add_versions, login, post
 
 
 def page_of(order: Order) -> str:
@@ -38,19 +38,54 @@ def test_send_proof_then_buyer_approves(client: FlaskClient, ws: Workspace, orde
     assert [e.actor for e in ws.load(order.receipt_id).history if e.event == "buyer_approved"] == ["review"]
 
 
-def test_changes_requested_counts_revisions(client: FlaskClient, ws: Workspace, order: Order) -> None:
+def test_one_round_of_changes_per_version_and_rounds_never_negative(client: FlaskClient, ws: Workspace,
+                                                                   order: Order) -> None:
     job_id = order.jobs[0].job_id
-    for round_ in range(3):
-        act(client, order, "proof", {"version": "3"})
+    act(client, order, "proof", {"version": "3"})
+    act(client, order, "answer", {"answer": "changes", "note": "round 1: bigger ears"})
+    # The same version cannot be proofed (and its changes counted) again without a new save.
+    act(client, order, "proof", {"version": "3"})
+    html = client.get(page_of(order)).get_data(as_text=True)
+    assert "the buyer already asked for changes to it — save a new version first" in html
+    assert ws.load(order.receipt_id).job(job_id).revisions_used == 1
+    assert 'id="proof-button"' not in html  # nothing left to proof: the button is not offered
+    for round_ in (2, 3):
+        add_versions(ws, order.receipt_id, job_id, 1)
+        number = str(len(ws.load(order.receipt_id).job(job_id).versions))
+        act(client, order, "proof", {"version": number})
         act(client, order, "answer", {"answer": "changes", "note": f"round {round_}: bigger ears"})
     current = ws.load(order.receipt_id)
     job = current.job(job_id)
     assert job.state is JobState.CHANGES_REQUESTED and job.revisions_used == 3
-    assert job.changes_note == "round 2: bigger ears"
+    assert job.changes_note == "round 3: bigger ears"
     last = [e for e in current.history if e.event == "changes_requested"][-1]
     assert last.details["beyond_included"] is True and last.details["included"] == 2
     html = client.get(page_of(order)).get_data(as_text=True)
-    assert "3 used of 2 included" in html and "beyond included" in html
+    assert "3 used — 1 beyond the 2 included" in html and "-1 " not in html and "(-" not in html
+    add_versions(ws, order.receipt_id, job_id, 1)
+    html = client.get(page_of(order)).get_data(as_text=True)
+    assert "the 2 included rounds of changes are used" in html and "0 rounds" not in html
+
+
+def test_undo_restores_the_previous_state_and_is_recorded(client: FlaskClient, ws: Workspace, order: Order) -> None:
+    job_id = order.jobs[0].job_id
+    act(client, order, "proof", {"version": "3"})
+    act(client, order, "answer", {"answer": "approved"})
+    html = client.get(page_of(order)).get_data(as_text=True)
+    assert 'id="undo-button"' in html and "Buyer approved v3" in html
+    act(client, order, "undo")
+    job = ws.load(order.receipt_id).job(job_id)
+    assert job.state is JobState.PROOF_SENT and job.approved_version is None and job.proofs[-1].answer is None
+    assert ws.load(order.receipt_id).history[-1].event == "undone"
+    act(client, order, "undo")  # the undo itself cannot be undone: a clear sentence, nothing changes
+    assert "Nothing was undone" in client.get(page_of(order)).get_data(as_text=True)
+    assert ws.load(order.receipt_id).job(job_id).state is JobState.PROOF_SENT
+    act(client, order, "hold", {"reason": "buyer travelling"})
+    act(client, order, "undo")
+    assert ws.load(order.receipt_id).job(job_id).state is JobState.PROOF_SENT
+    act(client, order, "note", {"text": "collar is red"})
+    act(client, order, "undo")
+    assert ws.load(order.receipt_id).notes == []
 
 
 def test_approve_a_version_directly(client: FlaskClient, ws: Workspace, order: Order) -> None:
@@ -59,9 +94,12 @@ def test_approve_a_version_directly(client: FlaskClient, ws: Workspace, order: O
     assert job.state is JobState.APPROVED and job.approved_version == 1
 
 
-def test_hold_and_reopen(client: FlaskClient, ws: Workspace, order: Order) -> None:
+def test_hold_and_resume(client: FlaskClient, ws: Workspace, order: Order) -> None:
     act(client, order, "hold", {"reason": "buyer on holiday"})
     assert ws.load(order.receipt_id).job(order.jobs[0].job_id).state is JobState.ON_HOLD
+    html = client.get(page_of(order)).get_data(as_text=True)
+    # The reason is on the job itself, the button says what it does, and a held job does not count down.
+    assert 'id="hold-reason">buyer on holiday<' in html and ">Resume work<" in html and 'id="countdown"' not in html
     act(client, order, "reopen")
     assert ws.load(order.receipt_id).job(order.jobs[0].job_id).state is JobState.IN_PROGRESS
 
@@ -82,7 +120,9 @@ def test_illegal_move_is_a_message_not_an_error(client: FlaskClient, ws: Workspa
     assert ws.load(order.receipt_id).history == before.history
     response = act(client, order, "reopen")
     assert response.status_code == 303
-    assert "not closed or on hold" in client.get(page_of(order)).get_data(as_text=True)
+    html = client.get(page_of(order)).get_data(as_text=True)
+    assert "Nothing was done: this item is in progress, so it is not closed or on hold" in html
+    assert str(order.jobs[0].job_id) not in html.split('class="flashes"')[1].split("</div>")[0]
 
 
 def test_bad_or_unknown_inputs(client: FlaskClient, order: Order) -> None:

@@ -26,7 +26,7 @@ def test_list_sorted_by_ship_by_with_days_left_and_overdue(client: FlaskClient, 
     later = make_order(buyer="Later Buyer", days=20, titles=["Later family"])
     for o in (later, soon, late):
         ws.add_order(o)
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/jobs").get_data(as_text=True)
     assert html.index("Overdue cat") < html.index("Soon dog") < html.index("Later family")
     assert "3d overdue" in html
     assert '<tr class="overdue">' in html
@@ -40,12 +40,12 @@ def test_filters_by_state_with_counts(client: FlaskClient, ws: Workspace, make_o
     ws.add_order(fresh)
     with ws.edit(held.receipt_id) as o:
         lifecycle.hold(o, held.jobs[0].job_id, "waiting", actor="review")
-    html = client.get("/?state=on_hold").get_data(as_text=True)
+    html = client.get("/jobs?state=on_hold").get_data(as_text=True)
     assert "Held portrait" in html and "Fresh portrait" not in html
     assert 'on hold <span class="count">1</span>' in html
     assert 'new <span class="count">1</span>' in html
     assert 'active <span class="count">2</span>' in html
-    assert client.get("/?state=nonsense").status_code == 404
+    assert client.get("/jobs?state=nonsense").status_code == 404
 
 
 def test_finished_jobs_only_under_their_filter(client: FlaskClient, ws: Workspace,
@@ -54,9 +54,9 @@ def test_finished_jobs_only_under_their_filter(client: FlaskClient, ws: Workspac
     ws.add_order(gone)
     with ws.edit(gone.receipt_id) as o:
         lifecycle.cancel(o, "refunded")
-    assert "Cancelled piece" not in client.get("/").get_data(as_text=True)
-    assert "Cancelled piece" in client.get("/?state=cancelled").get_data(as_text=True)
-    assert "Cancelled piece" in client.get("/?state=all").get_data(as_text=True)
+    assert "Cancelled piece" not in client.get("/jobs").get_data(as_text=True)
+    assert "Cancelled piece" in client.get("/jobs?state=cancelled").get_data(as_text=True)
+    assert "Cancelled piece" in client.get("/jobs?state=all").get_data(as_text=True)
 
 
 def test_search_by_receipt_buyer_and_listing(client: FlaskClient, ws: Workspace,
@@ -68,16 +68,16 @@ def test_search_by_receipt_buyer_and_listing(client: FlaskClient, ws: Workspace,
     for query, hit, miss in (("777001", "Engine sketch", "Compiler doodle"), ("hopper", "Compiler doodle",
                                                                                "Engine sketch"),
                              ("engine", "Engine sketch", "Compiler doodle")):
-        html = client.get("/", query_string={"q": query}).get_data(as_text=True)
+        html = client.get("/jobs", query_string={"q": query}).get_data(as_text=True)
         assert hit in html and miss not in html, query
-    assert "No jobs" in client.get("/?q=zzz-nothing").get_data(as_text=True)
+    assert "No jobs" in client.get("/jobs?q=zzz-nothing").get_data(as_text=True)
 
 
 def test_list_shows_thumbnail_and_last_error(client: FlaskClient, ws: Workspace, order: Order) -> None:
     job = order.jobs[0]
     with ws.edit(order.receipt_id) as o:
         lifecycle.set_error(o, job.job_id, "preview failed: truncated file", actor="watcher")
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/jobs").get_data(as_text=True)
     thumb = f"/files/{order.receipt_id}/{job.job_id}/v/3/thumb"
     assert thumb in html
     assert "preview failed: truncated file" in html
@@ -89,11 +89,11 @@ def test_list_paginates(client: FlaskClient, app, ws: Workspace, make_order: Cal
     app.config["KAALWATCH_PAGE_SIZE"] = 3
     for n in range(5):
         ws.add_order(make_order(days=n, titles=[f"Paged {n}"]))
-    first = client.get("/").get_data(as_text=True)
-    second = client.get("/?page=2").get_data(as_text=True)
+    first = client.get("/jobs").get_data(as_text=True)
+    second = client.get("/jobs?page=2").get_data(as_text=True)
     assert "Paged 0" in first and "Paged 3" not in first and "next →" in first
     assert "Paged 3" in second and "Paged 4" in second and "Paged 0" not in second and "next →" not in second
-    assert client.get("/?page=abc").status_code == 200
+    assert client.get("/jobs?page=abc").status_code == 200
 
 
 def test_every_page_has_notice_and_health(client: FlaskClient, ws: Workspace, order: Order) -> None:
@@ -129,8 +129,10 @@ def test_job_page_shows_facts_answers_versions_history(client: FlaskClient, ws: 
         lifecycle.add_note(o, "Use the second photo", job.job_id)
     html = client.get(f"/jobs/{made.receipt_id}/{job.job_id}").get_data(as_text=True)
     for text in ("Ada Lovelace", "Pet&#39;s name", "Biscuit", "Background colour", "Sage green",
-                 "Please make him look regal", "portrait v1.jpg", "portrait v2.jpg", "version added",
-                 "Use the second photo", "order created", "320×240", "0 used of 2 included"):
+                 "Please make him look regal", "portrait v1.jpg", "portrait v2.jpg", "v2 saved from portrait v2.jpg",
+                 "Use the second photo", "Order arrived from Etsy", "320×240", "0 used of 2 included (2 left)",
+                 # technical details stay available on hover
+                 'title="version_added by watcher: size='):
         assert text in html, text
     assert re.search(rf'href="https://www\.etsy\.com/[^"]*{made.receipt_id}"', html)
     assert str(ws.folder_of(made.receipt_id)) in html
@@ -196,7 +198,7 @@ def test_states_render_their_actions(client: FlaskClient, ws: Workspace, order: 
     with ws.edit(order.receipt_id) as o:
         lifecycle.hold(o, job.job_id)
     html = client.get(f"/jobs/{order.receipt_id}/{job.job_id}").get_data(as_text=True)
-    assert ">Reopen<" in html and "Put on hold" not in html
+    assert ">Resume work<" in html and ">Put on hold</button>" not in html and "Buyer approved" not in html
     assert o.job(job.job_id).state is JobState.ON_HOLD
 
 

@@ -71,7 +71,7 @@ def test_header_warns_and_job_page_keeps_longer(server: tuple[ReviewServer, Orde
             page.click("button:has-text('Log in')")
             page.goto(f"{running.url}jobs/{order.receipt_id}/{order.jobs[0].job_id}")
             page.fill("input[name=days]", "30")
-            page.fill("input[name=reason]", "buyer disputes the charge")
+            page.fill("form[action$='/keep'] input[name=reason]", "buyer disputes the charge")
             page.click("button:has-text('Keep longer')")
             expect(page.locator(".flash.ok")).to_contain_text("Buyer data kept until")
             expect(page.locator("dt:has-text('Buyer data') + dd")).to_contain_text("kept until")

@@ -258,9 +258,10 @@ def test_the_list_and_the_header_update_by_themselves(studio: dict[str, Any],
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             _login(page, studio["server"].url + "/")
+            page.goto(studio["server"].url + "/jobs")  # the full list ("/" is Today)
             rows = page.locator("table.jobs tbody tr")
             expect(rows).to_have_count(1)
-            page.fill("input[name=q]", "half-typed search")
+            page.fill("form.search input[name=q]", "half-typed search")
             page.evaluate("() => { window.notReloaded = true; }")
             ws.add_order(make_order(buyer="Alan Turing", titles=["Custom pet portrait"], days=-1))
             expect(rows).to_have_count(2, timeout=2000)
@@ -272,7 +273,7 @@ def test_the_list_and_the_header_update_by_themselves(studio: dict[str, Any],
             expect(page.locator("table.jobs tbody tr", has_text="Dog portrait").locator(".badge")).to_have_text(
                 "approved", timeout=2000)
             assert page.evaluate("() => window.notReloaded === true")
-            expect(page.locator("input[name=q]")).to_have_value("half-typed search")
+            expect(page.locator("form.search input[name=q]")).to_have_value("half-typed search")
             page.screenshot(path=str(ARTIFACTS / "viewer-list-live.png"))
         finally:
             browser.close()

@@ -195,7 +195,8 @@ def test_seeded_personalization_shapes(sandbox: Sandbox) -> None:
     assert any(": " in v["formatted_name"] for v in family)
     assert any(r["is_gift"] for r in rs) and any(len(r["transactions"]) > 1 for r in rs)
     names = " ".join(r["name"] for r in rs)
-    assert "<script>" in names and "../" in names and "&#39;" in names
+    # A believable shop by default (Etsy's pre-escaped apostrophes are real, markup is not).
+    assert "&#39;" in names and "Zoë Müller" in names and "<" not in names and "../" not in names
     assert all(r["buyer_email"] is None for r in rs)
     assert all(r["create_timestamp"] == r["created_timestamp"] for r in rs)
 
@@ -207,3 +208,11 @@ def test_seed_is_deterministic() -> None:
         rb = [b.receipt(i) for i in b.receipt_ids]
         strip = lambda rs, url: [str(r).replace(url, "") for r in rs]  # noqa: E731
         assert strip(ra, a.url) == strip(rb, b.url)
+
+
+def test_hostile_seed_only_when_asked() -> None:
+    with Sandbox(seed=1, hostile=True, clock=Clock(frozen=True)) as sb:
+        rs = [sb.receipt(i) for i in sb.receipt_ids]
+        names = " ".join(r["name"] for r in rs)
+        messages = " ".join(r["message_from_buyer"] or "" for r in rs)
+        assert "<script>" in names and "../" in names and "\u202e" in names and "onerror" in messages

@@ -135,7 +135,7 @@ def test_cancel_refund_partial_and_complete(sandbox: Sandbox, sb_ws: Workspace, 
     assert part.etsy_status == "Partially Refunded" and part.state is not JobState.CANCELLED
     assert any(e.event == "etsy_status" and e.details["to"] == "Partially Refunded" for e in part.history)
     done = sb_ws.load(completed)
-    assert done.etsy_completed and "completed_without_approval" in done.jobs[0].flags
+    assert done.etsy_completed and "without an approved version" in done.jobs[0].errors["etsy"]
     before = tree(sb_ws)
     assert sync_once(sb_ws, sb_settings, client).updated == 0 and tree(sb_ws) == before
 
@@ -278,3 +278,20 @@ def test_replay_of_etsy_format_receipts(sandbox: Sandbox, settings: Settings, tm
             report = sync_once(ws, s, client, since=utcnow() - timedelta(days=3650))
         assert report.new == 2 and set(ws.receipt_ids()) == {r["receipt_id"] for r in page["results"]}
         ws.close()
+
+
+def test_order_warnings_of_sync_and_shipment_clear_at_the_next_sync_that_proves_them_over(
+        sandbox: Sandbox, sb_ws: Workspace, sb_settings: Settings, client: EtsyClient) -> None:
+    from kaalwatch import lifecycle
+
+    rid = sandbox.add_order(PET_LISTING, uploads=1)["receipt_id"]
+    sync_once(sb_ws, sb_settings, client)
+    with sb_ws.edit(rid) as order:
+        lifecycle.set_error(order, None, "Etsy sync of this order failed: boom", "sync")
+        lifecycle.set_error(order, None, "Etsy did not mark this order shipped", "delivery", source="shipment")
+    assert set(sb_ws.load(rid).errors) == {"sync", "shipment"}
+    sandbox.complete(rid)  # Etsy now shows it completed and shipped: this order synced, and it is shipped
+    sync_once(sb_ws, sb_settings, client)
+    order = sb_ws.load(rid)
+    assert order.errors == {}
+    assert {e.details["source"] for e in order.history if e.event == "error_cleared"} == {"sync", "shipment"}

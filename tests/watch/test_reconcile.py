@@ -154,3 +154,21 @@ def test_broken_manifest_is_reported_and_others_still_scanned(ws: Workspace, set
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_misplaced_warning_clears_after_the_file_is_moved_and_rescanned(ws: Workspace, settings: Settings,
+                                                                        order_at: Callable) -> None:
+    order, folder = order_at(jobs=2)
+    (folder / "stray.png").write_bytes(png(40))
+    stray = old(folder / "stray.png")
+    rescan_order(ws, settings, order.receipt_id)
+    loaded = ws.load(order.receipt_id)
+    assert "stray.png" in loaded.errors["watcher"]
+    assert any("stray.png" in message for row in ws.jobs() for _, message in row.errors)  # list and status
+    item = folder / loaded.jobs[0].folder
+    stray.rename(item / "stray.png")  # the artist moves it into the first item's folder
+    rescan_order(ws, settings, order.receipt_id)
+    loaded = ws.load(order.receipt_id)
+    assert loaded.errors == {} and loaded.jobs[0].versions[0].source_name == "stray.png"
+    assert not [w for row in ws.jobs() for w in row.errors]
+    assert [e.details["source"] for e in loaded.history if e.event == "error_cleared"] == ["watcher"]

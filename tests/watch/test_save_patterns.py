@@ -202,6 +202,10 @@ def test_misplaced_file_in_a_multi_item_order_is_reported(ws: Workspace, order_a
     loaded = ws.load(order.receipt_id)
     assert "stray.png" in loaded.last_error and "folder" in loaded.last_error
     assert loaded.jobs[0].versions == [] and loaded.jobs[1].versions[0].source_name == "second.png"
+    # Moved into the first item's folder, it becomes that item's version and the warning goes by itself.
+    (folder / "stray.png").rename(folder / loaded.jobs[0].folder / "stray.png")
+    wait_for(lambda: ws.load(order.receipt_id).jobs[0].versions and not ws.load(order.receipt_id).errors)
+    assert ws.load(order.receipt_id).jobs[0].versions[0].source_name == "stray.png"
 
 
 def test_artwork_saves_warm_the_preview_pool_and_references_do_not(ws: Workspace, order_at: Callable,

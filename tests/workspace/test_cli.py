@@ -72,6 +72,35 @@ def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_or
     assert (workspace / ".kaalwatch" / "logs").is_dir()
 
 
+def test_status_shows_warnings_with_their_source_stop_markers_and_holds_without_countdown(
+        tmp_path: Path, make_order: Callable[..., Order]) -> None:
+    workspace = tmp_path / "ws"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workspace: {workspace}\n")
+    ws = Workspace(Settings(workspace=workspace))
+    ws.create()
+    held, warned, refunded = make_order(days=-3), make_order(days=4), make_order(days=5)
+    for order in (held, warned, refunded):
+        ws.add_order(order)
+    with ws.edit(held.receipt_id) as order:
+        lifecycle.hold(order, held.jobs[0].job_id, "buyer away")
+    with ws.edit(warned.receipt_id) as order:
+        lifecycle.set_error(order, warned.jobs[0].job_id, "'a.png' cannot be read as an image", "watcher")
+    with ws.edit(refunded.receipt_id) as order:
+        lifecycle.set_etsy_status(order, "Partially Refunded")
+    ws.close()
+    data = {job["receipt_id"]: job for job in json.loads(run_cli("--config", str(config), "status", "--json").stdout)
+            ["jobs"]}
+    assert data[held.receipt_id]["days_left"] is None and data[held.receipt_id]["overdue"] is False
+    assert data[held.receipt_id]["next"] == "On hold"
+    assert data[warned.receipt_id]["warnings"] == [{"source": "watcher",
+                                                    "message": "'a.png' cannot be read as an image"}]
+    assert data[refunded.receipt_id]["marker"] == "partially refunded"
+    table = run_cli("--config", str(config), "status").stdout
+    assert "warning (folder watcher): 'a.png' cannot be read as an image" in table
+    assert "STOP: partially refunded" in table
+
+
 def test_status_on_a_missing_workspace_says_how_to_fix(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"workspace: {tmp_path / 'none'}\n")
