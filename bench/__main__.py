@@ -3,6 +3,10 @@
 Cases live in ``bench/case_<name>.py`` and expose ``run(quick: bool) -> list[dict]`` (rows made with
 ``bench.harness.row``). ``--quick`` runs tiny versions in seconds (the test suite does, so the harness
 cannot rot); ``--update-readme`` puts the table into README.md between its benchmark markers.
+
+Exit status: 0 when every case ran and every target was met, 1 when a case failed, 2 when a target was
+missed (named on stderr), so the benchmark can gate a release. A quick run's numbers mean little and
+never gate.
 """
 
 from __future__ import annotations
@@ -78,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             print("README.md not updated: a case failed", file=sys.stderr)
         else:
             update_readme(HERE.parent / "README.md", f"{text}\n\n{caption}")
-    return 1 if failures else 0
+    missed = [f"{r['case']} | {r['name']} | {r['metric']}" for r in rows if r.get("ok") is False]
+    for line in missed:
+        print(f"TARGET MISSED: {line}", file=sys.stderr)
+    return 1 if failures else 2 if missed and not args.quick else 0
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ an untagged image, and nothing about the source (GPS, camera, software) survives
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -37,10 +39,10 @@ from PIL import Image, ImageCms, ImageColor
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode, upright
 from kaalwatch.imaging.formats import FileKind, classify
-from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark
+from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark, watermark_layer
 
 #: Bump when the rendering itself changes, so every cached preview is regenerated.
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 #: Final resampling filters (see the module docstring for the measurements behind them).
 FINAL_FILTER = Image.Resampling.BOX
 FINAL_FILTER_AFTER_DCT = Image.Resampling.BOX
@@ -199,11 +201,12 @@ def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
     atomic_save_jpegs([(im, out)], quality)
 
 
-def _prepare(src: Path, edge: int, background: str, max_pixels: int,
-             kind: FileKind) -> tuple[Image.Image, tuple[int, int], bool, str | None]:
+def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileKind,
+             on_header: Callable[[tuple[int, int], int], None] | None = None) -> tuple[
+        Image.Image, tuple[int, int], bool, str | None]:
     """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``."""
     bg = ImageColor.getrgb(background)[:3]
-    dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]))
+    dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]), on_header=on_header)
     im = upright(dec.image, dec.orientation)
     size = dec.source_size
     if dec.orientation in (5, 6, 7, 8):  # a quarter turn: the upright source is the other way round
@@ -259,6 +262,35 @@ def make_thumbnail(im: Image.Image, edge: int) -> Image.Image:
     return small if small.size == target else small.resize(target, FINAL_FILTER)
 
 
+class _LayerAhead:
+    """Builds the watermark layer for the preview's size on a second thread while the source decodes.
+
+    The layer needs only the output size, which the header gives; the decoders release the GIL, so on a
+    second core the layer (cached per size and text in ``watermark_layer``) is ready when the pixels are
+    and a new order's first save costs no more than a repeat save. If the size guess is wrong (an
+    orientation only found after the pixels), ``apply_watermark`` builds the right layer itself.
+    """
+
+    def __init__(self, edge: int, spec: WatermarkSpec, text: str) -> None:
+        self.edge, self.spec, self.text = edge, spec, text
+        self.thread: threading.Thread | None = None
+
+    def __call__(self, source_size: tuple[int, int], orientation: int) -> None:
+        w, h = source_size
+        size = fit((h, w) if orientation in (5, 6, 7, 8) else (w, h), self.edge)
+        self.thread = threading.Thread(target=self._build, args=(size,), name="kaalwatch-watermark")
+        self.thread.start()
+
+    def _build(self, size: tuple[int, int]) -> None:
+        # A failure here is not lost: apply_watermark builds the layer again and raises where it is handled.
+        with contextlib.suppress(Exception):
+            watermark_layer(size, self.spec, self.text, "RGB")
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+
 def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
                     text: str) -> RenderResult:
     """Write the watermarked preview and thumbnail of one version; raise ImageError if it won't decode.
@@ -272,7 +304,12 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
         suffix = src.suffix.lower() or "suffix-less"
         note = f"no preview for {suffix} files: export a PNG beside it"
         return RenderResult(0, 0, kind, False, note, None, None)
-    im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind)
+    ahead = _LayerAhead(spec.long_edge, spec.watermark, text) if spec.watermark.enabled and text else None
+    try:
+        im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind, ahead)
+    finally:
+        if ahead is not None:
+            ahead.join()  # joined before use: a second build of the same layer would waste the core
     apply_watermark(im, spec.watermark, text)
     thumb = make_thumbnail(im, spec.thumb_edge)
     atomic_save_jpegs([(im, Path(preview_out)), (thumb, Path(thumb_out))], spec.jpeg_quality)

@@ -36,6 +36,20 @@ def test_readme_block_is_replaced(tmp_path: Path) -> None:
     assert readme.read_text() == "intro\n<!-- bench:start -->\nNEW TABLE\n<!-- bench:end -->\nouttro\n"
 
 
+@pytest.mark.parametrize(("value", "quick", "status"), [(2.0, False, 2), (1.0, False, 0), (2.0, True, 0)])
+def test_a_missed_target_makes_the_run_exit_non_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], value: float,
+                                                      quick: bool, status: int) -> None:
+    import bench.__main__ as entry
+
+    rows = [row("preview", "phone JPEG", "first save ÷ decode floor", value, "×", target=1.5)]
+    monkeypatch.setattr(entry, "run_cases", lambda names, quick: (rows, []))
+    argv = ["preview", "--output", str(tmp_path / "r.json")] + (["--quick"] if quick else [])
+    assert entry.main(argv) == status
+    assert ("TARGET MISSED: preview | phone JPEG | first save ÷ decode floor" in capsys.readouterr().err) == (
+        value > 1.5)
+
+
 @pytest.mark.slow
 def test_every_case_runs_quickly_and_yields_rows(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
