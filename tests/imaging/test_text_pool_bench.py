@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import unicodedata
 import zlib
 from concurrent.futures.process import BrokenProcessPool
