@@ -84,7 +84,6 @@ class Decoded:
     icc: bytes | None  # embedded colour profile, converted to sRGB later on the small image
     low_res: bool = False
     note: str | None = None
-    dct_scaled: bool = False  # JPEG decoded at 1/2..1/8 in the DCT domain (already low-passed)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -475,13 +474,11 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
         _check_pixels(path, source_size, max_pixels)
         if on_header is not None:
             on_header(source_size, _orientation(im))
-        dct_scaled = False
         if im.format in ("JPEG", "MPO"):
             long_edge = max(im.size)
             want = DRAFT_GAP * target_edge if target_edge else 1
             scale = next((s for s in (8, 4, 2) if long_edge / s >= want), 1)
-            dct_scaled = scale > 1
-            if dct_scaled:
+            if scale > 1:
                 im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None,
                          (im.width // scale, im.height // scale))
         im.load()
@@ -497,7 +494,7 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
                 im = flatten_reduce(im, factor, background)
             else:
                 im = reduce_image(im, factor)
-        return Decoded(im, kind, source_size, orientation, icc, low_res, note, dct_scaled)
+        return Decoded(im, kind, source_size, orientation, icc, low_res, note)
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
