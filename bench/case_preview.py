@@ -31,8 +31,10 @@ q85 alone costs about 0.02, whatever the pipeline, so the floor is applied befor
 **Memory**: after every input has been timed, the same long-lived worker (a one-worker pool, so it is the
 one that rendered everything) renders each input once more; its peak RSS is reset before each render
 (``/proc/PID/clear_refs``) and read after. The value is (peak − the worker's RSS just before) / the
-decoded image (w·h·bands bytes at 8 bits). The worker's idle RSS, fresh and after all inputs, is in the
-detail, so memory a render keeps is visible too.
+decoded image (w·h·3 bytes, w·h·4 with alpha: Pillow itself holds RGB in 4 bytes a pixel, so this is
+the stricter measure). The worker's idle RSS, fresh and after all inputs, is in the detail, so memory a
+render keeps is visible too. HEIC is left out: it is only ever a buyer reference, thumbnailed in the
+watcher's process, never in a worker.
 
 ``quick=True`` uses tiny sizes and one run, so a test can exercise the case in seconds; its numbers mean
 nothing and its rows carry no targets.
@@ -324,7 +326,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             for spec in inputs:
                 print(f"  preview: {spec.label}", file=sys.stderr, flush=True)
                 timed[spec.label] = _time_input(bench, spec, paths[spec.label], pspec.long_edge, runs)
-            memory = {spec.label: render_peak(bench, pid, spec, paths[spec.label], out) for spec in inputs}
+            # HEIC is a buyer reference, thumbnailed in the watcher's process: no worker ever decodes one.
+            memory = {spec.label: render_peak(bench, pid, spec, paths[spec.label], out) for spec in inputs
+                      if spec.fmt != "heic"}
             after_mb = _status_kb(pid, "VmRSS") / 1024
         finally:
             bench.close()
@@ -346,8 +350,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(row("preview", "geometric mean", f"{which} save ÷ decode floor", round(geo, 3), "×",
                             target=target(TARGET_GEOMEAN), minimum=min(values), maximum=max(values),
                             inputs=len(values)))
-        factors = {label: (m["peak_mb"] - m["before_mb"]) / decoded_mb(spec)
-                   for spec in inputs for label, m in [(spec.label, memory[spec.label])]}
+        factors = {spec.label: (memory[spec.label]["peak_mb"] - memory[spec.label]["before_mb"]) / decoded_mb(spec)
+                   for spec in inputs if spec.label in memory}
         worst = max(factors, key=lambda k: factors[k])
         rows.append(row("preview", f"worker peak RSS, worst: {worst}",
                         "(peak − RSS before) ÷ decoded image", round(factors[worst], 3), "×",

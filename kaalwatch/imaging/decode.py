@@ -399,8 +399,8 @@ def flatten_reduce(im: Image.Image, factor: int, background: tuple[int, int, int
 
     Compositing onto an opaque background is linear in premultiplied colour, so flattening first and
     averaging after gives the same pixels as a premultiplied reduction followed by flattening -- but
-    Pillow's masked paste is about 4x cheaper than its RGBA->RGBa conversion. Bands keep every
-    temporary small (no second full-size image, and no page faults for one).
+    Pillow's masked paste is about 4x cheaper than its RGBA->RGBa conversion (measured 2026-11-27,
+    Pillow 13). Bands keep every temporary small (no second full-size image, and no page faults for one).
     """
     w, h = im.size
     factor = max(1, factor)

@@ -227,9 +227,9 @@ SPLIT_RESIZE_PIXELS = 4_000_000
 
 def resize_in_halves(im: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> Image.Image:
     """``im.resize(size, resample)``, the top and bottom halves on two threads (Pillow resamples without
-    the GIL). Each half reads its exact source box: with BOX (the filter previews use) the result is
-    identical to one resize, with wider filters within one level (Pillow rounds its first pass per box).
-    For a 3000x2000 half-size JPEG decode this takes the final resample from ~35 ms to ~20 ms."""
+    the GIL). Each half reads its exact source box: with BOX the result is identical to one resize, with
+    wider filters (previews use BILINEAR) within one level (Pillow rounds its first pass per box).
+    On two idle cores this nearly halves the final resample; with both busy it costs a thread start."""
     width, height = size
     if im.width * im.height < SPLIT_RESIZE_PIXELS or height < 2:
         return im.resize(size, resample)
