@@ -222,7 +222,7 @@ def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileK
 
 
 #: Below this many source pixels a second thread costs more than it saves.
-SPLIT_RESIZE_PIXELS = 4_000_000
+SPLIT_RESIZE_PIXELS = 2_000_000
 
 
 def resize_in_halves(im: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> Image.Image:
