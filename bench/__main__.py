@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.harness import machine, table
 
-CASES = ("preview", "watch", "sync", "review", "daemon")
+CASES = ("preview", "watch", "sync", "review", "daemon", "delivery")
 HERE = Path(__file__).resolve().parent
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"

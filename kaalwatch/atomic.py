@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from kaalwatch import private
+
 TEMP_MARK = ".kw-tmp-"
 
 
@@ -31,10 +33,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a binary file whose content replaces ``path`` only when the block finishes without error."""
+def atomic_open(path: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file whose content replaces ``path`` only when the block finishes without error.
+
+    The file gets ``mode``, by default the private mode (:func:`kaalwatch.private.file_mode`): what the tool
+    writes holds buyer data or secrets, and the umask must not widen that.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = private.file_mode() if mode is None else mode
+    private.make_dir(path.parent)
     tmp = path.with_name(f".{path.name}{TEMP_MARK}{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -51,13 +58,13 @@ def atomic_open(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     _fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` atomically (see module docstring)."""
     with atomic_open(path, mode) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Replace ``path`` with UTF-8 ``text`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 

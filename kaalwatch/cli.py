@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rescan": ("kaalwatch.commands.watch:rescan", "Scan order folders for saves the watcher missed."),
     "previews": ("kaalwatch.commands.watch:previews", "Check or rebuild previews and thumbnails."),
     "deliver": ("kaalwatch.commands.delivery:deliver", "Build an approved job's files for Etsy's order page."),
-    "purge": ("kaalwatch.commands.delivery:purge", "Delete or anonymise buyer data past its retention time."),
+    "purge": ("kaalwatch.commands.retention:purge", "Delete or anonymise buyer data past its retention time."),
+    "keep": ("kaalwatch.commands.retention:keep", "Keep an order's buyer data longer, with a reason."),
     "set-password": ("kaalwatch.commands.review:set_password", "Set the review page's password."),
     "doctor": ("kaalwatch.commands.daemon:doctor", "Check the set-up and explain how to fix what is wrong."),
     "service": ("kaalwatch.commands.daemon:service", "Install kaalwatch as a per-user background service."),
@@ -49,9 +50,11 @@ class Context:
     @property
     def settings(self) -> Any:
         if self._settings is None:
+            from kaalwatch import private
             from kaalwatch.settings import load_settings
 
             self._settings = load_settings(self.config_path)
+            private.configure(self._settings.private_files)  # before any command writes a file
         return self._settings
 
     def workspace(self, *, check: bool = True) -> Any:

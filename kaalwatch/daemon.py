@@ -268,8 +268,12 @@ class Daemon:
                           id="sync", name="sync", next_run_time=now)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
+        # A machine that was off at run_hour runs the missed day's retention at start-up instead.
+        from kaalwatch import retention
+
+        catch_up = {"next_run_time": now} if retention.missed(ws) else {}
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
-                          id="retention", name="retention")
+                          id="retention", name="retention", **catch_up)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -387,8 +391,7 @@ class Daemon:
         from kaalwatch import retention
 
         assert self.ws is not None
-        report = retention.purge(self.ws, self.settings, now=utcnow())
-        log.info("retention: %s", getattr(report, "summary", lambda: report)())
+        retention.scheduled_purge(self.ws, self.settings, now=utcnow())  # logs its summary, records the run
 
     def _close_client(self) -> None:
         client, self._client = self._client, None

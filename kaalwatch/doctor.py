@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 import socket
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,38 @@ def check_disk(settings: Settings, free: int | None = None) -> Check:
     return Check("disk", True, f"{gib:.1f} GB free")
 
 
+def loose_modes(root: Path) -> tuple[int, int]:
+    """How many files and folders under ``root`` give group or others more than the private modes allow
+    (symlinks are not followed and not counted)."""
+    from kaalwatch import private
+
+    files = folders = 0
+    for top, dirs, names in os.walk(root, followlinks=False):
+        for name in dirs:
+            st = os.lstat(os.path.join(top, name))
+            folders += private.too_open(st.st_mode, True) and not stat.S_ISLNK(st.st_mode)
+        for name in names:
+            st = os.lstat(os.path.join(top, name))
+            files += private.too_open(st.st_mode, False) and stat.S_ISREG(st.st_mode)
+    folders += private.too_open(os.lstat(root).st_mode, True)
+    return files, folders
+
+
+def check_modes(settings: Settings) -> Check:
+    """Buyer data readable by other local accounts (an old workspace, or files copied in by hand)."""
+    if not settings.private_files:
+        return Check("file modes", True, "private_files is off: modes follow the umask", warning=True)
+    root = settings.workspace
+    if not root.is_dir():
+        return Check("file modes", True, "no workspace yet")
+    files, folders = loose_modes(root)
+    if files or folders:
+        return Check("file modes", False,
+                     f"{files} file(s) and {folders} folder(s) with buyer data are readable by other accounts",
+                     f"chmod -R go-rwx '{root}'")
+    return Check("file modes", True, "buyer data is private to this account (files 0600, folders 0700)")
+
+
 def run_checks(config_path: Path | None, *, skip_etsy: bool = False) -> list[Check]:
     """Every check in order; the ones needing settings are skipped when the config does not load."""
     from kaalwatch.daemon import lock_holder
@@ -222,4 +255,5 @@ def run_checks(config_path: Path | None, *, skip_etsy: bool = False) -> list[Che
     checks.append(_safe("review port", lambda: check_port(settings, lock_holder(settings.workspace))))
     checks.append(_safe("fonts", lambda: check_fonts(settings)))
     checks.append(_safe("disk", lambda: check_disk(settings)))
+    checks.append(_safe("file modes", lambda: check_modes(settings)))
     return checks

@@ -9,12 +9,13 @@ lock. An illegal move raises :class:`~kaalwatch.errors.TransitionError` and noth
 from __future__ import annotations
 
 import hashlib
-import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from kaalwatch.errors import NotFoundError, TransitionError
 from kaalwatch.model import (
+    AddOn,
     Deliverable,
     Event,
     Job,
@@ -277,6 +278,38 @@ def clear_deliverables(order: Order, job_id: str, reason: str, actor: str = "del
     return names
 
 
+def set_framing(order: Order, job_id: str, key: str, position: float | None, margins: bool,
+                actor: str = "review") -> None:
+    """Where deliverable ``key``'s crop frame sits (None = centred), or margins instead of a crop. Files built
+    with another frame no longer match: a ready job goes back to approved (its files leave deliver/)."""
+    job = order.job(job_id)
+    if job.state in (S.DELIVERED, S.CANCELLED):
+        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} is {job.state.label}; its files are final")
+    if position is None:
+        job.crop.pop(key, None)
+    else:
+        job.crop[key] = round(min(1.0, max(0.0, position)), 4)
+    job.margins = sorted(set(job.margins) - {key} | ({key} if margins else set()))
+    record(order, actor, "crop_set", job.job_id, deliverable=key, position=job.crop.get(key), margins=margins)
+    if job.state is S.READY_TO_DELIVER:
+        _move(order, job, S.APPROVED, actor, "reframed", why="the crop changed after the files were built")
+
+
+def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor: str = "sync") -> None:
+    """An add-on line item (e.g. Rush): shown on the order; it may move the due date sooner and mark it urgent."""
+    effects = []
+    if rush_days and order.ship_by is not None:
+        order.ship_by -= timedelta(days=rush_days)
+        effects.append(f"due {rush_days} day{'s' if rush_days != 1 else ''} sooner")
+    if urgent:
+        order.urgent = True
+        effects.append("urgent")
+    addon.effect = ", ".join(effects)
+    order.addons.append(addon)
+    record(order, actor, "addon", None, title=addon.title, workflow=addon.workflow, effect=addon.effect,
+           ship_by=order.ship_by.isoformat() if order.ship_by else None)
+
+
 def flag(order: Order, job_id: str | None, code: str, message: str, actor: str) -> None:
     """A loud, sticky warning (e.g. completed on Etsy without approval); recorded once."""
     target = order.job(job_id) if job_id else None
@@ -387,9 +420,12 @@ def anonymise(order: Order, salt: str, actor: str = "retention") -> list[str]:
             removed.append(f"changes note of job {job.job_id}")
         for proof in job.proofs:
             proof.note = None
-    for ref in order.references:
+    for position, ref in enumerate(order.references, start=1):
         ref.url = None
         ref.label = None
+        # The buyer named these files; the files themselves are gone by now (files step first).
+        suffix = ref.name[ref.name.rfind("."):] if "." in ref.name else ""
+        ref.name = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
     for entry in order.history:
         # History keeps its events and states; free-text details that could carry personal data go.
         for key in ("message", "note", "reason", "text", "source", "file"):
@@ -422,28 +458,59 @@ def files_purged(order: Order, references: list[int], versions: dict[str, list[i
            versions={job_id: list(numbers) for job_id, numbers in versions.items() if numbers})
 
 
-def redact_file_names(order: Order, terms: list[str], actor: str = "retention") -> int:
-    """Replace buyer text in the file names the manifest keeps (references, version sources).
+def keep_until(order: Order, until: datetime, reason: str, actor: str = "cli") -> None:
+    """The owner keeps an order's data past its retention date, for a reason (a dispute, a reorder)."""
+    reason = reason.strip()
+    if not reason:
+        raise TransitionError("say why the order is kept longer (a reason is recorded)")
+    order.keep_until = until.replace(microsecond=0)
+    record(order, actor, "retention_kept", None, until=order.keep_until.isoformat(), reason=reason[:500])
 
-    References are already deleted when this runs, so they get neutral names; version source names keep
-    their suffix with each personal term replaced. Returns how many names changed.
-    """
+
+def redact(order: Order, name: Callable[[str], str], text: Callable[[str], str], actor: str = "retention") -> int:
+    """Pass every manifest field that can carry a file name (``name``) or free text (``text``) through the
+    given redactors: references, version sources and their pairs, conflict copies, notes, messages, errors,
+    and every text in history details. Returns how many values changed (recorded once in history)."""
     changed = 0
-    for position, ref in enumerate(order.references, start=1):
-        suffix = ref.name[ref.name.rfind("."):] if "." in ref.name else ""
-        neutral = f"reference-{position}{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
-        if ref.name != neutral:
-            ref.name = neutral
-            changed += 1
-    patterns = [re.compile(re.escape(term), re.IGNORECASE) for term in terms if term.strip()]
+
+    def fix(value: str | None, redactor: Callable[[str], str]) -> str | None:
+        nonlocal changed
+        if not value:
+            return value
+        new = redactor(value)
+        changed += new != value
+        return new
+
+    def fix_details(value: Any) -> Any:
+        if isinstance(value, str):
+            return fix(value, text)
+        if isinstance(value, list):
+            return [fix_details(item) for item in value]
+        if isinstance(value, dict):
+            return {key: fix_details(item) for key, item in value.items()}
+        return value
+
+    order.gift_message = fix(order.gift_message, text) or ""
+    order.message_from_buyer = fix(order.message_from_buyer, text) or ""
+    order.last_error = fix(order.last_error, text)
+    for note in order.notes:
+        note.text = fix(note.text, text) or ""
+    for ref in order.references:
+        ref.name = fix(ref.name, name) or ref.name
+        ref.label, ref.error = fix(ref.label, text), fix(ref.error, text)
     for job in order.jobs:
+        job.changes_note, job.last_error = fix(job.changes_note, text), fix(job.last_error, text)
+        job.conflicts = [fix(c, name) or c for c in job.conflicts]
+        for answer in job.answers:
+            answer.answer = fix(answer.answer, text) or ""
+        for proof in job.proofs:
+            proof.note = fix(proof.note, text)
         for version in job.versions:
-            name = version.source_name
-            for pattern in patterns:
-                name = pattern.sub("redacted", name)
-            if name != version.source_name:
-                version.source_name = name
-                changed += 1
+            version.source_name = fix(version.source_name, name) or version.source_name
+            version.paired_with = fix(version.paired_with, name)
+            version.note, version.error = fix(version.note, text), fix(version.error, text)
+    for entry in order.history:
+        entry.details = fix_details(entry.details)
     if changed:
-        record(order, actor, "file_names_redacted", None, count=changed)
+        record(order, actor, "redacted", None, count=changed)
     return changed

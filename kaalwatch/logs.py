@@ -10,6 +10,9 @@ import logging
 import logging.handlers
 import re
 from pathlib import Path
+from typing import TextIO
+
+from kaalwatch import private
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
@@ -37,6 +40,15 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log, made private (0600) each time a file is opened, the first and every rotated one."""
+
+    def _open(self) -> TextIO:
+        stream = super()._open()
+        private.restrict(Path(self.baseFilename))
+        return stream
+
+
 def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = False) -> None:
     """Configure the root logger once per process (idempotent)."""
     root = logging.getLogger()
@@ -51,10 +63,9 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     handlers: list[logging.Handler] = [stderr]
     if log_dir is not None:
         try:
-            log_dir.mkdir(parents=True, exist_ok=True)
+            private.make_dir(log_dir)
             handlers.append(
-                logging.handlers.RotatingFileHandler(log_dir / "kaalwatch.log", maxBytes=5_000_000, backupCount=5,
-                                                     encoding="utf-8")
+                _PrivateRotatingHandler(log_dir / "kaalwatch.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
             )
         except OSError:
             pass  # a read-only workspace is reported by the command itself; logging to stderr still works

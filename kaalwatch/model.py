@@ -132,6 +132,20 @@ class Deliverable:
     width: int | None = None
     height: int | None = None
     note: str | None = None
+    thumb: str | None = None  # thumbnail of the file's pixels, relative to the tool area
+    warnings: list[str] = field(default_factory=list)  # promises it missed, delivered anyway
+
+
+@dataclass
+class AddOn:
+    """A line item of an add-on listing (e.g. Rush): no artwork of its own, it changes the order."""
+
+    transaction_id: str
+    listing_id: int | None
+    title: str
+    workflow: str
+    quantity: int = 1
+    effect: str = ""  # what it changed, in words ("due 2 days sooner, urgent")
 
 
 @dataclass
@@ -154,6 +168,10 @@ class Job:
     changes_note: str | None = None
     held_from: JobState | None = None
     deliverables: list[Deliverable] = field(default_factory=list)
+    # Where each cropped deliverable's frame sits along the axis the crop cuts (0 = top/left, 1 = bottom/right;
+    # centred when absent), keyed by the deliverable's key; keys in ``margins`` are padded instead of cropped.
+    crop: dict[str, float] = field(default_factory=dict)
+    margins: list[str] = field(default_factory=list)
     delivered_at: datetime | None = None
     delivery_confirmed_by: str | None = None  # etsy, manual
     flags: list[str] = field(default_factory=list)
@@ -202,6 +220,8 @@ class Order:
     gift_message: str = ""
     message_from_buyer: str = ""
     references: list[Reference] = field(default_factory=list)
+    addons: list[AddOn] = field(default_factory=list)
+    urgent: bool = False
     notes: list[Note] = field(default_factory=list)
     history: list[Event] = field(default_factory=list)
     etsy_updated_at: datetime | None = None
@@ -211,6 +231,9 @@ class Order:
     files_purged_at: datetime | None = None
     anonymised_at: datetime | None = None
     pseudonym: str | None = None
+    keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
+    total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
+    currency: str | None = None
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 

@@ -128,12 +128,19 @@ class DeliverySettings:
         False, "after confirmed delivery, mark the receipt shipped on Etsy (needs transactions_w)"
     )
     shipment_note: str = setting("Your artwork has been delivered — thank you!", "note to the buyer with that shipment")
+    max_crop_share: float = setting(
+        0.2, "a crop cutting more than this share of the artwork is a warning (4:5 from a square cuts 0.2)",
+        min=0, max=0.9,
+    )
 
 
 @dataclass(frozen=True)
 class RetentionSettings:
-    files_days: int = setting(60, "days after delivery or cancellation to delete references and unused versions", min=0)
-    anonymise_days: int = setting(365, "days after delivery or cancellation to anonymise the order", min=0)
+    files_days: int = setting(60, "days after an order finished (on Etsy or here) to delete references and unused "
+                              "versions", min=0)
+    anonymise_days: int = setting(365, "days after an order finished (on Etsy or here) to anonymise it", min=0)
+    abandoned_days: int = setting(540, "days after the last activity to purge and anonymise an order that never "
+                                  "finished (abandoned, on hold); the owner is warned a week before", min=0)
     run_hour: int = setting(3, "hour of the day (local) the daily retention job runs", min=0, max=23)
 
 
@@ -144,11 +151,26 @@ class Deliverable:
     aspect: str = setting("", "crop to this aspect ratio, e.g. 4:5; empty = as drawn", pattern=r"^$|^\d+:\d+$")
     dpi: int = setting(300, "DPI written into the file (and the PDF page size)", min=36, max=2400)
     quality: int = setting(95, "JPEG quality", min=50, max=100)
-    suffix: str = setting("", "added to the file name, e.g. 'print'")
+    suffix: str = setting("", "the file's variant, e.g. 'print 8x10': {variant} in the name")
+    print_inches: str = setting(
+        "", "print size in inches, e.g. 8x10: sets the aspect, the PDF page and the pixels the DPI needs",
+        pattern=r"^$|^\d+(\.\d+)?x\d+(\.\d+)?$", example="8x10",
+    )
+    square: str = setting("portrait", "orientation of the aspect on a square artwork",
+                          choices=("portrait", "landscape"))
+    fit: str = setting("crop", "crop to the aspect, or margins: pad the whole artwork to it",
+                       choices=("crop", "margins"))
+    margin_colour: str = setting("#ffffff", "colour of the margins when fit is margins", colour=True)
+    name: str = setting("", "file name template; empty = the workflow's name_template")
 
 
 def _default_deliverables() -> tuple[Deliverable, ...]:
-    return (Deliverable(format="png"), Deliverable(format="jpeg", suffix="web", long_edge=3000))
+    # 2048 px at quality 85: a web size that shows sharp on a phone or a laptop and stays well under a megabyte
+    # or two; the PNG is the full-resolution file.
+    return (Deliverable(format="png"), Deliverable(format="jpeg", suffix="web", long_edge=2048, quality=85))
+
+
+NAME_FIELDS = "{receipt_id} {buyer_first} {answer:QUESTION} {listing_short} {listing} {item} {variant}"
 
 
 @dataclass(frozen=True)
@@ -165,10 +187,26 @@ class Workflow:
     revisions_included: int = setting(2, "rounds of changes included in the price", min=0, max=100)
     due_slack_days: int = setting(2, "a job counts as due this many days before its ship-by date", min=0, max=60)
     needs_references: bool = setting(False, "wait for buyer photos before the job counts as new")
+    kind: str = setting(
+        "artwork", "artwork makes a job; addon (e.g. Rush) makes none and changes the order",
+        choices=("artwork", "addon"),
+    )
+    rush_days: int = setting(0, "addon: the order's due date moves this many days sooner", min=0, max=60)
+    urgent: bool = setting(False, "addon: the order is marked urgent")
+    name_template: str = setting(
+        "{receipt_id} {listing_short} {item} {variant}", f"file names of the deliverables; fields: {NAME_FIELDS}"
+    )
+    item_noun: str = setting("portrait", "what one unit is called on the page ('2 portraits ordered')")
+    quantity: str = setting(
+        "ask", "quantity > 1: ask = warn before delivering one artwork; same = the same files cover every unit",
+        choices=("ask", "same"),
+    )
 
 
 def _example_workflows() -> tuple[Workflow, ...]:
     return (
+        # First: an add-on's title ("Rush order for your pet portrait") may name the artwork too.
+        Workflow(name="rush", kind="addon", title_pattern=r"(?i)\brush\b", rush_days=2, urgent=True),
         Workflow(
             name="pet portrait",
             title_pattern=r"(?i)\bpet\b|\bdog\b|\bcat\b",
@@ -176,8 +214,8 @@ def _example_workflows() -> tuple[Workflow, ...]:
             revisions_included=2,
             deliverables=(
                 Deliverable(format="png"),
-                Deliverable(format="jpeg", suffix="web", long_edge=3000),
-                Deliverable(format="pdf", suffix="print 8x10", aspect="4:5", dpi=300),
+                Deliverable(format="jpeg", suffix="web", long_edge=2048, quality=85),
+                Deliverable(format="pdf", suffix="print 8x10", print_inches="8x10", dpi=300),
             ),
         ),
         Workflow(
@@ -198,6 +236,10 @@ class Settings:
         "{receipt_id} {buyer} - {listing}", "order folder names; {receipt_id} {buyer} {listing} {date}"
     )
     log_level: str = setting("info", "debug, info, warning or error", choices=("debug", "info", "warning", "error"))
+    private_files: bool = setting(
+        True, "buyer-data files 0600 and folders 0700 whatever the umask; false follows the umask (an orders "
+        "folder shared with another account)"
+    )
     etsy: EtsySettings = section(EtsySettings, "connection to Etsy's Open API v3")
     sync: SyncSettings = section(SyncSettings, "importing orders")
     watcher: WatcherSettings = section(WatcherSettings, "turning saves into versions")
@@ -335,7 +377,7 @@ class _Loader:
                 except re.error as exc:
                     raise self.fail(key, f"a valid regular expression ({exc})", value) from None
             if "pattern" in meta and not re.match(meta["pattern"], value):
-                raise self.fail(key, "a value like 4:5", value)
+                raise self.fail(key, f"a value like {meta.get('example', '4:5')}", value)
             if meta.get("colour") and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
                 raise self.fail(key, "a colour like #ffffff", value)
             return value

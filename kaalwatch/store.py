@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 from filelock import FileLock
 
-from kaalwatch import naming
+from kaalwatch import naming, private
 from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict
@@ -178,12 +178,12 @@ class Workspace:
     # ---------------------------------------------------------------------------------------- setup
 
     def create(self) -> None:
-        """Create the folders (idempotent). The secrets folder is private to the user."""
+        """Create the folders (idempotent), private to the user (see :mod:`kaalwatch.private`)."""
         try:
-            for folder in (self.orders_dir, self.versions_dir, self.previews_dir, self.locks_dir,
-                           self.logs_dir, self.state_dir, self.secrets_dir):
-                folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.secrets_dir, 0o700)
+            for folder in (self.root, self.tool_dir, self.orders_dir, self.versions_dir, self.previews_dir,
+                           self.locks_dir, self.logs_dir, self.state_dir, self.secrets_dir):
+                private.make_dir(folder)
+            os.chmod(self.secrets_dir, 0o700)  # secrets stay private even when private_files is off
         except OSError as exc:
             raise _disk_error(exc, self.root) from None
 
@@ -204,9 +204,14 @@ class Workspace:
     # ---------------------------------------------------------------------------------------- paths
 
     def lock(self, receipt_id: int) -> FileLock:
-        """The per-order lock; holds across threads and processes (the daemon and a CLI command)."""
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.locks_dir / f"{int(receipt_id)}.lock"), timeout=LOCK_TIMEOUT_SECONDS)
+        """The per-order lock; holds across threads and processes (the daemon and a CLI command).
+
+        One instance per lock file in this process (``is_singleton``), re-entrant in the thread holding it:
+        retention checks, deletes and edits an order inside one critical section that calls :meth:`edit`.
+        """
+        private.make_dir(self.locks_dir)
+        return FileLock(str(self.locks_dir / f"{int(receipt_id)}.lock"), timeout=LOCK_TIMEOUT_SECONDS,
+                        mode=private.file_mode(), is_singleton=True)
 
     def job_dir(self, order_folder: Path, order: Order, job_id: str) -> Path:
         return order_folder / order.job(job_id).folder if order.job(job_id).folder else order_folder
@@ -300,9 +305,9 @@ class Workspace:
             name = naming.format_name(self.settings.folder_template, fields)
             folder: Path | None = None
             try:
-                self.orders_dir.mkdir(parents=True, exist_ok=True)
+                private.make_dir(self.orders_dir)
                 folder = self._make_unique_dir(name)
-                (folder / REFERENCES).mkdir()
+                private.make_dir(folder / REFERENCES, exist_ok=False)
                 if len(order.jobs) > 1:
                     used: set[str] = set()
                     for position, job in enumerate(order.jobs, start=1):
@@ -310,8 +315,8 @@ class Workspace:
                         job_name = naming.unique_name(label, used)
                         used.add(job_name)
                         job.folder = job_name
-                        (folder / job_name).mkdir()
-                        (folder / job_name / REFERENCES).mkdir()
+                        private.make_dir(folder / job_name, exist_ok=False)
+                        private.make_dir(folder / job_name / REFERENCES, exist_ok=False)
             except OSError as exc:
                 _remove_empty_tree(folder)
                 raise _disk_error(exc, self.orders_dir) from None
@@ -334,7 +339,7 @@ class Workspace:
         while True:
             folder = self.orders_dir / candidate
             try:
-                folder.mkdir()
+                private.make_dir(folder, parents=False, exist_ok=False)
             except FileExistsError:
                 n += 1
                 candidate = f"{name} ({n})"
@@ -397,6 +402,7 @@ class Workspace:
                     # Anonymised buyer names must not linger in freed pages of the index.
                     conn.execute("PRAGMA secure_delete=ON")
                     conn.executescript(_INDEX_SCHEMA)
+                    private.restrict_sqlite(self.index_path)  # buyer names: private whatever the umask
                 except BaseException:
                     conn.close()
                     raise
@@ -415,6 +421,13 @@ class Workspace:
         reason = "the disk is full" if full else str(exc)
         return WorkspaceError(f"cannot use the index {self.index_path}: {reason}",
                               hint="free some space or fix permissions; the index is rebuilt from the manifests")
+
+    def scrub_index(self) -> None:
+        """After retention: rebuild the index file without freed pages and empty its WAL, so an anonymised
+        buyer's name survives neither in a free page nor in an old WAL frame."""
+        db = self._db()
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -569,7 +582,7 @@ class Workspace:
         except OSError as exc:
             raise _disk_error(exc, path) from None
 
-    def write_tool_file(self, path: Path, data: bytes, mode: int = 0o644) -> None:
+    def write_tool_file(self, path: Path, data: bytes, mode: int | None = None) -> None:
         """Write a file in the tool area atomically, turning disk errors into one clear line."""
         try:
             atomic_write_bytes(path, data, mode)

@@ -137,6 +137,8 @@ def apply_update(order: Order, receipt: EtsyReceipt) -> list[str]:
     updated_at = datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None
     if updated_at and order.etsy_updated_at != updated_at:
         order.etsy_updated_at = updated_at
+    if receipt.total and (order.total, order.currency) != (receipt.total, receipt.currency):
+        order.total, order.currency = receipt.total, receipt.currency  # refunds change it; the books follow
     if order.anonymised_at is None:  # retention removed buyer text: never bring it back
         for name in ("message_from_buyer", "gift_message"):
             if getattr(order, name) != getattr(receipt, name):
@@ -288,6 +290,8 @@ class _Pass:
         for job in order.jobs:
             if new.needs_references.get(job.job_id):
                 lifecycle.await_references(order, job.job_id, actor="sync")
+        for addon, rule in new.addons:  # Rush and the like: no job, they change the order
+            lifecycle.add_addon(order, addon, rush_days=rule.rush_days, urgent=rule.urgent, actor="sync")
         order.references = plan_references(new)
         order.synced_at = self.now()
         self.report.new += 1

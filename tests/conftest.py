@@ -93,3 +93,15 @@ def no_leaked_threads() -> Iterator[None]:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture(autouse=True)
+def restore_umask() -> Iterator[None]:
+    """Commands run in process set the private umask (kaalwatch.private.configure); undo it per test."""
+    from kaalwatch import private
+
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    private.configure(True)  # the module's default modes again (it also sets the private umask)...
+    os.umask(before)  # ...which the next test must not inherit

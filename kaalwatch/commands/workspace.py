@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kaalwatch import retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.model import parse_time, utcnow
@@ -104,8 +105,8 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     sync_state = ws.read_state("sync")
     broken = [{"folder": folder, "error": error} for folder, error in report.broken]
     if as_json:
-        click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken},
-                              indent=2, default=str))
+        click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken,
+                               "retention": ws.read_state("retention")}, indent=2, default=str))
         return
     if not jobs:
         click.echo("No active jobs." if not show_all else "No jobs.")
@@ -131,4 +132,6 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo(f"recent error: {error}")
     for item in broken:
         click.echo(f"broken manifest: {item['error']}")
+    for line in retention.status_lines(ws):
+        click.echo(line)
 

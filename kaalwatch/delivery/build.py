@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageCms, ImageColor
 
-from kaalwatch.delivery.limits import BYTES_PER_MB, max_bytes
+from kaalwatch.delivery.framing import Frame
+from kaalwatch.delivery.limits import human_size, max_bytes
 from kaalwatch.errors import DeliveryError, ImageError
 from kaalwatch.imaging.decode import decode, upright
 from kaalwatch.settings import Deliverable as Promise
@@ -27,6 +28,9 @@ from kaalwatch.settings import Settings
 MIN_QUALITY = 85
 # Quality of the JPEG that stands in for a lossless file that is too large.
 FALLBACK_QUALITIES = (95, 90, MIN_QUALITY)
+# A lossless file estimated this far over the cap is not attempted (the estimate is within a few per cent).
+SKIP_MARGIN = 1.25
+SAMPLE_BANDS = 12
 # Decode at full size: a target this large stops the imaging decoder from draft-scaling or reducing.
 _FULL_SIZE = 1 << 30
 
@@ -40,6 +44,8 @@ class Source:
     image: Image.Image  # RGB, RGBA, L or LA
     icc: bytes | None  # profile to embed (sRGB's when converted, the artwork's own when kept)
     notes: list[str] = field(default_factory=list)
+    colour_problem: str | None = None  # the embedded profile could not be converted: colours may be off
+    half: Image.Image | None = None  # 2x2 area average of ``image``, for files of half its size or less
 
 
 @dataclass
@@ -95,6 +101,7 @@ def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) 
         mode = "srgb"
     if mode == "keep":
         return Source(image, icc, notes)
+    problem = None
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -106,45 +113,55 @@ def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) 
                 image = converted
                 notes.append("converted to sRGB from the embedded profile")
         except (OSError, ImageCms.PyCMSError, ValueError):
-            notes.append("embedded colour profile unreadable; pixels taken as sRGB")
+            problem = "the embedded colour profile could not be converted; pixels taken as sRGB"
     if image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGB")
     image.info = {}
-    return Source(image, srgb_profile(), notes)
+    if problem:
+        notes.append(problem)
+    return Source(image, srgb_profile(), notes, problem)
 
 
-def crop_to_aspect(image: Image.Image, aspect: str) -> Image.Image:
-    """Centre-crop to ``"w:h"``, turned to the artwork's own orientation (a 4:5 promise on a landscape
-    drawing is a 5:4 crop: the buyer prints it the way it was drawn)."""
-    if not aspect:
-        return image
-    a, b = (int(part) for part in aspect.split(":"))
-    if a <= 0 or b <= 0:
-        return image
-    w, h = image.size
-    if (w >= h) != (a >= b):
-        a, b = b, a
-    if w * b > h * a:  # too wide
-        new_w = max(1, round(h * a / b))
-        left = (w - new_w) // 2
-        return image.crop((left, 0, left + new_w, h))
-    new_h = max(1, round(w * b / a))
-    top = (h - new_h) // 2
-    return image.crop((0, top, w, top + new_h))
+def halve_for(source: Source, frames: list[Frame]) -> None:
+    """Give ``source`` its half-size copy when at least one frame shrinks the art to half or less: one 2x2 area
+    average (exact and cheap) shared by every such file, instead of each resampling all 36 MP of a 6000 px art."""
+    if source.half is None and any(not f.margins and f.size[0] * 2 <= f.canvas[0] for f in frames):
+        source.half = source.image.reduce(2)
 
 
-def shape(source: Source, promise: Promise) -> tuple[Image.Image, list[str]]:
-    """The pixels one promise asks for: crop to its aspect, then scale down to its long edge."""
+def _resample(source: Source, frame: Frame) -> Image.Image:
+    image, box = source.image, tuple(float(v) for v in frame.box)
+    if source.half is not None and frame.size[0] * 2 <= frame.canvas[0]:
+        image, box = source.half, tuple(v / 2 for v in box)
+    left, top, right, bottom = box
+    if (right - left, bottom - top) == frame.size and all(v.is_integer() for v in box):
+        return image.crop((int(left), int(top), int(right), int(bottom)))  # an exact halving: nothing to filter
+    return image.resize(frame.size, Image.Resampling.LANCZOS, box=box)
+
+
+def shape(source: Source, frame: Frame, promise: Promise) -> tuple[Image.Image, list[str]]:
+    """The pixels of ``frame``: its box of the artwork scaled to its size, on margins when it pads.
+
+    Cropping and scaling are one resample over the box (no full-size intermediate copy of a large artwork).
+    """
+    image = source.image
     notes: list[str] = []
-    image = crop_to_aspect(source.image, promise.aspect)
-    if promise.long_edge:
-        long_edge = max(image.size)
-        if long_edge > promise.long_edge:
-            scale = promise.long_edge / long_edge
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.LANCZOS)
-        elif long_edge < promise.long_edge:
-            notes.append(f"artwork is {long_edge} px, less than the promised {promise.long_edge} px; not enlarged")
+    if frame.margins:
+        scale = frame.size[0] / frame.canvas[0]
+        art = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
+        fitted = image if art == image.size else image.resize(art, Image.Resampling.LANCZOS)
+        sheet = Image.new(image.mode, frame.size, ImageColor.getcolor(promise.margin_colour, image.mode))
+        free = (frame.size[0] - art[0], frame.size[1] - art[1])
+        sheet.paste(fitted, (round(free[0] * frame.position), round(free[1] * frame.position)))
+        image = sheet
+        notes.append(f"fitted with {promise.margin_colour} margins to {frame.size[0]}x{frame.size[1]}")
+    elif frame.size != frame.canvas:
+        image = _resample(source, frame)
+    elif frame.box != (0, 0, frame.width, frame.height):
+        image = image.crop(frame.box)
+    if promise.long_edge and max(frame.canvas) < promise.long_edge:
+        notes.append(f"artwork gives {max(frame.canvas)} px, less than the promised {promise.long_edge} px; "
+                     f"not enlarged")
     image.info = {}
     return image, notes
 
@@ -166,10 +183,10 @@ def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
-              background: str) -> list[tuple[str, str, Callable[[], bytes]]]:
+def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, background: str,
+              page_dpi: float) -> list[tuple[str, str, Callable[[], bytes]]]:
     """The fitting ladder for one promise: (format, description, encoder), first choice first."""
-    dpi = (promise.dpi, promise.dpi)
+    dpi = (round(page_dpi), round(page_dpi))
     opaque: list[Image.Image] = []
 
     def flat() -> Image.Image:
@@ -201,10 +218,11 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
     elif promise.format == "jpeg":
         return [("jpeg", f"JPEG quality {q}", jpeg(q)) for q in qualities]
     else:
-        # Page size = pixels / dpi, so a 2400x3000 px artwork at 300 DPI prints as an 8x10 in page.
+        # Page size = pixels / dpi: 2400x3000 px at 300 DPI is an 8x10 in page; with a print size the page is
+        # that size whatever the pixels (fewer pixels print at a lower DPI, which the checks warn about).
         return [
-            ("pdf", f"PDF (JPEG quality {q}) at {promise.dpi} DPI",
-             (lambda q=q: _save(flat(), "PDF", resolution=float(promise.dpi), quality=q, subsampling=0)))
+            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI",
+             (lambda q=q: _save(flat(), "PDF", resolution=page_dpi, quality=q, subsampling=0)))
             for q in qualities
         ]
     ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
@@ -212,26 +230,48 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None,
     return ladder
 
 
+def lossless_estimate(image: Image.Image) -> int:
+    """The size a PNG of ``image`` would have, from a few bands of rows spread over its height (deflate's window
+    spans two rows of a wide image, so bands compress as they would inside the whole); 0 for small images."""
+    rows = 8
+    if image.height < SAMPLE_BANDS * rows * 4:
+        return 0
+    sampled = 0
+    for band in range(SAMPLE_BANDS):
+        top = (image.height - rows) * band // (SAMPLE_BANDS - 1)
+        sampled += len(_save(image.crop((0, top, image.width, top + rows)), "PNG", compress_level=6))
+    return sampled * image.height // (SAMPLE_BANDS * rows)
+
+
 def encode(image: Image.Image, promise: Promise, icc: bytes | None, settings: Settings,
-           describe: str) -> Encoded:
+           describe: str, *, page_dpi: float | None = None) -> Encoded:
     """Encode ``image`` for ``promise``, climbing the fitting ladder until it fits Etsy's per-file limit.
+
+    ``page_dpi`` is the resolution written (the frame's DPI at its print size); the promise's DPI otherwise.
 
     Raises DeliveryError naming the promise (``describe``) when even the last step is too large.
     """
     cap = max_bytes(settings.delivery)
     steps: list[str] = []
     last_size, last_step = 0, ""
-    ladder = _attempts(image, promise, icc, settings.preview.background)
+    ladder = _attempts(image, promise, icc, settings.preview.background, page_dpi or float(promise.dpi))
+    if promise.format in ("png", "tiff"):
+        estimate = lossless_estimate(image)
+        if estimate > cap * SKIP_MARGIN:
+            # Encoding 36 MP losslessly twice only to learn it is too big costs ten times the decode.
+            ladder = [rung for rung in ladder if rung[0] == "jpeg"]
+            steps.append(f"{promise.format.upper()} estimated at {human_size(estimate)} from sampled rows; "
+                         f"not attempted")
     for position, (fmt, description, run) in enumerate(ladder):
         data = run()
         if len(data) <= cap:
             if position:
-                steps.append(f"{description}: {len(data) / BYTES_PER_MB:.1f} MB")
+                steps.append(f"{description}: {human_size(len(data))}")
             return Encoded(data, fmt, image.width, image.height, steps)
-        steps.append(f"{description} was {len(data) / BYTES_PER_MB:.1f} MB")
+        steps.append(f"{description} was {human_size(len(data))}")
         last_size, last_step = len(data), description
     raise DeliveryError(
-        f"the promised {describe} is {last_size / BYTES_PER_MB:.1f} MB even as {last_step}, over Etsy's "
+        f"the promised {describe} is {human_size(last_size)} even as {last_step}, over Etsy's "
         f"{settings.delivery.max_file_mb:g} MB per file; a ZIP of parts is not accepted",
         hint="promise a smaller long_edge for it in the workflow, or send this file outside Etsy",
     )

@@ -16,12 +16,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from kaalwatch.errors import EtsyError
 from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
-from kaalwatch.model import Answer, Job, Order
-from kaalwatch.settings import Settings
+from kaalwatch.model import AddOn, Answer, Job, Order
+from kaalwatch.settings import Settings, Workflow
 from kaalwatch.workflows import workflow_for
 
 PERSONALIZATION_PROPERTY_ID = 54
@@ -117,6 +118,8 @@ class EtsyReceipt:
     created: datetime | None
     updated: int  # epoch seconds; the sync high-water mark is made of these
     transactions: tuple[EtsyTransaction, ...]
+    total: str | None = None  # grand total as a decimal string ("23.80"), kept for the shop's books
+    currency: str | None = None
 
     @property
     def status_key(self) -> str:
@@ -166,7 +169,26 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         created=created,
         updated=updated,
         transactions=tuple(transactions),
+        total=money(data.get("grandtotal") or data.get("grand_total")),
+        currency=_currency(data.get("grandtotal") or data.get("grand_total")),
     )
+
+
+def money(value: Any) -> str | None:
+    """Etsy's Money object ``{amount, divisor, currency_code}`` as a decimal string; None if unusable."""
+    if not isinstance(value, Mapping):
+        return None
+    amount, divisor = _int(value.get("amount")), _int(value.get("divisor")) or 0
+    if amount is None or divisor <= 0:
+        return None
+    total = Decimal(amount) / Decimal(divisor)
+    places = len(str(divisor)) - 1 if str(divisor).strip("0") == "1" else 2
+    return str(total.quantize(Decimal(1).scaleb(-places)))
+
+
+def _currency(value: Any) -> str | None:
+    code = clean(value.get("currency_code")).strip().upper() if isinstance(value, Mapping) else ""
+    return code if re.fullmatch(r"[A-Z]{3}", code) else None
 
 
 def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransaction:
@@ -347,6 +369,8 @@ class NewOrder:
     uploads: dict[str, list[Upload]]  # job_id -> buyer uploads
     style_samples: dict[str, str]  # job_id -> listing main image URL
     needs_references: dict[str, bool]  # job_id -> the workflow waits for buyer photos
+    # Add-on line items (Rush…): no job; sync applies each through lifecycle.add_addon with its workflow.
+    addons: list[tuple[AddOn, Workflow]] = field(default_factory=list)
 
 
 def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], settings: Settings) -> NewOrder:
@@ -355,11 +379,16 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
     uploads: dict[str, list[Upload]] = {}
     samples: dict[str, str] = {}
     needs: dict[str, bool] = {}
+    addons: list[tuple[AddOn, Workflow]] = []
     for tx in receipt.transactions:
         listing = listings.get(tx.listing_id) if tx.listing_id is not None else None
         title = tx.title or (listing.title if listing else "")
         workflow = workflow_for(settings.workflows, settings.default_workflow, listing_id=tx.listing_id,
                                 sku=tx.sku, title=title)
+        if workflow.kind == "addon":
+            addons.append((AddOn(transaction_id=str(tx.transaction_id), listing_id=tx.listing_id, title=title,
+                                 workflow=workflow.name, quantity=tx.quantity), workflow))
+            continue
         answers, files = join_answers(tx.variations, listing.questions if listing else ())
         job_id = str(tx.transaction_id)
         jobs.append(Job(job_id=job_id, listing_id=tx.listing_id, title=title, workflow=workflow.name,
@@ -381,5 +410,7 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         gift_message=receipt.gift_message,
         message_from_buyer=receipt.message_from_buyer,
         etsy_updated_at=datetime.fromtimestamp(receipt.updated, UTC) if receipt.updated else None,
+        total=receipt.total,
+        currency=receipt.currency,
     )
-    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs)
+    return NewOrder(order=order, uploads=uploads, style_samples=samples, needs_references=needs, addons=addons)

@@ -15,6 +15,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from kaalwatch import private
 from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import AuthError
 from kaalwatch.store import Workspace
@@ -84,7 +85,7 @@ class TokenStore:
     def lock(self) -> FileLock:
         """Held while refreshing: one process at a time, across threads and processes."""
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self._lock_path), timeout=LOCK_TIMEOUT_SECONDS)
+        return FileLock(str(self._lock_path), timeout=LOCK_TIMEOUT_SECONDS, mode=private.file_mode())
 
     def load(self) -> Tokens | None:
         try:

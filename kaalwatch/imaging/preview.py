@@ -38,6 +38,7 @@ from typing import IO
 
 from PIL import Image, ImageCms, ImageColor
 
+from kaalwatch import private
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode, upright
 from kaalwatch.imaging.formats import FileKind, classify
@@ -175,12 +176,14 @@ def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> No
     pending: list[tuple[IO[bytes], Path, Path]] = []
     try:
         for im, out in items:
-            out.parent.mkdir(parents=True, exist_ok=True)
+            private.make_dir(out.parent)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
             fh = os.fdopen(fd, "wb")
             pending.append((fh, Path(tmp_name), out))
-            os.fchmod(fd, 0o644)  # mkstemp makes 0600; previews are served to the review page
-            # No exif=/icc_profile= arguments and a fresh image: Pillow writes no metadata at all.
+            os.fchmod(fd, private.file_mode())  # a preview shows the buyer's portrait: private by default
+            # No exif=/icc_profile= arguments, and no info: Pillow copies a source's JPEG comment and XMP
+            # from ``im.info`` on its own, and a buyer's photo may carry their name or place in them.
+            im.info = {}
             im.save(fh, "JPEG", quality=quality)
             fh.flush()
         for fh, _tmp, _out in pending:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import delivery, lifecycle, workflows
+from kaalwatch import delivery, lifecycle, private, workflows
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import (
     FileKind,
@@ -151,7 +151,7 @@ def _paired(source_ns: int, export_ns: int) -> bool:
 def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]:
     """Stream ``src`` into a staging file in ``folder`` while hashing it; returns (copy, sha256, size, stat
     before reading). The artist's file is only read."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private.make_dir(folder)
     suffix = src.suffix.lower() if src.suffix.isascii() and len(src.suffix) <= 12 else ".bin"
     staged = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex}{suffix}"
     digest = hashlib.sha256()
@@ -166,7 +166,7 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
                     size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-        os.chmod(staged, 0o444)  # an immutable copy
+        os.chmod(staged, private.read_only_mode())  # an immutable copy, private by default
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
@@ -316,7 +316,7 @@ class Ingestor:
                 return None, False  # another thread or process recorded these bytes meanwhile
             number = (job.versions[-1].number + 1) if job.versions else 1
             copy = self.ws.version_copy_path(rid, job_id, number, sha, Path(name).suffix)
-            copy.parent.mkdir(parents=True, exist_ok=True)
+            private.make_dir(copy.parent)
             os.replace(staged, copy)
             conflict = conflict_original(name) is not None
             version = Version(number=number, source_name=loc.job_rel, sha256=sha, size=size,

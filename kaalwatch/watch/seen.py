@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaalwatch import private
 from kaalwatch.errors import WorkspaceError
 
 _SCHEMA = """
@@ -75,6 +76,7 @@ class SeenStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                private.restrict_sqlite(self.path)  # file names carry buyers' names
             except (OSError, sqlite3.Error) as exc:
                 # A full disk stops SQLite creating its WAL files ("disk I/O error"): say so in one line.
                 full = shutil.disk_usage(self.path.parent).free < 256 * 1024 if self.path.parent.exists() else False
@@ -132,3 +134,19 @@ class SeenStore:
 
     def forget_folder(self, folder: str) -> None:
         self._db().execute("DELETE FROM folders WHERE folder = ?", (folder,))
+
+    def forget_order(self, receipt_id: int) -> int:
+        """Retention: forget every path remembered for an order, leaving no trace of them in the file.
+
+        The paths may be named after the buyer. Rows are deleted with ``secure_delete``, the file is rebuilt
+        (``VACUUM``: earlier replaced rows leave copies in free pages) and the WAL is emptied. The watcher's
+        next rescan of the order re-learns its current (redacted) paths from the files themselves.
+        Returns how many paths were forgotten.
+        """
+        db = self._db()
+        db.execute("PRAGMA secure_delete=ON")
+        gone = db.execute("DELETE FROM files WHERE receipt_id = ?", (int(receipt_id),)).rowcount
+        gone += db.execute("DELETE FROM folders WHERE receipt_id = ?", (int(receipt_id),)).rowcount
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return gone

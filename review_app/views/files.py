@@ -52,6 +52,11 @@ def _tool_file(relative: str | None) -> Path:
     return path
 
 
+def serve_tool_file(relative: str | None) -> Response:
+    """An image of the tool area named by a manifest (e.g. a deliverable's thumbnail), with every check above."""
+    return _serve(_tool_file(relative))
+
+
 @bp.get("/<int:receipt_id>/<job_id>/v/<int:number>/<any(preview, thumb):kind>")
 def version_file(receipt_id: int, job_id: str, number: int, kind: str) -> Response:
     order = runtime().orders.load(receipt_id)

@@ -32,7 +32,14 @@ def status(now: datetime | None = None) -> dict[str, Any]:
     else:
         watcher = "watcher stopped"
     errors = health.get("errors") if isinstance(health.get("errors"), list) else []
+    retention = ws.read_state("retention")
+    upcoming = retention.get("next") if isinstance(retention.get("next"), dict) else {}
+    warned = upcoming.get("warnings") if isinstance(upcoming.get("warnings"), dict) else {}
     return {
+        "retention_last": retention.get("last_run"),
+        "retention_summary": retention.get("summary") if isinstance(retention.get("summary"), str) else "",
+        "retention_next": upcoming.get("at"),
+        "retention_warned": len(warned),
         "last_sync": sync.get("last_success"),
         "last_attempt": sync.get("last_attempt"),
         "sync_error": sync.get("last_error") if isinstance(sync.get("last_error"), str) else None,

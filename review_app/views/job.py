@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -19,7 +20,8 @@ from werkzeug.wrappers import Response
 
 from kaalwatch import delivery, lifecycle
 from kaalwatch.errors import KaalwatchError, TransitionError
-from kaalwatch.model import Job, JobState, Order, Version
+from kaalwatch.model import Job, JobState, Order, Version, utcnow
+from kaalwatch.retention import clock
 from kaalwatch.settings import Settings
 from kaalwatch.workflows import by_name
 from review_app.runtime import runtime
@@ -28,6 +30,7 @@ bp = Blueprint("job", __name__)
 log = logging.getLogger("kaalwatch.review")
 
 MAX_NOTE = 5000
+MAX_KEEP_DAYS = 3650
 # "Rescan now" waits at most this long for files still being written; the daemon's next rescan finds the rest.
 RESCAN_MAX_WAIT = 10.0
 
@@ -136,6 +139,7 @@ def page(receipt_id: int, job_id: str) -> str:
         message=proof_message(order, job, rt.settings, rt.settings.shop_name),
         seen=fingerprint(job),
         States=JobState,
+        retention_due=clock.due(order, rt.settings, utcnow()),
     )
 
 
@@ -219,6 +223,17 @@ def hold(receipt_id: int, job_id: str) -> Response:
 @bp.post("/jobs/<int:receipt_id>/<job_id>/reopen")
 def reopen(receipt_id: int, job_id: str) -> Response:
     return _act(receipt_id, job_id, lambda order, job: lifecycle.reopen(order, job.job_id, "review"), "reopened")
+
+
+@bp.post("/jobs/<int:receipt_id>/<job_id>/keep")
+def keep(receipt_id: int, job_id: str) -> Response:
+    raw = request.form.get("days", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_KEEP_DAYS:
+        abort(400, f"days: expected 1 to {MAX_KEEP_DAYS}")
+    until = utcnow() + timedelta(days=int(raw))
+    reason = request.form.get("reason", "")[:500]
+    return _act(receipt_id, job_id, lambda order, job: lifecycle.keep_until(order, until, reason, "review"),
+                f"buyer data kept until {until:%Y-%m-%d}", check_seen=False)
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/note")

@@ -58,9 +58,9 @@ def test_every_case_runs_quickly_and_yields_rows(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["failures"] == [], data["failures"]
     assert result.returncode == 0, result.stderr[-3000:]
-    assert {r["case"] for r in data["results"]} >= {"preview", "watch", "sync", "review", "startup"}
+    assert {r["case"] for r in data["results"]} >= {"preview", "watch", "sync", "review", "startup", "delivery"}
     for r in data["results"]:
         assert set(ROW_KEYS) <= set(r), r
         assert isinstance(r["value"], int | float)
     assert data["machine"]["cpu_count"] >= 1
-    assert len(CASES) == 5
+    assert len(CASES) == 6

@@ -38,10 +38,17 @@ def test_deliver_builds_prints_and_confirms(config: Path, ws: Workspace, order_w
                                             capsys: pytest.CaptureFixture[str]) -> None:
     order = order_with_art(noise(300, 200))
     rid = order.receipt_id
-    assert main(["--config", str(config), "deliver", str(rid)]) == 0
+    # 300 px against the web JPEG's promised 2048 px: shown, and nothing built without --anyway.
+    assert main(["--config", str(config), "deliver", str(rid)]) != 0
+    captured = capsys.readouterr()
+    assert "✗ 300 px of the promised 2048 px" in captured.out and "--anyway" in captured.err
+    assert deliver_files(ws, rid) == []
+    assert main(["--config", str(config), "deliver", str(rid), "--anyway"]) == 0
     out = capsys.readouterr().out
     names = [p.name for p in deliver_files(ws, rid)]
     assert len(names) == 2 and all(name in out for name in names)
+    assert " KB " in out and "0.0 MB" not in out  # small files in KB
+    assert any(e.event == "delivered_anyway" for e in ws.load(rid).history)
     assert "files per order: 2 of 5 files per order (ok)" in out
     assert f"https://www.etsy.com/your/orders/sold?order_id={rid}" in out
     assert ws.load(rid).jobs[0].state is JobState.READY_TO_DELIVER
@@ -73,3 +80,20 @@ def test_purge_dry_run_lists_and_changes_nothing(config: Path, ws: Workspace, ma
     assert main(["--config", str(config), "purge"]) == 0
     assert "did delete" in capsys.readouterr().out
     assert ws.load(order.receipt_id).anonymised_at is not None
+
+
+def test_deliver_on_a_delivered_order_says_where_and_when(config: Path, ws: Workspace,
+                                                          order_with_art: Callable[..., Order],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    order = order_with_art(noise(300, 200))
+    rid = order.receipt_id
+    assert main(["--config", str(config), "deliver", str(rid), "--anyway"]) == 0
+    with ws.edit(rid) as current:
+        lifecycle.mark_delivered(current, current.jobs[0].job_id, confirmed_by="etsy")
+    capsys.readouterr()
+    assert main(["--config", str(config), "deliver", str(rid)]) == 10
+    err = capsys.readouterr().err
+    today = ws.load(rid).jobs[0].delivered_at.date().isoformat()
+    assert f"order {rid} is already delivered (Etsy confirmed on {today})" in err
+    assert f"its 2 file(s) are in {ws.folder_of(rid) / 'deliver'}" in err
+    assert "approve" not in err and err.count("\n") == 1

@@ -12,7 +12,8 @@ from PIL import Image
 from kaalwatch import delivery
 from kaalwatch.delivery.build import encode as encode_promise
 from kaalwatch.delivery.build import load_source, shape
-from kaalwatch.delivery.limits import deliverable_name, is_safe_name
+from kaalwatch.delivery.framing import plan
+from kaalwatch.delivery.names import fill, is_safe_name, name_fields
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
@@ -20,6 +21,7 @@ from kaalwatch.store import Workspace
 from tests.delivery.conftest import deliver_files, noise, with_workflow
 
 MB = 1_000_000
+TEMPLATE = "{receipt_id} {listing} {item} {variant}"
 
 
 def test_more_files_than_etsy_takes_per_order_is_refused_across_jobs(
@@ -63,7 +65,8 @@ def test_a_file_left_in_deliver_counts_against_the_limit(
        taken=st.sets(st.text(max_size=70), max_size=5))
 @example(title="", suffix="0..0", receipt_id=1, taken=set())  # found by CI: a ".." inside a label
 def test_names_are_short_safe_and_unique(title: str, suffix: str, receipt_id: int, taken: set[str]) -> None:
-    name = deliverable_name(receipt_id, title, ["item 2", suffix], "png", max_length=70, taken=taken)
+    fields = name_fields(receipt_id, "", title, {}, item=2, variant=suffix)
+    name = fill(TEMPLATE, fields, "png", max_length=70, taken=taken)
     assert len(name) <= 70
     assert is_safe_name(name), name
     assert name.startswith(str(receipt_id)) and name.endswith(".png")
@@ -73,7 +76,8 @@ def test_names_are_short_safe_and_unique(title: str, suffix: str, receipt_id: in
 def test_long_unicode_listing_title_is_shortened_not_the_labels(
         ws: Workspace, settings: Settings, make_order: Callable[..., Order]) -> None:
     title = "Portrait personnalisé d’animal — aquarelle numérique « fait main » " * 4
-    name = deliverable_name(123456789, title, ["item 3", "print 8x10"], "pdf", max_length=70, taken=set())
+    fields = name_fields(123456789, "", title, {}, item=3, variant="print 8x10")
+    name = fill(TEMPLATE, fields, "pdf", max_length=70, taken=set())
     assert len(name) <= 70 and name.endswith(" item 3 print 8x10.pdf") and "personnalise" in name
 
 
@@ -86,7 +90,7 @@ def _sizes(settings: Settings, image: Image.Image, tmp_path, promise: Promise) -
     path = tmp_path / "art.png"
     image.save(path)
     source = load_source(path, settings)
-    shaped, _ = shape(source, promise)
+    shaped, _ = shape(source, plan(*source.image.size, promise), promise)
     rungs = []
     cap = 10**9
     for _ in range(8):

@@ -97,7 +97,7 @@ def test_promised_shapes_dpi_and_pdf_page_size(
 
 def test_landscape_art_is_cropped_to_the_turned_aspect(
         ws: Workspace, settings: Settings, order_with_art: Callable[..., Order]) -> None:
-    settings = with_workflow(settings, Promise(format="png", aspect="4:5"))
+    settings = with_workflow(settings, Promise(format="png", aspect="4:5"), max_crop_share=0.3)
     order = order_with_art(noise(1000, 600))
     [item] = delivery.prepare(ws, settings, order.receipt_id).files
     assert (item.width, item.height) == (750, 600)  # 5:4 for a landscape drawing
@@ -132,6 +132,12 @@ def test_metadata_is_stripped_and_colour_handled(
     approve(ws, order.receipt_id, job_id, 1)
 
     report = delivery.prepare(ws, settings, order.receipt_id)
+    if colour == "srgb":  # a LAB profile does not convert to sRGB: a warning (seen before decoding), built "anyway"
+        assert report.held and "colour profile cannot be converted" in report.warnings[0]
+        assert any(c.limit == "colour" and not c.ok
+                   for c in delivery.panel(ws, settings, ws.load(order.receipt_id)).job_checks)
+        assert deliver_files(ws, order.receipt_id) == []
+        report = delivery.prepare(ws, settings, order.receipt_id, anyway=True)
 
     assert report.ok, report.problems
     for path in deliver_files(ws, order.receipt_id):

@@ -115,3 +115,29 @@ def test_approving_another_version_takes_the_built_files_out_and_hold_keeps_them
     assert [sorted(e.details["files"]) for e in after.history if e.event == "deliverables_removed"] == [
         sorted(p.name for p in built)]
     assert "taken out of the deliver folder" in client.get(page).get_data(as_text=True)
+
+
+def test_crop_form_takes_only_known_keys_and_sane_positions(
+        settings: Settings, ws: Workspace, order_with_art: Callable[..., Order]) -> None:
+    store_password(ws)
+    app = create_app(with_workflow(settings, Promise(format="png", aspect="4:5", suffix="print 8x10")), ws,
+                     {"TESTING": True})
+    order = order_with_art(noise(400, 300))
+    page, rid = _page(order), order.receipt_id
+    with app.test_client() as client:
+        login(client)
+        html = client.get(page).get_data(as_text=True)
+        assert 'data-key="print-8x10"' in html and 'name="position"' in html and "crop.js" in html
+        for key, position in (("../order.yaml", "10"), ("png", "10"), ("", "")):
+            post(client, f"{page}/deliver/crop", {"key": key, "position": position}, page=page)
+        assert not [e for e in ws.load(rid).history if e.event == "crop_set"]  # unknown keys change nothing
+        for position, saved in (("nan", None), ("-5", 0.0), ("1e309", 1.0), ("12.5", 0.125)):
+            post(client, f"{page}/deliver/crop", {"key": "print-8x10", "position": position}, page=page)
+            assert ws.load(rid).jobs[0].crop.get("print-8x10") == saved
+        post(client, f"{page}/deliver/crop", {"key": "print-8x10", "margins": "yes"}, page=page)
+        assert ws.load(rid).jobs[0].margins == ["print-8x10"]
+        assert "whole artwork, with margins" in client.get(page).get_data(as_text=True)
+        # Without the CSRF token nothing is saved.
+        before = len(ws.load(rid).history)
+        assert client.post(f"{page}/deliver/crop", data={"key": "print-8x10", "position": "90"}).status_code == 400
+        assert len(ws.load(rid).history) == before and ws.load(rid).jobs[0].margins == ["print-8x10"]

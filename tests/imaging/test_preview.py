@@ -251,7 +251,7 @@ def test_outputs_are_atomic_and_leave_no_temp_files(make, out: Path) -> None:
     (out / "p.jpg").write_bytes(b"old")
     _render(src, out)
     assert sorted(p.name for p in out.iterdir()) == ["p.jpg", "t.jpg"]
-    assert oct(os.stat(out / "p.jpg").st_mode & 0o777) == "0o644"
+    assert oct(os.stat(out / "p.jpg").st_mode & 0o777) == "0o600"  # private: it shows the buyer's portrait
 
 
 def test_spec_key_changes_with_what_changes_pixels() -> None:

@@ -2,90 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import stat
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from kaalwatch import delivery, lifecycle, logs, retention
-from kaalwatch.model import Answer, JobState, Order, Reference, utcnow
-from kaalwatch.settings import Deliverable as Promise
+from kaalwatch import lifecycle, retention
+from kaalwatch.model import JobState, Order, utcnow
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from tests.delivery.conftest import add_version, approve, encode, noise, with_workflow
-
-BUYER = "Zenobia Quartermaine"
-ANSWER = "Mr Wigglesworth the third"
-MESSAGE = "Please paint my late grandmother's garden"
-GIFT = "Happy birthday Octavia"
-
-
-@pytest.fixture
-def logged(ws: Workspace) -> Iterator[Path]:
-    """Log to the workspace's log file the way every command does; the file is searched afterwards."""
-    logs.setup("debug", ws.logs_dir)
-    yield ws.logs_dir / "kaalwatch.log"
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_kaalwatch", False):
-            root.removeHandler(handler)
-            handler.close()
-
-
-@pytest.fixture
-def lived(ws: Workspace, settings: Settings, make_order: Callable[..., Order]) -> Callable[..., Order]:
-    """An order that went all the way: buyer references, three saves, v2 approved, delivered by hand."""
-
-    def factory(*, deliver: bool = True) -> Order:
-        order = make_order(buyer=BUYER, answers=[Answer(question="Pet's name", answer=ANSWER)])
-        order.message_from_buyer, order.gift_message, order.is_gift = MESSAGE, GIFT, True
-        rid, job_id = order.receipt_id, order.jobs[0].job_id
-        upload = encode(noise(64, 48), "JPEG")
-        thumb = ws.previews_dir / str(rid) / "references" / "ref-1-thumb.jpg"
-        thumb.parent.mkdir(parents=True)
-        thumb.write_bytes(encode(noise(16, 12), "JPEG"))
-        order.references = [Reference(name=f"{BUYER} dog.jpg", source="buyer", job_id=None,
-                                      url="https://i.etsystatic.com/x.jpg", label=f"photo of {ANSWER}",
-                                      sha256=hashlib.sha256(upload).hexdigest(), size=len(upload),
-                                      thumb=ws.relative_to_tool(thumb))]
-        folder = ws.add_order(order)
-        (folder / "references" / f"{BUYER} dog.jpg").write_bytes(upload)
-        (folder / "references" / "dropped by artist.png").write_bytes(encode(noise(20, 20)))
-        (folder / f"{BUYER} final.psd").write_bytes(b"8BPS layered work")
-        (folder / "notes.txt").write_text(f"{BUYER} wants {ANSWER} smiling.\nUse warm colours.\n")
-        (folder / "Zenobia sketches").mkdir()
-        (folder / "Zenobia sketches" / "s1.png").write_bytes(encode(noise(10, 10)))
-        for n in range(3):
-            number = add_version(ws, rid, job_id, encode(noise(80 + n, 60)), source_name=f"{BUYER} v{n}.png")
-            preview, small = ws.preview_paths(rid, job_id, number, "k")
-            preview.parent.mkdir(parents=True, exist_ok=True)
-            preview.write_bytes(b"preview")
-            small.write_bytes(b"thumb")
-            with ws.edit(rid) as current:
-                lifecycle.update_version(current, job_id, number, preview=ws.relative_to_tool(preview),
-                                         thumb=ws.relative_to_tool(small))
-        approve(ws, rid, job_id, 2)
-        if deliver:
-            assert delivery.prepare(ws, with_workflow(settings, Promise(format="png")), rid).ok
-            delivery.confirm_uploaded(ws, rid, manual=True)
-        return ws.load(rid)
-
-    return factory
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` with a hash of its content: the whole observable state of a workspace."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "index.sqlite"
-            and "index.sqlite" not in p.name and "locks" not in p.parts and "logs" not in p.parts}
-
-
-def later(days: int) -> object:
-    return utcnow() + timedelta(days=days)
+from tests.delivery.conftest import add_version, encode, noise
+from tests.retention.conftest import ANSWER, BUYER, GIFT, MESSAGE, later, tree
 
 
 def test_nothing_happens_before_the_retention_time(ws: Workspace, settings: Settings, lived) -> None:
@@ -179,9 +105,9 @@ def test_pseudonym_salt_is_private_and_stable(ws: Workspace) -> None:
     assert stat.S_IMODE((ws.secrets_dir / "pseudonym_salt").stat().st_mode) == 0o600
 
 
-def test_orders_on_hold_or_open_are_never_touched(
+def test_open_and_on_hold_orders_wait_for_their_clock_then_go(
         ws: Workspace, settings: Settings, lived, make_order: Callable[..., Order]) -> None:
-    open_order = lived(deliver=False)  # approved, not delivered
+    open_order = lived(deliver=False)  # approved, never delivered, never finished on Etsy: abandoned
     held = make_order(jobs=2, buyer=BUYER)
     ws.add_order(held)
     for job in held.jobs:
@@ -191,12 +117,43 @@ def test_orders_on_hold_or_open_are_never_touched(
         lifecycle.reopen(current, held.jobs[1].job_id)
         lifecycle.hold(current, held.jobs[1].job_id, "buyer asked to wait")  # ...then one put on hold
     before = tree(ws.root)
+    r = settings.retention
 
-    report = retention.purge(ws, settings, now=later(10_000))
-
-    assert report.orders == [] and report.skipped == {held.receipt_id: "on hold"} and report.active == 1
+    quiet = retention.purge(ws, settings, now=later(r.abandoned_days - 8))
+    assert quiet.orders == [] and quiet.active == 2 and quiet.warnings == {} and tree(ws.root) == before
+    warned = retention.purge(ws, settings, now=later(r.abandoned_days - 3))
+    assert warned.orders == [] and set(warned.warnings) == {open_order.receipt_id, held.receipt_id}
     assert tree(ws.root) == before
-    assert ws.load(open_order.receipt_id).buyer_name == BUYER
+
+    gone = retention.purge(ws, settings, now=later(r.abandoned_days + 1))
+
+    assert sorted(o.receipt_id for o in gone.orders) == sorted([open_order.receipt_id, held.receipt_id])
+    assert all(o.basis == "no activity" and o.identity_removed for o in gone.orders) and not gone.errors
+    for rid in (open_order.receipt_id, held.receipt_id):
+        assert ws.load(rid).anonymised_at and BUYER not in ws.load(rid).buyer_name
+        assert not [p for p in (ws.versions_dir / str(rid)).rglob("*") if p.is_file()]
+
+
+def test_on_hold_order_finished_on_etsy_counts_from_then(
+        ws: Workspace, settings: Settings, make_order: Callable[..., Order]) -> None:
+    order = make_order(buyer=BUYER)
+    ws.add_order(order)
+    job_id = order.jobs[0].job_id
+    add_version(ws, order.receipt_id, job_id, encode(noise(30, 30)))
+    with ws.edit(order.receipt_id) as current:
+        lifecycle.hold(current, job_id, "waiting for the buyer")
+        lifecycle.set_etsy_status(current, "Completed")
+        lifecycle.etsy_completed(current)  # Etsy completed it: flagged here, still on hold
+    r = settings.retention
+    assert retention.purge(ws, settings, now=later(r.files_days - 1)).orders == []
+    files = retention.purge(ws, settings, now=later(r.files_days + 1))
+    assert [(o.receipt_id, o.files_step, o.identity_removed) for o in files.orders] == [
+        (order.receipt_id, True, False)]
+    assert "files purged 1, anonymised 0" in files.summary()  # counts what happened, no more
+    named = retention.purge(ws, settings, now=later(r.anonymise_days + 1))
+    assert [o.identity_removed for o in named.orders] == [True] and "anonymised 1" in named.summary()
+    after = ws.load(order.receipt_id)
+    assert after.jobs[0].state is JobState.ON_HOLD and BUYER not in after.buyer_name
 
 
 def test_cancelled_order_loses_every_version_copy(
