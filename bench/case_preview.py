@@ -70,6 +70,7 @@ from kaalwatch.imaging.preview import _prepare  # noqa: E402 - the pixels before
 from kaalwatch.model import Job, Order  # noqa: E402
 from kaalwatch.settings import Settings, load_settings  # noqa: E402
 from kaalwatch.store import REFERENCES, Workspace  # noqa: E402
+from kaalwatch.watch import ingest as ingest_module  # noqa: E402
 from kaalwatch.watch.ingest import Ingestor, preview_spec  # noqa: E402
 from kaalwatch.watch.seen import SeenStore  # noqa: E402
 
@@ -174,9 +175,25 @@ class SavePath:
                                                          size=5000, replace=False).tolist())
         self.repeat_orders: dict[str, tuple[int, Path]] = {}
         self._marker = 0
+        # Where a save's time goes, for the profile in each row's detail: the staging copy (with its hash
+        # and fsync) and the render behind the hand-off are timed by wrapping them; the rest is the rest.
+        self.parts: dict[str, float] = {}
+        self._stage_copy = ingest_module.stage_copy
+        ingest_module.stage_copy = self._timed_stage_copy
+
+    def _timed_stage_copy(self, src: Path, folder: Path) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._stage_copy(src, folder)
+        finally:
+            self.parts["stage"] = time.perf_counter() - started
 
     def _render(self, src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> Any:
-        return self.pool.submit(src, preview, thumb, spec, text).result()  # as WatchService._render does
+        started = time.perf_counter()
+        try:
+            return self.pool.submit(src, preview, thumb, spec, text).result()  # as WatchService._render does
+        finally:
+            self.parts["render"] = time.perf_counter() - started
 
     def new_order(self) -> tuple[int, Path]:
         rid = int(next(self._ids))
@@ -197,6 +214,7 @@ class SavePath:
         else:
             target, wanted = folder / f"portrait{spec.suffix}", "version"
         save_variant(spec, source, target, self._marker)
+        self.parts = {}
         started = time.perf_counter()
         outcome = self.ingestor.ingest(target)
         elapsed = time.perf_counter() - started
@@ -221,6 +239,7 @@ class SavePath:
         raise RuntimeError("the preview worker did not start")
 
     def close(self) -> None:
+        ingest_module.stage_copy = self._stage_copy
         self.pool.shutdown()
         self.seen.close()
         self.ws.close()
@@ -280,11 +299,15 @@ def _time_input(bench: SavePath, spec: Input, path: Path, edge: int, runs: int) 
         decode_floor(spec, path, edge)
         floor = (time.perf_counter() - t0) * 1000
         first = bench.save(spec, path, first=True) * 1000
+        first_parts = dict(bench.parts)
         repeat = bench.save(spec, path, first=False) * 1000
         if round_:  # the first round warms the page cache, the worker and the repeat order's layer
             times["floor"].append(floor)
             times["first"].append(first)
             times["repeat"].append(repeat)
+            for which, parts in (("first", first_parts), ("repeat", bench.parts)):
+                for part, seconds in parts.items():
+                    times.setdefault(f"{which}_{part}", []).append(seconds * 1000)
     return times
 
 
@@ -292,10 +315,14 @@ def _ratio_row(label: str, which: str, times: dict[str, list[float]], goal: floa
                **detail: Any) -> dict[str, Any]:
     value = statistics.median(times[which]) / statistics.median(times["floor"])
     ratios = [s / f for s, f in zip(times[which], times["floor"], strict=True)]
+    # The profile: medians of the staging copy, of the hand-off + render in the worker, and of the rest
+    # (finding the order, the manifest write, the version's rename). HEIC references render in-process.
+    parts = {f"{part}_ms": round(statistics.median(times[f"{which}_{part}"]), 1)
+             for part in ("stage", "render") if f"{which}_{part}" in times}
     return row("preview", label, f"{which} save ÷ decode floor", round(value, 3), "×", target=goal,
                minimum=round(min(ratios), 3), maximum=round(max(ratios), 3),
                floor_ms=[round(v, 1) for v in sorted(times["floor"])],
-               save_ms=[round(v, 1) for v in sorted(times[which])], **detail)
+               save_ms=[round(v, 1) for v in sorted(times[which])], **parts, **detail)
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
