@@ -113,3 +113,36 @@ def test_a_file_that_fails_to_decode_leaves_no_thread_behind(tmp_path: Path) -> 
                         TEXT + "-cut")
     assert threading.active_count() == before
     assert not (tmp_path / "p.jpg").exists()
+
+
+_FREE_AND_MEASURE = """
+import sys
+from kaalwatch.imaging.pool import _give_back_large_buffers
+if sys.argv[1] == "tuned":
+    _give_back_large_buffers()
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+
+base = rss_mb()
+for _ in range(3):  # the size of one of Pillow's image blocks and more, touched page by page, then freed
+    block = bytearray(24 << 20)
+    block[::4096] = b"\\x01" * len(range(0, 24 << 20, 4096))
+    del block
+print(rss_mb() - base)
+"""
+
+
+def test_a_worker_gives_freed_image_buffers_back_to_the_system() -> None:
+    import subprocess
+    import sys
+
+    def kept(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FREE_AND_MEASURE, mode], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parents[2])
+        return int(done.stdout.strip())
+
+    assert kept("default") >= 20  # glibc keeps a freed large block once its threshold has risen
+    assert kept("tuned") <= 4  # what a worker does at start: the block goes back
