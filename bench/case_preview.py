@@ -385,6 +385,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                         target=target(TARGET_RSS_FACTOR), minimum=round(min(factors.values()), 3),
                         maximum=round(factors[worst], 3),
                         per_input={k: round(v, 3) for k, v in factors.items()},
+                        # the stricter view: the peak over the freshly started worker's RSS
+                        per_input_over_fresh={spec.label: round((memory[spec.label]["peak_mb"] - fresh_mb)
+                                                                / decoded_mb(spec), 3)
+                                              for spec in inputs if spec.label in memory},
                         peak_mb={k: round(m["peak_mb"], 1) for k, m in memory.items()},
                         worker_fresh_mb=round(fresh_mb, 1), worker_after_all_mb=round(after_mb, 1)))
     return rows
