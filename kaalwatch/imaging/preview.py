@@ -247,7 +247,7 @@ def resize_in_halves(im: Image.Image, size: tuple[int, int], resample: Image.Res
     worker.start()
     bottom = im.resize((width, height - top_rows), resample, box=(0, cut, im.width, im.height))
     worker.join()
-    out = Image.new(im.mode, size)
+    out = Image.new(im.mode, size, None)  # not initialised: both halves are pasted over all of it
     out.paste(halves["top"], (0, 0))
     out.paste(bottom, (0, top_rows))
     return out
