@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.harness import machine, profile_table, table
 
-CASES = ("preview", "watch", "sync", "review", "daemon", "delivery")
+CASES = ("preview", "watch", "watchwork", "sync", "review", "daemon", "delivery", "viewer")
 HERE = Path(__file__).resolve().parent
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"

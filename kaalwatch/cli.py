@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "purge": ("kaalwatch.commands.retention:purge", "Delete or anonymise buyer data past its retention time."),
     "keep": ("kaalwatch.commands.retention:keep", "Keep an order's buyer data longer, with a reason."),
     "set-password": ("kaalwatch.commands.review:set_password", "Set the review page's password."),
+    "notify": ("kaalwatch.commands.notify:notify", "Check notifications: `notify --test` sends one."),
     "doctor": ("kaalwatch.commands.daemon:doctor", "Check the set-up and explain how to fix what is wrong."),
     "service": ("kaalwatch.commands.daemon:service", "Install kaalwatch as a per-user background service."),
     "sandbox": ("kaalwatch.commands.sandbox:sandbox", "Serve a local Etsy shop that speaks Etsy's API."),
@@ -65,7 +66,8 @@ class Context:
         ws = Workspace(self.settings)
         if check:
             ws.check()
-        logs.setup(self.settings.log_level, ws.logs_dir if check else None, debug=self.debug)
+        logs.setup(self.settings.log_level, ws.logs_dir if check else None, debug=self.debug,
+                   orders_dir=ws.orders_dir)
         return ws
 
 

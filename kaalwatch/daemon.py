@@ -46,6 +46,10 @@ MAX_ERRORS = 20
 # Longest pause between sync attempts while Etsy keeps failing: long enough not to hammer an outage,
 # short enough that orders appear within the hour after it ends.
 MAX_SYNC_BACKOFF_SECONDS = 3600.0
+#: How often notifications look for news (a stat per order folder, a parse only of changed manifests).
+NOTIFY_SECONDS = 10.0
+#: How often the viewer's overview tiles of new saves are built ahead of the first look.
+WARM_SECONDS = 5.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,6 +220,8 @@ class Daemon:
         self._watcher: Any = None
         self._server: Any = None
         self._scheduler: Any = None
+        self._notifier: Any = None
+        self._warmed: set[tuple[int, str, int]] = set()
         self._sync_backoff = Backoff.for_interval(settings.sync.interval_minutes * 60)
         self._server_backoff = Backoff(max_skip=20)
         self._auth_blocked_on: tuple[tuple[str, int], ...] | None = None
@@ -266,6 +272,12 @@ class Daemon:
         )
         scheduler.add_job(self._job("sync", self._sync), IntervalTrigger(minutes=s.sync.interval_minutes),
                           id="sync", name="sync", next_run_time=now)
+        # Buyer downloads run beside the sync, never inside it: a slow buyer server cannot delay an order.
+        # Two runs may overlap (each leases its own orders): an order whose servers take every deadline
+        # does not hold up the next order's files.
+        scheduler.add_job(self._job("downloads", self._downloads),
+                          IntervalTrigger(seconds=s.sync.download_interval_seconds), id="downloads",
+                          name="downloads", next_run_time=now, max_instances=2)
         scheduler.add_job(self._job("rescan", self._rescan), IntervalTrigger(minutes=s.watcher.rescan_minutes),
                           id="rescan", name="rescan", next_run_time=now)
         # A machine that was off at run_hour runs the missed day's retention at start-up instead.
@@ -274,6 +286,12 @@ class Daemon:
         catch_up = {"next_run_time": now} if retention.missed(ws) else {}
         scheduler.add_job(self._job("retention", self._retention), CronTrigger(hour=s.retention.run_hour),
                           id="retention", name="retention", **catch_up)
+        # Issue 15: notifications (only when notify.urls are set) and the viewer's overview tiles of new saves.
+        if s.notify.urls and self._guard("notify", self._start_notifier):
+            scheduler.add_job(self._job("notify", self._notifier.scan), IntervalTrigger(seconds=NOTIFY_SECONDS),
+                              id="notify", name="notify", next_run_time=now)
+        scheduler.add_job(self._job("viewer", self._warm_viewer), IntervalTrigger(seconds=WARM_SECONDS),
+                          id="viewer", name="viewer")
         scheduler.start()
         self._scheduler = scheduler
 
@@ -300,6 +318,18 @@ class Daemon:
         assert self._watcher is not None
         if self._watcher.ensure_alive():
             self.health.error("watcher", "the watcher stopped working; it was restarted and is rescanning")
+
+    def _start_notifier(self) -> None:
+        from kaalwatch.notify import Notifier
+
+        assert self.ws is not None
+        self._notifier = Notifier(self.ws, self.settings.notify)
+
+    def _warm_viewer(self) -> None:
+        from review_app.views.tiles import warm_latest
+
+        assert self.ws is not None
+        warm_latest(self.ws, self.settings, self._warmed)
 
     def _start_server(self) -> None:
         from review_app import create_app
@@ -335,6 +365,8 @@ class Daemon:
             self._auth_blocked_on = None
             self.health.sync_paused = None
             self._close_client()
+        if self._etsy_says_wait():
+            return
         if not self._sync_backoff.should_run():
             return
         try:
@@ -356,9 +388,21 @@ class Daemon:
             self._sync_failed(report.summary())
             return
         self._sync_backoff.succeeded()
+        if report.queued_downloads and self._scheduler is not None:  # new references: fetch them now
+            self._scheduler.modify_job("downloads", next_run_time=datetime.now().astimezone())
         self.health.sync_done(report.summary())
         self.health.recovered("sync")
         self._guard("shipping", lambda: self._ship(client))
+
+    def _etsy_says_wait(self) -> bool:
+        """Etsy's recorded "not before" (by any process): no request until it passes, and not a failure."""
+        from kaalwatch.etsy.ratelimit import SYNC_STATE, describe_not_before
+
+        assert self.ws is not None
+        line = describe_not_before(self.ws.read_state(SYNC_STATE))
+        if line is not None:
+            self.health.sync_done(f"waiting: {line}")
+        return line is not None
 
     def _sync_paused(self, reason: str) -> None:
         self._auth_blocked_on = self._secrets_signature()
@@ -380,6 +424,12 @@ class Daemon:
         assert self.ws is not None
         for line in delivery.ship_confirmed_orders(self.ws, self.settings, client) or []:
             log.info("shipping: %s", line)
+
+    def _downloads(self) -> None:
+        from kaalwatch.download_queue import DownloadQueue
+
+        assert self.ws is not None
+        DownloadQueue(self.ws, self.settings).run(stop=self._stop)
 
     def _rescan(self) -> None:
         if self._watcher is None:
@@ -472,6 +522,7 @@ class Daemon:
             "watcher_alive": bool(watcher.get("alive")) and running,
             "watcher_backend": watcher.get("backend"),
             "queue_length": int(watcher.get("queue_length") or 0),
+            "watcher_ingests": int(watcher.get("ingests") or 0),  # work done: grows with saves, not with time
             "last_sync": snap["last_sync"],
             "last_sync_result": snap["last_sync_result"],
             "sync_paused": snap["sync_paused"],
@@ -503,6 +554,8 @@ class Daemon:
             self._guard("review page", self._server.stop)
         if self._pool is not None:
             self._guard("previews", lambda: self._pool.shutdown(wait=True, cancel_pending=True))
+        if self._notifier is not None:
+            self._guard("notify", self._notifier.stop)
         self._close_client()
         self._write_health(ws, running=False)
         ws.close()

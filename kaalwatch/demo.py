@@ -143,7 +143,7 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
         settings = load_demo_settings(config_path)
         ws = Workspace(settings)
         ws.create()
-        logs.setup(settings.log_level, ws.logs_dir)
+        logs.setup(settings.log_level, ws.logs_dir, orders_dir=ws.orders_dir)
         out(f"Sandbox Etsy shop at {sandbox.url} (invented orders; a new one every {orders_every:g} s)")
         out(f"Demo workspace: {root}  (config: {config_path})")
         # The real PKCE flow; the sandbox's consent page approves at once, so "the browser" is one GET.

@@ -1,37 +1,43 @@
 """Safe downloads of buyer uploads and listing images: nothing a buyer typed can reach inside the network.
 
-Buyer upload URLs come from buyer-controlled answers, so each fetch
+Buyer upload URLs are hostile input, so each fetch
 
-* accepts only ``http``/``https`` URLs without credentials, and refuses any host that resolves to a
-  private, loopback, link-local, reserved or multicast address (checked again on the connected socket,
-  and on every redirect, which is followed by hand, at most five times). The one exception is the
-  configured Etsy base URL's own host and port when it is local: the sandbox serves its files there;
-* caps the size (``Content-Length`` and the bytes actually read), bounds the time (connect and read
-  timeouts plus an overall deadline), and demands an image content type (or a generic binary one) *and*
-  image magic bytes; the pixel count is checked from the header before anything decodes it (bombs);
+* accepts only ``http``/``https`` URLs without credentials; resolves the host **once**, refuses it if any
+  address is private, loopback, link-local, reserved or multicast, and connects to one of exactly those
+  vetted addresses (the ``Host`` header, TLS server name and certificate check still use the name), so a
+  rebinding resolver answering differently the second time never gets a second time. Redirects are
+  followed by hand, at most five, each vetted the same way. The one exception is the configured Etsy base
+  URL's own host and port when it is local: the sandbox serves its files there;
+* caps the size (``Content-Length`` and the bytes actually read) and bounds the time with an **absolute
+  deadline** per download: socket timeouts shrink to the time left, and a timer cuts the connection when
+  the deadline passes, whatever the read is doing (a server trickling one byte a second, or a header line
+  that never ends, is cut at the deadline, not after the next 64 KiB);
+* demands an image content type (or a generic binary one) *and* image magic bytes; the pixel count is
+  checked from the header before anything decodes it (bombs);
 * writes to a temporary name in the target folder and renames it into place only when all checks
   passed, so a half-downloaded file is never seen.
 
 Every refusal or failure is a :class:`~kaalwatch.errors.DownloadError` with a one-line reason that names
-no buyer data; the caller records it on the order and retries on a later sync.
+no buyer data; :mod:`kaalwatch.download_queue` records it on the order and retries later.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import ipaddress
 import os
 import secrets
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-
-import requests
 
 from kaalwatch import naming
 from kaalwatch.atomic import TEMP_MARK
@@ -40,6 +46,7 @@ from kaalwatch.settings import Settings
 
 CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Magic-byte formats we keep, with the suffix the saved file gets (whatever the URL said).
 IMAGE_SUFFIXES = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "heif": ".heic", "gif": ".gif", "tiff": ".tif",
                   "bmp": ".bmp"}
@@ -50,10 +57,13 @@ Resolver = Callable[..., list[Any]]
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    """Limits of one download; ``local_hosts`` are loopback (host, port) pairs allowed anyway (the sandbox)."""
+    """Limits of one download; ``local_hosts`` are loopback (host, port) pairs allowed anyway (the sandbox).
+
+    ``deadline`` is the absolute time one download may take, from resolving the name to the last byte.
+    """
 
     max_bytes: int
-    timeout: float
+    deadline: float
     max_pixels: int
     local_hosts: frozenset[tuple[str, int]] = frozenset()
 
@@ -69,7 +79,7 @@ class DownloadPolicy:
             # The sandbox may be named either way; only its own port is let through.
             local = {(name, port) for name in ("localhost", "127.0.0.1", "::1", (parts.hostname or "").lower())}
         return cls(max_bytes=int(settings.sync.download_max_mb * 1024 * 1024),
-                   timeout=settings.sync.download_timeout_seconds,
+                   deadline=settings.sync.download_timeout_seconds,
                    max_pixels=int(settings.preview.max_megapixels * 1_000_000), local_hosts=frozenset(local))
 
 
@@ -88,8 +98,20 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-def check_url(url: str, policy: DownloadPolicy, resolve: Resolver = socket.getaddrinfo) -> None:
-    """Refuse what must not be fetched; resolves the host (no connection is made)."""
+@dataclass(frozen=True)
+class Target:
+    """A vetted URL: where to connect (addresses resolved once) and what to ask for."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    addresses: tuple[str, ...]
+
+
+def check_url(url: str, policy: DownloadPolicy, resolve: Resolver = socket.getaddrinfo) -> Target:
+    """Refuse what must not be fetched; resolves the host once (no connection is made) and returns the
+    addresses a connection may use."""
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -102,37 +124,70 @@ def check_url(url: str, policy: DownloadPolicy, resolve: Resolver = socket.getad
     host = (parts.hostname or "").lower()
     if not host:
         raise DownloadError("refused a URL without a host")
-    if (host, port) in policy.local_hosts:
-        return
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
         raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}") from None
-    addresses = {info[4][0] for info in infos}
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}")
-    for address in addresses:
-        if not _is_public(address):
-            raise DownloadError(f"refused {naming.clean_text(host, 80)}: it points at a private, loopback or "
-                                "link-local address (buyer links must not reach inside your network)")
+    if (host, port) not in policy.local_hosts:
+        for address in addresses:
+            if not _is_public(address):
+                raise DownloadError(f"refused {naming.clean_text(host, 80)}: it points at a private, loopback or "
+                                    "link-local address (buyer links must not reach inside your network)")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(scheme=parts.scheme, host=host, port=port, path=path, addresses=addresses)
 
 
-def _peer_ok(resp: requests.Response, url: str, policy: DownloadPolicy) -> None:
-    # DNS can answer differently the second time (rebinding): check where the socket really went.
-    conn = getattr(resp.raw, "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
+class _Connection(http.client.HTTPConnection):
+    """http.client pinned to one vetted address: connects there, while ``Host``, SNI and the certificate
+    check use the name."""
+
+    def __init__(self, target: Target, address: str, timeout: float, tls: ssl.SSLContext | None) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.tls = tls
+        self.default_port = 443 if target.scheme == "https" else 80  # "Host: name", without a default port
+        self.target = target
+        self.address = address
+
+    def connect(self) -> None:
+        # Assigned before the TLS handshake, so the deadline timer can cut a handshake that trickles too.
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        if self.target.scheme == "https":
+            self.sock = (self.tls or _tls()).wrap_socket(self.sock, server_hostname=self.target.host)
+
+    def cut(self) -> None:
+        """Called by the deadline timer from another thread: any read in progress ends at once."""
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+
+
+def _tls() -> ssl.SSLContext:
     try:
-        address = sock.getpeername()[0]
-    except OSError:
-        return
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if ((parts.hostname or "").lower(), port) in policy.local_hosts:
-        return
-    if not _is_public(address):
-        raise DownloadError("refused: the host resolved to a private address when connecting")
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:
+        return ssl.create_default_context()
+
+
+class _Clock:
+    """The absolute deadline of one download; ``left()`` raises once it has passed."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.at = clock() + seconds
+        self.cut = False
+
+    def left(self) -> float:
+        remaining = self.at - self.clock()
+        if remaining <= 0 or self.cut:
+            raise DownloadError(f"the download took longer than {self.seconds:g} s")
+        return remaining
 
 
 def _sniff(head: bytes) -> str | None:
@@ -158,44 +213,75 @@ def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
 
 
 def fetch(url: str, folder: Path, stem: str, taken: set[str], *, policy: DownloadPolicy,
-          session: requests.Session, resolve: Resolver = socket.getaddrinfo,
-          clock: Callable[[], float] = time.monotonic) -> Downloaded:
+          resolve: Resolver = socket.getaddrinfo, clock: Callable[[], float] = time.monotonic,
+          max_bytes: int | None = None, tls: ssl.SSLContext | None = None) -> Downloaded:
     """Download ``url`` into ``folder`` as ``<stem><suffix of its real format>`` (made unique against
-    ``taken``); every check of the module docstring applies. Raises :class:`DownloadError`."""
-    deadline = clock() + policy.timeout * 2
+    ``taken``); every check of the module docstring applies; ``max_bytes`` lowers the size cap (an order's
+    remaining budget). ``resolve`` and ``tls`` (default: the system's trust with certifi's roots) are the
+    network's edges. Raises :class:`DownloadError`."""
+    deadline = _Clock(policy.deadline, clock)
+    limit = policy.max_bytes if max_bytes is None else min(policy.max_bytes, max_bytes)
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        check_url(current, policy, resolve)
+        target = check_url(current, policy, resolve)
+        conn, resp = _open(target, deadline, tls)
+        timer = threading.Timer(max(0.0, deadline.at - clock()), _expire, (conn, deadline))
+        timer.daemon = True
+        timer.start()
         try:
-            resp = session.get(current, stream=True, allow_redirects=False, timeout=policy.timeout,
-                               headers={"Accept": "image/*"})
-        except requests.Timeout:
-            raise DownloadError("the download timed out") from None
-        except requests.RequestException as exc:
-            raise DownloadError(f"the download failed ({exc.__class__.__name__})") from None
-        with contextlib.closing(resp):
-            _peer_ok(resp, current, policy)
-            if resp.is_redirect or resp.status_code in (301, 302, 303, 307, 308):
-                location = resp.headers.get("location")
+            deadline.left()
+            if resp.status in REDIRECTS:
+                location = resp.getheader("location")
                 if not location:
-                    raise DownloadError(f"a redirect (HTTP {resp.status_code}) without a location")
+                    raise DownloadError(f"a redirect (HTTP {resp.status}) without a location")
                 current = urljoin(current, location)
                 continue
-            if resp.status_code != 200:
-                raise DownloadError(f"the server answered HTTP {resp.status_code}")
-            return _save(resp, folder, stem, taken, policy, deadline, clock)
+            if resp.status != 200:
+                raise DownloadError(f"the server answered HTTP {resp.status}")
+            return _save(resp, conn, folder, stem, taken, limit, policy.max_pixels, deadline)
+        finally:
+            timer.cancel()
+            conn.close()
     raise DownloadError(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _save(resp: requests.Response, folder: Path, stem: str, taken: set[str], policy: DownloadPolicy,
-          deadline: float, clock: Callable[[], float]) -> Downloaded:
-    ctype = (resp.headers.get("content-type") or "").split(";")[0].strip().lower()
+def _expire(conn: _Connection, deadline: _Clock) -> None:
+    deadline.cut = True
+    conn.cut()
+
+
+def _open(target: Target, deadline: _Clock, tls: ssl.SSLContext | None) -> tuple[_Connection,
+                                                                              http.client.HTTPResponse]:
+    """Connect to the first vetted address that answers and send the request; the headers are read under
+    a timer too (a server trickling its header lines is cut at the deadline)."""
+    problem = "connection failed"
+    for address in target.addresses:
+        conn = _Connection(target, address, timeout=deadline.left(), tls=tls)
+        timer = threading.Timer(deadline.left(), _expire, (conn, deadline))
+        timer.daemon = True
+        timer.start()
+        try:
+            conn.request("GET", target.path, headers={"Accept": "image/*", "Accept-Encoding": "identity",
+                                                      "User-Agent": "kaalwatch"})
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            deadline.left()  # the deadline, not the symptom it caused, is the reason to give
+            problem = "timed out" if isinstance(exc, TimeoutError) else f"failed ({exc.__class__.__name__})"
+        finally:
+            timer.cancel()
+    raise DownloadError(f"the download {problem}")
+
+
+def _save(resp: http.client.HTTPResponse, conn: _Connection, folder: Path, stem: str, taken: set[str],
+          max_bytes: int, max_pixels: int, deadline: _Clock) -> Downloaded:
+    ctype = (resp.getheader("content-type") or "").split(";")[0].strip().lower()
     if not ctype.startswith("image/") and ctype not in GENERIC_TYPES:
         raise DownloadError(f"not an image (content type {naming.clean_text(ctype, 60)})")
-    length = resp.headers.get("content-length")
-    if length and length.isdigit() and int(length) > policy.max_bytes:
+    length = resp.getheader("content-length") or ""
+    if length.isdigit() and int(length) > max_bytes:
         raise DownloadError(f"too big ({int(length) // 1024 // 1024} MB; the limit is "
-                            f"{policy.max_bytes // 1024 // 1024} MB)")
+                            f"{max_bytes // 1024 // 1024} MB)")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".download{TEMP_MARK}{secrets.token_hex(6)}"
     digest = hashlib.sha256()
@@ -203,27 +289,33 @@ def _save(resp: requests.Response, folder: Path, stem: str, taken: set[str], pol
     head = b""
     try:
         with open(tmp, "wb") as out:
-            try:
-                for chunk in resp.iter_content(CHUNK):
-                    if not chunk:
-                        continue
-                    if len(head) < 64:
-                        head += chunk[: 64 - len(head)]
-                    size += len(chunk)
-                    if size > policy.max_bytes:
-                        raise DownloadError(f"too big (more than {policy.max_bytes // 1024 // 1024} MB)")
-                    if clock() > deadline:
-                        raise DownloadError("the download took too long")
-                    digest.update(chunk)
-                    out.write(chunk)
-            except requests.RequestException as exc:
-                raise DownloadError(f"the download broke off ({exc.__class__.__name__})") from None
+            while True:
+                left = deadline.left()
+                if conn.sock is not None:
+                    conn.sock.settimeout(left)
+                try:
+                    chunk = resp.read1(CHUNK)  # returns what one read brings: the deadline is checked per read
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    deadline.left()
+                    raise DownloadError(f"the download broke off ({exc.__class__.__name__})") from None
+                if not chunk:
+                    deadline.left()  # a connection cut by the timer also ends in b""
+                    break
+                if len(head) < 64:
+                    head += chunk[: 64 - len(head)]
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"too big (more than {max_bytes // 1024 // 1024} MB)")
+                digest.update(chunk)
+                out.write(chunk)
+            if length.isdigit() and size < int(length):
+                raise DownloadError("the download broke off (fewer bytes than announced)")
             out.flush()
             os.fsync(out.fileno())
         kind = _sniff(head)
         if kind not in IMAGE_SUFFIXES:
             raise DownloadError(f"not an image (the bytes are {kind or 'of an unknown kind'})")
-        _check_pixels(tmp, kind, policy.max_pixels)
+        _check_pixels(tmp, kind, max_pixels)
         name = unique_file_name(stem, IMAGE_SUFFIXES[kind], taken | set(os.listdir(folder)))
         final = folder / name
         os.replace(tmp, final)

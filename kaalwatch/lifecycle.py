@@ -29,6 +29,7 @@ from kaalwatch.model import (
 )
 
 S = JobState
+DOWNLOAD_ERROR_PREFIX = "download: "  # a job error with this prefix is the download queue's to clear
 
 # The legal moves of one job. ON_HOLD returns to where it came from (``held_from``) via reopen.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -106,7 +107,7 @@ def update_version(order: Order, job_id: str, number: int, actor: str = "watcher
     job = order.job(job_id)
     version = _version(order, job, number)
     allowed = {"preview", "thumb", "preview_key", "width", "height", "kind", "low_res", "note", "error",
-               "paired_with"}
+               "paired_with", "paired_sha256"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"version fields cannot be changed: {sorted(unknown)}")
@@ -120,15 +121,82 @@ def update_version(order: Order, job_id: str, number: int, actor: str = "watcher
             record(order, actor, "version_error_cleared", job.job_id, version=number)
     if "preview" in changed and version.preview:
         record(order, actor, "preview_ready", job.job_id, version=number)
+    if "paired_sha256" in changed and version.paired_sha256:
+        record(order, actor, "paired", job.job_id, version=number, layered=version.paired_with)
     return version
 
 
-def note_conflict(order: Order, job_id: str, file_name: str, actor: str = "watcher") -> None:
-    """A sync client's conflict copy: shown on the order, never silently versioned or ignored."""
+def complete_version(order: Order, job_id: str, number: int, actor: str = "watcher", **fields: Any) -> Version:
+    """A layered save versioned alone is completed by its export arriving later: one save, one version.
+
+    The version keeps its number; its file becomes the export (what the buyer sees and what is delivered)
+    and ``paired_with``/``paired_sha256`` name the layered source. Its preview is made again from the export.
+    """
     job = order.job(job_id)
+    version = _version(order, job, number)
+    if job.latest is not version:
+        raise TransitionError(f"version {number} of job {job.job_id} is not the latest; the export is a new save")
+    allowed = {"copy", "sha256", "size", "source_name", "paired_with", "paired_sha256", "kind"}
+    if set(fields) - allowed:
+        raise ValueError(f"version fields cannot be completed: {sorted(set(fields) - allowed)}")
+    layered = version.source_name
+    for key, value in fields.items():
+        setattr(version, key, value)
+    version.preview = version.thumb = version.preview_key = version.note = version.error = None
+    record(order, actor, "version_completed", job.job_id, version=number, layered=layered,
+           export=version.source_name, sha256=version.sha256)
+    return version
+
+
+def record_move(order: Order, job_id: str, number: int, old: str, new: str, actor: str = "watcher") -> bool:
+    """The artist moved or renamed a file that is already version ``number`` (or its layered source):
+    the same work, so nothing but history changes. False when this move is already recorded."""
+    job = order.job(job_id)
+    _version(order, job, number)
+    if any(e.event == "file_moved" and e.job_id == job.job_id and e.details.get("to") == new
+           and e.details.get("version") == number for e in order.history):
+        return False
+    record(order, actor, "file_moved", job.job_id, version=number, **{"from": old, "to": new})
+    return True
+
+
+def note_conflict(order: Order, job_id: str, file_name: str, actor: str = "watcher", *, version: int | None = None,
+                  original: str | None = None, sha256: str | None = None) -> bool:
+    """A sync client's conflict copy (``file_name``, whose bytes are ``version``): shown on the job until the
+    owner says which copy is current (:func:`resolve_conflict`); until then nothing is approved or delivered.
+    False when it is already listed, or was resolved with these same bytes."""
+    job = order.job(job_id)
+    if file_name in job.conflicts:
+        return False
+    if any(e.event == "conflict_resolved" and e.job_id == job.job_id and e.details.get("file") == file_name
+           and e.details.get("sha256") == sha256 for e in order.history):
+        return False
+    job.conflicts.append(file_name)
+    record(order, actor, "sync_conflict", job.job_id, file=file_name, version=version, original=original,
+           sha256=sha256)
+    return True
+
+
+def conflict_refusal(order: Order, job: Job) -> str | None:
+    """The sentence that refuses approval or delivery while the job has an unresolved sync conflict."""
+    if not job.conflicts:
+        return None
+    names = ", ".join(f"'{name}'" for name in job.conflicts)
+    return (f"job {job.job_id} of order {order.receipt_id} has an unresolved sync conflict ({names}): choose "
+            "on the job page which copy is current first")
+
+
+def resolve_conflict(order: Order, job_id: str, file_name: str, current: int, actor: str = "review") -> None:
+    """The owner compared a conflict copy with the other candidate and chose version ``current``."""
+    job = order.job(job_id)
+    _version(order, job, current)
     if file_name not in job.conflicts:
-        job.conflicts.append(file_name)
-        record(order, actor, "sync_conflict", job.job_id, file=file_name)
+        raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no conflict about that file")
+    job.conflicts.remove(file_name)
+    flagged = next((e for e in reversed(order.history) if e.event == "sync_conflict" and e.job_id == job.job_id
+                    and e.details.get("file") == file_name), None)
+    record(order, actor, "conflict_resolved", job.job_id, file=file_name, current=current,
+           sha256=flagged.details.get("sha256") if flagged else None)
 
 
 def references_arrived(order: Order, job_id: str, actor: str = "sync") -> None:
@@ -152,6 +220,35 @@ def add_reference(order: Order, reference: Reference, actor: str = "watcher") ->
     for job in targets:
         references_arrived(order, job.job_id, actor)
     return True
+
+
+def record_downloads(order: Order, results: list[Reference], actor: str = "sync", *, retry: str = "") -> int:
+    """Outcomes of reference downloads: each replaces the unfinished entry of its URL and job; a job whose
+    buyer file arrived stops awaiting references; a job with failures shows them. Returns the failures left."""
+    for result in results:
+        for index, ref in enumerate(order.references):
+            if ref.status != "ok" and (ref.url, ref.job_id, ref.source) == (result.url, result.job_id, result.source):
+                if ref == result:
+                    break  # the same failure again: nothing to record
+                order.references[index] = result
+                record(order, actor, "reference_fetched" if result.status == "ok" else "reference_failed",
+                       result.job_id, name=result.name, source=result.source,
+                       **({"error": result.error} if result.error else {"sha256": result.sha256}))
+                break
+    left = 0
+    for job in order.jobs:
+        mine = [r for r in order.references if r.job_id == job.job_id and r.url and r.source in ("buyer", "listing")]
+        if any(r.status == "ok" and r.source == "buyer" for r in mine):
+            references_arrived(order, job.job_id, actor)
+        failed = [r for r in mine if r.status == "failed"]
+        left += len(failed)
+        if failed:
+            s = "s" if len(failed) != 1 else ""
+            set_error(order, job.job_id, f"{DOWNLOAD_ERROR_PREFIX}{len(failed)} reference file{s} could not be "
+                                         f"fetched ({failed[0].error}){'; ' + retry if retry else ''}", actor)
+        elif (job.last_error or "").startswith(DOWNLOAD_ERROR_PREFIX):
+            set_error(order, job.job_id, None, actor)
+    return left
 
 
 def await_references(order: Order, job_id: str, actor: str = "sync") -> None:
@@ -181,6 +278,8 @@ def record_answer(order: Order, job_id: str, approved: bool, note: str = "", act
     proof = job.proofs[-1]
     proof.answered_at = at or utcnow()
     proof.note = note or None
+    if approved and (refusal := conflict_refusal(order, job)):
+        raise TransitionError(refusal)
     if approved:
         proof.answer = "approved"
         job.approved_version = proof.version
@@ -199,6 +298,8 @@ def approve(order: Order, job_id: str, number: int, actor: str = "review") -> No
     """The owner approves one specific version for delivery."""
     job = order.job(job_id)
     _version(order, job, number)
+    if refusal := conflict_refusal(order, job):
+        raise TransitionError(refusal)
     if job.state is S.APPROVED and job.approved_version == number:
         return
     if job.state is S.APPROVED:
@@ -246,6 +347,8 @@ def mark_ready(order: Order, job_id: str, deliverables: list[Deliverable], actor
     job = order.job(job_id)
     if job.approved_version is None:
         raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no approved version")
+    if refusal := conflict_refusal(order, job):
+        raise TransitionError(refusal)
     job.deliverables = list(deliverables)
     _move(order, job, S.READY_TO_DELIVER, actor, "ready_to_deliver", version=job.approved_version,
           files=[d.name for d in deliverables])

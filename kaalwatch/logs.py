@@ -1,13 +1,18 @@
-"""Logging set-up: stderr plus a rotating file in the tool area, with secrets scrubbed from every line.
+"""Logging set-up: stderr plus a rotating file in the tool area, with secrets and buyer folders scrubbed.
 
-Buyer names and messages are never passed to the logger in the first place (log receipt ids instead);
-the filter here is the second line of defence for credentials that could slip into an exception text.
+Buyer names and messages are never passed to the logger in the first place (log receipt ids instead).
+The filter here is the second line of defence for what can slip into an exception's text: credentials,
+and paths inside ``orders/`` — order folders are named after buyers, so a path names one. Each folder
+name is replaced by a token (``[folder 1a2b3c4d]``, a digest of the name: stable, so lines about one
+folder can still be matched, and meaningless to anyone reading the log).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import logging.handlers
+import os
 import re
 from pathlib import Path
 from typing import TextIO
@@ -29,14 +34,57 @@ def scrub(text: str) -> str:
     return text
 
 
+def folder_token(name: str) -> str:
+    return f"[folder {hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}]"
+
+
+def redact_folders(text: str, orders_dir: Path) -> str:
+    """Replace the order folder of every path under ``orders_dir`` in ``text`` with its token.
+
+    A folder name cannot contain a path separator (naming.py), so it ends at the next one; a path that
+    ends at the folder itself is matched against the folders that exist (the longest wins), and when
+    none does, the rest of the line is taken for the name: better a lost word than a buyer's name.
+    """
+    prefixes = {str(orders_dir) + os.sep}
+    if os.altsep:
+        prefixes.add(str(orders_dir) + os.altsep)
+    for prefix in prefixes:
+        start = text.find(prefix)
+        while start >= 0:
+            head = start + len(prefix)
+            ends = [i for i in (text.find(os.sep, head), text.find(os.altsep, head) if os.altsep else -1) if i >= 0]
+            end = min(ends) if ends else _folder_end(text, head, orders_dir)
+            token = folder_token(text[head:end])
+            text = text[:head] + token + text[end:]
+            start = text.find(prefix, head + len(token))
+    return text
+
+
+def _folder_end(text: str, head: int, orders_dir: Path) -> int:
+    try:
+        names = sorted(os.listdir(orders_dir), key=len, reverse=True)
+    except OSError:
+        names = []
+    rest = text[head:]
+    return head + next((len(n) for n in names if rest.startswith(n)), len(rest))
+
+
 class ScrubFilter(logging.Filter):
+    def __init__(self, orders_dir: Path | None = None) -> None:
+        super().__init__()
+        self.orders_dir = orders_dir
+
+    def clean(self, text: str) -> str:
+        text = scrub(text)
+        return redact_folders(text, self.orders_dir) if self.orders_dir is not None else text
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = scrub(message)
+        cleaned = self.clean(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = self.clean(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -49,8 +97,9 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         return stream
 
 
-def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = False) -> None:
-    """Configure the root logger once per process (idempotent)."""
+def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = False,
+          orders_dir: Path | None = None) -> None:
+    """Configure the root logger once per process (idempotent); ``orders_dir``'s folder names never reach it."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_kaalwatch", False):
@@ -71,7 +120,7 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
             pass  # a read-only workspace is reported by the command itself; logging to stderr still works
     for handler in handlers:
         handler.setFormatter(fmt)
-        handler.addFilter(ScrubFilter())
+        handler.addFilter(ScrubFilter(orders_dir))
         handler._kaalwatch = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for noisy in ("urllib3", "watchdog", "PIL", "apscheduler.executors", "waitress.queue"):

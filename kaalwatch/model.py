@@ -111,6 +111,7 @@ class Version:
     error: str | None = None
     paired_with: str | None = None  # the layered source this file is an export of (e.g. a .psd)
     conflict: bool = False  # a sync client's conflict copy
+    paired_sha256: str | None = None  # the layered source's bytes: moving or renaming it is not a new save
 
 
 @dataclass

@@ -28,7 +28,8 @@ import yaml
 from kaalwatch.errors import ConfigError
 
 ENV_PREFIX = "KAALWATCH_"
-SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret"})
+# Notification URLs carry the services' tokens (a Telegram bot token, an SMTP password).
+SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret", "notify.urls"})
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -72,7 +73,15 @@ class SyncSettings:
     recheck_open_hours: float = setting(24.0, "re-read open orders this often (Etsy misses some updates)", min=0.1)
     first_import_days: int = setting(60, "how far back the first sync looks when no --since is given", min=1)
     download_max_mb: float = setting(40.0, "largest buyer upload or listing image downloaded", min=0.1)
-    download_timeout_seconds: float = setting(30.0, "timeout of one download", min=0.1)
+    download_timeout_seconds: float = setting(30.0, "the longest one download may take, start to finish", min=0.1)
+    download_order_max_mb: float = setting(150.0, "most bytes downloaded for one order", min=0.1)
+    download_max_files: int = setting(20, "most files downloaded for one order (more links are listed only)",
+                                      min=1, max=1000)
+    download_workers: int = setting(3, "downloads running at once", min=1, max=16)
+    download_interval_seconds: float = setting(20.0, "how often the daemon works through the download queue",
+                                               min=0.1)
+    download_hosts: tuple[str, ...] = setting(
+        (), "hosts whose links typed into free-text answers are downloaded too (upload fields always are)")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,9 @@ class WatcherSettings:
     backend: str = setting("auto", "auto, native or polling", choices=("auto", "native", "polling"))
     poll_interval_seconds: float = setting(5.0, "scan interval of the polling backend", min=0.1)
     quiet_seconds: float = setting(2.0, "a file must be unchanged this long before it becomes a version", min=0)
+    closed_quiet_seconds: float = setting(
+        10.0, "the same for formats kaalwatch cannot decode (.clip, .af, .sai …): no decode can catch a torn save",
+        min=0)
     rescan_minutes: float = setting(5.0, "full rescan of every order folder (events are only hints)", min=0.05)
     workers: int = setting(0, "preview worker processes; 0 = one per core", min=0, max=64)
     ignore_patterns: tuple[str, ...] = setting((), "extra regular expressions of file names to ignore", regex=True)
@@ -113,7 +125,13 @@ class ReviewSettings:
     port: int = setting(8470, "port of the review page", min=0, max=65535)
     require_password: bool = setting(True, "ask for the password set by `kaalwatch set-password`")
     allowed_hosts: tuple[str, ...] = setting((), "extra Host header names accepted (DNS-rebinding guard)")
-    session_hours: float = setting(12.0, "how long a login lasts", min=0.1)
+    session_hours: float = setting(12.0, "how long a login lasts at most", min=0.1)
+    idle_minutes: float = setting(60.0, "a login unused this long ends (logout and set-password end it at once)",
+                                  min=1)
+    login_attempts: int = setting(5, "wrong passwords (from any address) before login is locked", min=1, max=100)
+    login_lock_seconds: float = setting(30.0, "first login lock; it doubles with each further wrong password",
+                                        min=1)
+    login_lock_max_seconds: float = setting(300.0, "longest login lock (`kaalwatch set-password` lifts it)", min=1)
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,20 @@ class RetentionSettings:
     abandoned_days: int = setting(540, "days after the last activity to purge and anonymise an order that never "
                                   "finished (abandoned, on hold); the owner is warned a week before", min=0)
     run_hour: int = setting(3, "hour of the day (local) the daily retention job runs", min=0, max=23)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    urls: tuple[str, ...] = setting(
+        (), "apprise URLs to notify, e.g. ntfy://topic, mailto://user:pass@host, tgram://token/chat; "
+            "none = nothing leaves this machine")
+    new_order: bool = setting(True, "tell about a new order")
+    photos: bool = setting(True, "tell when the buyer's photos arrived")
+    cancelled: bool = setting(True, "tell when Etsy cancelled or refunded an order (stop work)")
+    delivered: bool = setting(True, "tell when Etsy confirmed a delivery")
+    ship_by: bool = setting(True, "tell the day before ship-by when a job has no approved version")
+    sync_problem: bool = setting(True, "tell when sync has failed for an hour or needs `kaalwatch auth`")
+    timeout_seconds: float = setting(10.0, "give up on a notification service after this long", min=1, max=120)
 
 
 @dataclass(frozen=True)
@@ -248,6 +280,7 @@ class Settings:
     review: ReviewSettings = section(ReviewSettings, "the review page")
     delivery: DeliverySettings = section(DeliverySettings, "files for Etsy's order page")
     retention: RetentionSettings = section(RetentionSettings, "keeping buyers' data only as long as needed")
+    notify: NotifySettings = section(NotifySettings, "notifications through apprise (off until urls are set)")
     workflows: tuple[Workflow, ...] = field(
         default_factory=_example_workflows,
         metadata=_help("listing → workflow rules, first match wins (by listing id, SKU or title)"),

@@ -164,6 +164,7 @@ class Workspace:
         self.tool_dir = self.root / ".kaalwatch"
         self.versions_dir = self.tool_dir / "versions"
         self.previews_dir = self.tool_dir / "previews"
+        self.tiles_dir = self.tool_dir / "tiles"  # the viewer's tile cache (review_app/views/tiles.py)
         self.locks_dir = self.tool_dir / "locks"
         self.logs_dir = self.tool_dir / "logs"
         self.state_dir = self.tool_dir / "state"

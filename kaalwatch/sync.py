@@ -9,8 +9,8 @@ The pass, assembled in :func:`sync_once`:
 3. **apply** page by page: new paid orders get their folder (``ws.add_order``), existing ones change only
    through ``ws.edit`` + :mod:`kaalwatch.lifecycle`; the high-water mark is saved after each page is
    fully applied, so a crash or a fault mid-sync loses nothing and the repeat changes nothing;
-4. **download** buyer uploads and the listing's style sample through :mod:`kaalwatch.download`; failures
-   are shown on the job and retried on later syncs, never fatal;
+4. **queue** the new orders' buyer uploads and style samples for :mod:`kaalwatch.download_queue`, which
+   fetches them outside the pass (a slow buyer server never holds up the next order);
 5. now and then **re-check open orders** even if Etsy did not bump their ``update_timestamp`` (refunds,
    Etsy open-api #513).
 
@@ -22,32 +22,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import requests
-
-from kaalwatch import lifecycle
-from kaalwatch.atomic import TEMP_MARK
-from kaalwatch.download import Downloaded, DownloadPolicy, fetch, unique_file_name
+from kaalwatch import download_queue, lifecycle
+from kaalwatch.download import unique_file_name
 from kaalwatch.errors import (
     AuthError,
-    DownloadError,
     EtsyError,
     EtsyNotFoundError,
     KaalwatchError,
-    ManifestError,
     WorkspaceError,
 )
 from kaalwatch.etsy.client import EtsyClient
 from kaalwatch.etsy.parse import (
     CANCELLED_STATUSES,
+    UPLOAD_KINDS,
     EtsyReceipt,
     ListingInfo,
     NewOrder,
@@ -58,16 +51,15 @@ from kaalwatch.etsy.parse import (
     parse_receipt,
     updated_epoch,
 )
+from kaalwatch.etsy.ratelimit import NOT_BEFORE_KEYS
 from kaalwatch.model import Order, Reference, iso, parse_time, utcnow
-from kaalwatch.settings import Settings
-from kaalwatch.store import REFERENCES, Workspace, dump_manifest
+from kaalwatch.settings import Settings, SyncSettings
+from kaalwatch.store import Workspace, dump_manifest
 
 log = logging.getLogger(__name__)
 
 STATE = "sync"
 MIN_TIMESTAMP = 946_684_800  # Etsy refuses timestamp filters before 2000-01-01
-MAX_DOWNLOAD_ATTEMPTS = 10
-DOWNLOAD_ERROR_PREFIX = "download: "
 STYLE_SAMPLE = "style sample"
 
 Clock = Callable[[], datetime]
@@ -82,11 +74,10 @@ class SyncReport:
     updated: int = 0
     cancelled: int = 0
     completed: int = 0
-    failed_downloads: int = 0
+    queued_downloads: int = 0  # reference files left to the download queue
     errors: list[str] = field(default_factory=list)
     api_calls: int = 0
     skipped: int = 0  # receipts that were never open work here (finished before the first import, unpaid)
-    downloads: int = 0
     dry_run: bool = False
     changes: list[str] = field(default_factory=list)  # dry run: what would change, one line each
     fatal: str | None = None  # the error that stopped the pass early (the rest was still applied)
@@ -97,7 +88,7 @@ class SyncReport:
         head = "sync (dry run)" if self.dry_run else "sync"
         verb = "would be " if self.dry_run else ""
         text = (f"{head}: {self.new} new, {self.updated} {verb}updated, {self.cancelled} cancelled, "
-                f"{self.completed} completed, {self.failed_downloads} failed downloads, {len(self.errors)} errors, "
+                f"{self.completed} completed, {self.queued_downloads} files to download, {len(self.errors)} errors, "
                 f"{self.api_calls} API calls")
         if self.fatal:
             text += f"; stopped early: {self.fatal}"
@@ -152,13 +143,25 @@ def _url_stem(url: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def plan_references(new: NewOrder) -> list[Reference]:
-    """References to fetch for a new order, status ``pending`` until downloaded."""
+def _fetchable(url: str, kind: str | None, settings: SyncSettings) -> bool:
+    """Links from Etsy's upload fields are fetched; a link typed into free text only from an allowed host."""
+    if kind in UPLOAD_KINDS:
+        return True
+    host = (urlsplit(url).hostname or "").lower()
+    return bool(host) and host in {h.lower() for h in settings.download_hosts}
+
+
+def plan_references(new: NewOrder, settings: SyncSettings) -> list[Reference]:
+    """References to fetch for a new order, ``pending`` until the download queue has them; at most
+    ``download_max_files``. Links not fetched stay in the answers, shown on the page."""
     refs: list[Reference] = []
     taken: dict[str | None, set[str]] = {}
     for job in new.order.jobs:
         names = taken.setdefault(job.job_id if len(new.order.jobs) > 1 else None, set())
+        kinds = {answer.question: answer.kind for answer in job.answers}
         for upload in new.uploads.get(job.job_id, []):
+            if not _fetchable(upload.url, kinds.get(upload.question), settings):
+                continue
             name = unique_file_name(upload.label or _url_stem(upload.url) or "photo", "", names)
             names.add(name)
             refs.append(Reference(name=name, source="buyer", job_id=job.job_id, url=upload.url, label=upload.label,
@@ -169,7 +172,11 @@ def plan_references(new: NewOrder) -> list[Reference]:
             names.add(name)
             refs.append(Reference(name=name, source="listing", job_id=job.job_id, url=sample, label=STYLE_SAMPLE,
                                   status="pending"))
-    return refs
+    if len(refs) > settings.download_max_files:
+        lifecycle.set_error(new.order, None, f"{lifecycle.DOWNLOAD_ERROR_PREFIX}only the first "
+                            f"{settings.download_max_files} of {len(refs)} files are downloaded; the others are "
+                            "listed with the answers", actor="sync")
+    return refs[: settings.download_max_files]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,23 +187,18 @@ class _Pass:
     """State of one run; the steps are methods so :func:`sync_once` reads as the list above."""
 
     def __init__(self, ws: Workspace, settings: Settings, client: EtsyClient, *, dry_run: bool,
-                 progress: Progress | None, now: Clock, fetch_references: bool) -> None:
+                 progress: Progress | None, now: Clock) -> None:
         self.ws = ws
         self.settings = settings
         self.client = client
         self.dry_run = dry_run
         self.progress = progress
         self.now = now
-        self.fetch_references = fetch_references
         self.report = SyncReport(dry_run=dry_run)
         self.state = ws.read_state(STATE)
-        self.policy = DownloadPolicy.from_settings(settings)
         self.listings: dict[int, ListingInfo] = {}
-        self.pending: dict[str, int] = dict(self.state.get("pending_downloads") or {})
-        self.sample_cache: dict[str, Downloaded] = {}
-        self.download_session = requests.Session()
         self.known: set[int] = set()
-        self.attempted: set[int] = set()  # orders whose downloads ran in this pass (not retried twice)
+        self.queued: list[int] = []  # new orders with references for the download queue
         self.stopped: EtsyError | None = None  # the Etsy error that ended fetching early
         self.total = 0  # receipts the first query matches (for the progress bar)
 
@@ -292,7 +294,7 @@ class _Pass:
                 lifecycle.await_references(order, job.job_id, actor="sync")
         for addon, rule in new.addons:  # Rush and the like: no job, they change the order
             lifecycle.add_addon(order, addon, rush_days=rule.rush_days, urgent=rule.urgent, actor="sync")
-        order.references = plan_references(new)
+        order.references = plan_references(new, self.settings.sync)
         order.synced_at = self.now()
         self.report.new += 1
         if self.dry_run:
@@ -303,9 +305,8 @@ class _Pass:
         self.known.add(order.receipt_id)
         log.info("order %s created (%d jobs)", order.receipt_id, len(order.jobs))
         if order.references:
-            self.pending[str(order.receipt_id)] = 0
-            if self.fetch_references:
-                self.download(order.receipt_id)
+            self.queued.append(order.receipt_id)
+            self.report.queued_downloads += len(order.references)
 
     def update(self, receipt: EtsyReceipt) -> None:
         rid = receipt.receipt_id
@@ -338,98 +339,6 @@ class _Pass:
         with contextlib.suppress(KaalwatchError), self.ws.edit(rid) as order:
             lifecycle.set_error(order, None, f"sync: {exc}", actor="sync")
 
-    # ----- step 4: downloads
-
-    def download(self, rid: int) -> None:
-        """Fetch every pending or failed reference of one order, then record the outcome in one edit."""
-        self.attempted.add(rid)
-        order = self.ws.load(rid)
-        folder = self.ws.folder_of(rid)
-        outcomes: dict[int, Reference] = {}
-        for index, ref in enumerate(order.references):
-            if ref.status == "ok" or not ref.url or ref.source not in ("buyer", "listing"):
-                continue
-            target = self.ws.job_dir(folder, order, ref.job_id) / REFERENCES if ref.job_id else folder / REFERENCES
-            taken = {r.name for r in order.references if r is not ref}
-            outcomes[index] = self._fetch_one(ref, target, taken, rid)
-        if not outcomes:
-            self.pending.pop(str(rid), None)
-            return
-        with self.ws.edit(rid) as current:
-            for index, result in outcomes.items():
-                if index < len(current.references) and current.references[index].url == result.url:
-                    current.references[index] = result
-            failed_jobs: dict[str | None, list[Reference]] = {}
-            for ref in current.references:
-                if ref.status != "ok" and ref.source in ("buyer", "listing") and ref.url:
-                    failed_jobs.setdefault(ref.job_id, []).append(ref)
-            for job in current.jobs:
-                buyer_ok = any(r.status == "ok" and r.source == "buyer" and r.job_id == job.job_id
-                               for r in current.references)
-                if buyer_ok:
-                    lifecycle.references_arrived(current, job.job_id, actor="sync")
-                failures = failed_jobs.get(job.job_id, [])
-                if failures:
-                    message = (f"{DOWNLOAD_ERROR_PREFIX}{len(failures)} reference file"
-                               f"{'s' if len(failures) != 1 else ''} could not be fetched "
-                               f"({failures[0].error}); retried on the next sync")
-                    lifecycle.set_error(current, job.job_id, message, actor="sync")
-                elif (job.last_error or "").startswith(DOWNLOAD_ERROR_PREFIX):
-                    lifecycle.set_error(current, job.job_id, None, actor="sync")
-            still = sum(len(v) for v in failed_jobs.values())
-        self.report.failed_downloads += sum(1 for r in outcomes.values() if r.status == "failed")
-        self.report.downloads += sum(1 for r in outcomes.values() if r.status == "ok")
-        if still:
-            self.pending[str(rid)] = self.pending.get(str(rid), 0) + 1
-        else:
-            self.pending.pop(str(rid), None)
-
-    def _fetch_one(self, ref: Reference, target: Path, taken: set[str], rid: int) -> Reference:
-        stem = ref.name  # planned names carry no suffix: the file's real format decides it
-        try:
-            cached = self.sample_cache.get(ref.url or "") if ref.source == "listing" else None
-            if cached is not None and cached.path.is_file():
-                got = _copy_into(cached, target, stem, taken)
-            else:
-                got = fetch(ref.url or "", target, stem, taken, policy=self.policy, session=self.download_session)
-                if ref.source == "listing":
-                    self.sample_cache[ref.url or ""] = got
-        except DownloadError as exc:
-            log.info("order %s: a reference download failed: %s", rid, exc)
-            return Reference(name=ref.name, source=ref.source, job_id=ref.job_id, url=ref.url, label=ref.label,
-                             status="failed", error=str(exc))
-        except OSError as exc:
-            return Reference(name=ref.name, source=ref.source, job_id=ref.job_id, url=ref.url, label=ref.label,
-                             status="failed", error=f"could not save the file ({exc.strerror or exc})")
-        return Reference(name=got.path.name, source=ref.source, job_id=ref.job_id, url=ref.url, label=ref.label,
-                         sha256=got.sha256, size=got.size, status="ok", thumb=self._thumbnail(rid, got))
-
-    def _thumbnail(self, rid: int, got: Downloaded) -> str | None:
-        out = self.ws.previews_dir / str(rid) / "refs" / f"{got.sha256[:16]}.jpg"
-        try:
-            if not out.is_file():
-                from kaalwatch.imaging import render_reference_thumbnail
-
-                render_reference_thumbnail(got.path, out, edge=400,
-                                           max_pixels=int(self.settings.preview.max_megapixels * 1_000_000))
-            return self.ws.relative_to_tool(out)
-        except (KaalwatchError, OSError, ImportError) as exc:
-            log.info("order %s: no thumbnail for a reference (%s)", rid, exc)
-            return None
-
-    def retry_downloads(self) -> None:
-        for key in sorted(self.pending, key=int):
-            rid = int(key)
-            if rid in self.attempted:
-                continue
-            if self.pending.get(key, 0) >= MAX_DOWNLOAD_ATTEMPTS or rid not in self.known:
-                self.pending.pop(key, None)
-                continue
-            try:
-                self.download(rid)
-            except (ManifestError, WorkspaceError) as exc:
-                self.record_order_error(rid, exc)
-
     # ----- step 5: open orders
 
     def recheck_due(self) -> bool:
@@ -445,26 +354,14 @@ class _Pass:
         return out
 
 
-def _copy_into(source: Downloaded, target: Path, stem: str, taken: set[str]) -> Downloaded:
-    """The same listing image for another order: copied, not downloaded again."""
-    target.mkdir(parents=True, exist_ok=True)
-    name = unique_file_name(stem, source.path.suffix, taken | set(os.listdir(target)))
-    tmp = target / f".copy{TEMP_MARK}{os.getpid()}"
-    shutil.copyfile(source.path, tmp)
-    os.replace(tmp, target / name)
-    return Downloaded(path=target / name, sha256=source.sha256, size=source.size, kind=source.kind)
-
-
 def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: datetime | None = None,
-              dry_run: bool = False, progress: Progress | None = None, now: Clock = utcnow,
-              fetch_references: bool = True) -> SyncReport:
+              dry_run: bool = False, progress: Progress | None = None, now: Clock = utcnow) -> SyncReport:
     """One pass (see the module docstring); records the outcome in ``state/sync.json`` unless ``dry_run``.
 
     Etsy errors that stop the pass (revoked auth, the daily limit, Etsy unreachable) do not raise: what
     was fetched before is applied, and the report carries ``fatal``, ``needs_reauth`` and ``exception``.
     """
-    run = _Pass(ws, settings, client, dry_run=dry_run, progress=progress, now=now,
-                fetch_references=fetch_references)
+    run = _Pass(ws, settings, client, dry_run=dry_run, progress=progress, now=now)
     report = run.report
     started_calls = client.calls
     attempt_at = now()
@@ -494,15 +391,15 @@ def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: d
                 done += 1
                 if progress is not None:
                     progress(done, max(run.total, done))
+            if not dry_run:  # queued with each page, so a crash later in the pass loses no download
+                download_queue.enqueue(ws, run.queued)
+                run.queued.clear()
             if advance and top and not dry_run:
                 high_water = max(high_water or 0, top)
-                ws.write_state(STATE, {**run.state, "high_water": high_water})
+                _write_state(ws, {**run.state, "high_water": high_water})
                 run.state["high_water"] = high_water
-        if not dry_run:
-            if (first_import or run.recheck_due()) and run.stopped is None:
-                run.state["last_open_recheck"] = iso(now())
-            if fetch_references:
-                run.retry_downloads()
+        if not dry_run and (first_import or run.recheck_due()) and run.stopped is None:
+            run.state["last_open_recheck"] = iso(now())
         if run.stopped is not None:
             raise run.stopped
     except KaalwatchError as exc:
@@ -511,24 +408,32 @@ def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: d
         report.needs_reauth = isinstance(exc, AuthError)
         log.warning("sync stopped: %s", exc)
     finally:
-        run.download_session.close()
         report.api_calls = client.calls - started_calls
     if not dry_run:
+        # Orders an older kaalwatch left with downloads to retry join the queue once.
+        legacy = run.state.pop("pending_downloads", None)
+        download_queue.enqueue(ws, [int(k) for k in (legacy or {}) if str(k).isdigit()])
         state = dict(run.state)
         state.update({
             "last_attempt": iso(attempt_at),
             "last_error": report.fatal,
             "needs_reauth": report.needs_reauth,
             "last_report": {**report.as_dict(), "summary": report.summary()},
-            "pending_downloads": run.pending,
         })
         if high_water is not None:
             state["high_water"] = high_water
         if report.fatal is None:
             state["last_success"] = iso(attempt_at)
-        ws.write_state(STATE, state)
+        _write_state(ws, state)
     log.info("%s", report.summary())
     return report
+
+
+def _write_state(ws: Workspace, state: dict[str, Any]) -> None:
+    """Save the pass's state; Etsy's "not before" is the client's to write (it may have done so during this
+    pass, or another process may have), so the copy on disk wins for those keys."""
+    disk = ws.read_state(STATE)
+    ws.write_state(STATE, {**state, **{k: disk[k] for k in NOT_BEFORE_KEYS if k in disk}})
 
 
 def _recheck_pages(run: _Pass, shop_id: int) -> list[tuple[list[EtsyReceipt], int]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -17,13 +16,13 @@ from flask import Flask
 from kaalwatch.errors import ConfigError
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from review_app import filters, security
+from review_app import filters, security, sessions
 from review_app.runtime import OrderCache, Runtime
 
 log = logging.getLogger("kaalwatch.review")
 
 # Blueprint modules in review_app/views/, in registration order. Each defines ``bp``.
-VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files"]
+VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files", "tiles", "live"]
 
 
 def _views() -> list[str]:
@@ -53,22 +52,24 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     # "//etc/passwd" in a path is a 404, not a redirect to a tidied path that might match something.
     app.url_map.merge_slashes = False
     app.config.update(
-        SECRET_KEY=security.session_key(ws),
         SESSION_COOKIE_NAME="kaalwatch_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=False,  # served over plain http on loopback; the cookie never leaves the machine
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=review.session_hours),
         MAX_CONTENT_LENGTH=256 * 1024,
         MAX_FORM_MEMORY_SIZE=128 * 1024,
         # The password may be waived only on loopback, and only when the settings say so.
         KAALWATCH_AUTH_REQUIRED=review.require_password or not loopback,
-        KAALWATCH_SESSION_HOURS=review.session_hours,
         KAALWATCH_PAGE_SIZE=100,
     )
     if test_config:
         app.config.update(test_config)
-    app.extensions["kaalwatch"] = Runtime(settings=settings, ws=ws, orders=OrderCache(ws))
+    db = sessions.Database(sessions.db_path(ws))
+    limits = sessions.SessionLimits(idle_seconds=review.idle_minutes * 60, max_age_seconds=review.session_hours * 3600)
+    app.session_interface = sessions.ServerSessionInterface(sessions.SessionStore(db, limits))
+    throttle = sessions.LoginThrottle(db, free=review.login_attempts, base_seconds=review.login_lock_seconds,
+                                      max_seconds=max(review.login_lock_seconds, review.login_lock_max_seconds))
+    app.extensions["kaalwatch"] = Runtime(settings=settings, ws=ws, orders=OrderCache(ws), throttle=throttle)
     policy = security.HostPolicy.from_settings(review.allowed_hosts, review.port)
     app.extensions["kaalwatch_hosts"] = policy
     security.init_app(app, ws, policy)

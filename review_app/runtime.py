@@ -16,7 +16,7 @@ from kaalwatch.errors import NotFoundError
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, Workspace
-from review_app.security import LoginThrottle
+from review_app.sessions import LoginThrottle
 
 
 class OrderCache:
@@ -76,7 +76,7 @@ class Runtime:
     settings: Settings
     ws: Workspace
     orders: OrderCache
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    throttle: LoginThrottle
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = field(default_factory=dict)
 

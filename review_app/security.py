@@ -1,4 +1,4 @@
-"""The review page's guards: password, sessions, CSRF, the Host allow-list, login throttling and headers.
+"""The review page's guards: password, sessions, CSRF, the Host allow-list and headers.
 
 Everything that decides whether a request may be served lives here, in one ``before_request`` and one
 ``after_request``, so a new view cannot forget a rule. Buyer data sits behind these checks; the page is
@@ -12,10 +12,7 @@ import hmac
 import ipaddress
 import os
 import secrets
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,9 +23,9 @@ from flask import Flask, Response, abort, current_app, g, redirect, request, ses
 from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import ConfigError
 from kaalwatch.store import Workspace
+from review_app import sessions
 
 PASSWORD_FILE = "review_password"  # noqa: S105 - a file name, not a password
-SESSION_KEY_FILE = "session_key"
 MIN_PASSWORD_LENGTH = 8
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -47,7 +44,7 @@ _hasher = PasswordHasher()
 
 
 # --------------------------------------------------------------------------------------------------
-# Password and session key (files in the workspace's 0700 secrets folder, 0600 each)
+# Password (a file in the workspace's 0700 secrets folder, 0600); sessions live in review_app.sessions
 
 
 def password_path(ws: Workspace) -> Path:
@@ -55,12 +52,13 @@ def password_path(ws: Workspace) -> Path:
 
 
 def set_password(ws: Workspace, password: str) -> None:
-    """Hash ``password`` with argon2id and store it; every existing session stops being valid."""
+    """Hash ``password`` with argon2id and store it; every session ends and the login lock is lifted."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     ws.secrets_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(ws.secrets_dir, 0o700)
     atomic_write_text(password_path(ws), _hasher.hash(password) + "\n", mode=0o600)
+    sessions.revoke_all(ws)
 
 
 def password_hash(ws: Workspace) -> str | None:
@@ -84,30 +82,6 @@ def verify_password(ws: Workspace, password: str) -> bool:
 def password_fingerprint(stored: str | None) -> str:
     """A short digest of the stored hash: kept in the session so a new password ends every old session."""
     return hashlib.sha256((stored or "").encode()).hexdigest()[:16]
-
-
-def session_key(ws: Workspace) -> bytes:
-    """The cookie-signing key, made once per workspace. Written to a temporary file and hard-linked into
-    place, so two processes starting together agree on one complete key (a link never half-exists)."""
-    path = ws.secrets_dir / SESSION_KEY_FILE
-    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        temporary = ws.secrets_dir / f".{SESSION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(64))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won the race; its key is the one
-        finally:
-            temporary.unlink()
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ConfigError(f"{path} is damaged", hint="delete it; a new one is made and everyone logs in again")
-    return key
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,56 +143,6 @@ class HostPolicy:
 
 
 # --------------------------------------------------------------------------------------------------
-# Login throttling
-
-
-@dataclass
-class _Attempts:
-    failures: int = 0
-    locked_until: float = 0.0
-    last: float = 0.0
-
-
-@dataclass
-class LoginThrottle:
-    """Per-client back-off: a few free tries, then a lock that doubles with each further failure.
-
-    ``clock`` is injectable so tests move time instead of sleeping.
-    """
-
-    free: int = 5
-    base_seconds: float = 30.0
-    max_seconds: float = 900.0
-    forget_after: float = 3600.0
-    clock: Callable[[], float] = time.monotonic
-    _clients: dict[str, _Attempts] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wait_seconds(self, client: str) -> float:
-        with self._lock:
-            entry = self._clients.get(client)
-            return 0.0 if entry is None else max(0.0, entry.locked_until - self.clock())
-
-    def failure(self, client: str) -> None:
-        now = self.clock()
-        with self._lock:
-            if len(self._clients) > 10_000:  # a flood of addresses must not grow memory forever
-                self._clients = {k: v for k, v in self._clients.items() if now - v.last < self.forget_after}
-            entry = self._clients.setdefault(client, _Attempts())
-            if now - entry.last > self.forget_after:
-                entry.failures = 0
-            entry.failures += 1
-            entry.last = now
-            if entry.failures >= self.free:
-                delay = min(self.max_seconds, self.base_seconds * 2 ** (entry.failures - self.free))
-                entry.locked_until = now + delay
-
-    def success(self, client: str) -> None:
-        with self._lock:
-            self._clients.pop(client, None)
-
-
-# --------------------------------------------------------------------------------------------------
 # CSRF
 
 
@@ -262,25 +186,32 @@ def login_required() -> bool:
 
 
 def logged_in(ws: Workspace) -> bool:
+    """Idle and absolute expiry are the session store's (a row that outlived them is not loaded at all)."""
     if not login_required():
         return True
     if not session.get("user"):
         return False
-    started = session.get("since")
-    hours = float(current_app.config["KAALWATCH_SESSION_HOURS"])
-    if not isinstance(started, int | float) or time.time() - started > hours * 3600:
-        return False
+    # A password file replaced by hand (not through set-password) still ends the sessions made before it.
     return hmac.compare_digest(str(session.get("pw", "")), password_fingerprint(password_hash(ws)))
 
 
 def start_session(ws: Workspace) -> None:
-    """A fresh session on login (a new CSRF token too, so a token seen before login is useless)."""
-    session.clear()
-    session.permanent = True
-    session["user"] = "owner"
-    session["since"] = int(time.time())
+    """A fresh session on login: a new id (no fixation) and a new CSRF token (one seen before is useless)."""
+    _fresh_session()
+    session["user"] = sessions.ACCOUNT
     session["pw"] = password_fingerprint(password_hash(ws))
     csrf_token()
+
+
+def end_session() -> None:
+    """Logout: the server forgets the session, so a copy of the cookie is refused from now on."""
+    _fresh_session()
+
+
+def _fresh_session() -> None:
+    session.clear()
+    if isinstance(session, sessions.ServerSession):
+        session.rotate()
 
 
 def safe_next(target: str | None) -> str:

@@ -61,6 +61,7 @@ def status(ctx: Context) -> None:
     asked now.
     """
     from kaalwatch.etsy.client import EtsyClient
+    from kaalwatch.etsy.ratelimit import describe_not_before
     from kaalwatch.etsy.tokens import TokenStore, describe
     from kaalwatch.sync import STATE
 
@@ -88,6 +89,9 @@ def status(ctx: Context) -> None:
         click.echo(line)
     if live:
         click.echo(live)
+    waiting = describe_not_before(ws.read_state(STATE))
+    if waiting:
+        click.echo(f"Etsy: {waiting}")
     if recorded is not None and refused is None:
         click.echo(f"note: {recorded}; Etsy accepts the connection now, so the next sync runs normally")
     if refused is not None:
@@ -112,14 +116,17 @@ def _recorded_refusal(state: dict[str, Any], connected_at: float) -> str | None:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="First import: receipts created since this date (YYYY-MM-DD), with a progress bar.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--no-downloads", is_flag=True,
+              help="Leave buyer photos and style samples to the daemon's download queue.")
 @click.pass_obj
-def sync(ctx: Context, since: datetime | None, dry_run: bool) -> None:
-    """Import and update orders from Etsy once."""
+def sync(ctx: Context, since: datetime | None, dry_run: bool, no_downloads: bool) -> None:
+    """Import and update orders from Etsy once, then fetch the reference files that are due."""
+    from kaalwatch.download_queue import DownloadQueue
     from kaalwatch.etsy.client import EtsyClient
     from kaalwatch.sync import sync_once
 
     ws = ctx.workspace()
-    bar = _LazyBar() if since is not None and sys.stderr.isatty() else None
+    bar = _LazyBar("Importing receipts") if since is not None and sys.stderr.isatty() else None
     try:
         with EtsyClient.from_settings(ctx.settings, ws) as client:
             report = sync_once(ws, ctx.settings, client, since=since.replace(tzinfo=UTC) if since else None,
@@ -131,7 +138,14 @@ def sync(ctx: Context, since: datetime | None, dry_run: bool) -> None:
         click.echo(line)
     for line in report.errors[:20]:
         click.echo(f"  error: {line}", err=True)
-    click.echo(report.summary())
+    if not dry_run and not no_downloads:  # downloads need no Etsy call: they run even after an early stop
+        files = _LazyBar("Downloading references") if sys.stderr.isatty() else None
+        try:
+            click.echo(DownloadQueue(ws, ctx.settings).run(progress=files).summary())
+        finally:
+            if files is not None:
+                files.close()
+    click.echo(report.summary())  # the last line, as scripts read it
     if report.exception is not None:
         raise report.exception
 
@@ -139,13 +153,14 @@ def sync(ctx: Context, since: datetime | None, dry_run: bool) -> None:
 class _LazyBar:
     """A click progress bar that appears once the total is known (the first page says it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label
         self.bar: Any = None
         self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="Importing receipts", file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
         self.bar.length = max(self.bar.length or 0, total)
         self.bar.update(done - self.done)

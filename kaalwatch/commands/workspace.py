@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import datetime
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from kaalwatch import retention
+from kaalwatch import download_queue, overview, retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
+from kaalwatch.etsy.ratelimit import describe_not_before
 from kaalwatch.model import parse_time, utcnow
 from kaalwatch.settings import default_config_path, render_default_config
 from kaalwatch.store import JobRow, Workspace
@@ -104,8 +106,10 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     health = ws.read_state("health")
     sync_state = ws.read_state("sync")
     broken = [{"folder": folder, "error": error} for folder, error in report.broken]
-    if as_json:
-        click.echo(json.dumps({"jobs": jobs, "health": health, "sync": sync_state, "broken_manifests": broken,
+    numbers = overview.counts(ws, ctx.settings, now, health)  # the review page's header shows the same
+    if as_json:  # the sync state carries Etsy's "not before" as epoch seconds
+        click.echo(json.dumps({"jobs": jobs, "counts": dataclasses.asdict(numbers), "health": health,
+                               "sync": sync_state, "broken_manifests": broken,
                                "retention": ws.read_state("retention")}, indent=2, default=str))
         return
     if not jobs:
@@ -124,7 +128,14 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
         click.echo("(! overdue, * due within the workflow's slack)")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
+    click.echo(f"jobs: {numbers.line()}" + ("" if numbers.queued is None else f" ({overview.QUEUED_MEANS})"))
     click.echo(f"last sync: {last_sync}{last_error}")
+    waiting = describe_not_before(sync_state)
+    if waiting:
+        click.echo(f"Etsy: {waiting}")
+    queued = download_queue.waiting(ws)
+    if queued:
+        click.echo(f"reference downloads: {queued} order(s) waiting (fetched by `kaalwatch run` or `kaalwatch sync`)")
     click.echo(daemon_line(health, now))
     if health.get("running") and health.get("sync_paused"):
         click.echo(f"sync paused: {health['sync_paused']}")

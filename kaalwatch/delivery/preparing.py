@@ -196,6 +196,9 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
     live = [job for job in snapshot.jobs if job.state not in (JobState.CANCELLED, JobState.DELIVERED)]
     targets = [job for job in live if job.state in _BUILDABLE and job.approved_version is not None]
     report.waiting = {job.job_id: job.state.value for job in live if job not in targets}
+    # A sync conflict means the approved file may not be the artist's newest: never build from it.
+    if refusal := next(filter(None, (lifecycle.conflict_refusal(snapshot, job) for job in live)), None):
+        raise DeliveryError(refusal)
     if not targets:
         message, hint = nothing_to_build(ws, snapshot)
         raise DeliveryError(message, hint=hint)

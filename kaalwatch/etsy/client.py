@@ -35,7 +35,7 @@ from kaalwatch.errors import (
     EtsyRateLimitError,
     GrantRevokedError,
 )
-from kaalwatch.etsy.ratelimit import DAY, RateLimiter, retry_hint
+from kaalwatch.etsy.ratelimit import DAY, NotBefore, RateLimiter, retry_hint
 from kaalwatch.etsy.tokens import Tokens, TokenStore
 from kaalwatch.settings import EtsySettings, Settings
 
@@ -94,7 +94,8 @@ class EtsyClient:
 
     def __init__(self, etsy: EtsySettings, tokens: TokenStore | None, *, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 limiter: RateLimiter | None = None, rng: Callable[[], float] = random.random) -> None:
+                 limiter: RateLimiter | None = None, rng: Callable[[], float] = random.random,
+                 not_before: NotBefore | None = None) -> None:
         self.settings = etsy
         self.base_url = etsy.base_url.rstrip("/")
         self.token_store = tokens
@@ -105,10 +106,13 @@ class EtsyClient:
         self.rng = rng
         self.limiter = limiter or RateLimiter(etsy.rate_per_second, etsy.rate_per_day, sleep=sleep)
         self.calls = 0
+        self.not_before = not_before
         self._tokens: Tokens | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, ws: Any, **kwargs: Any) -> EtsyClient:
+        """A client for the workspace: its tokens, and the "not before" recorded in its sync state."""
+        kwargs.setdefault("not_before", NotBefore(ws, clock=kwargs.get("clock", time.time)))  # one clock for both
         return cls(settings.etsy, TokenStore(ws), **kwargs)
 
     def close(self) -> None:
@@ -197,6 +201,7 @@ class EtsyClient:
             headers = {"x-api-key": self._api_key(), "Accept": "application/json"}
             if bearer:
                 headers["Authorization"] = f"Bearer {self._bearer()}"
+            self._check_not_before()
             self.limiter.acquire()
             self.calls += 1
             try:
@@ -242,6 +247,13 @@ class EtsyClient:
             log.debug("Etsy %s: %s; retry %d in %.1fs", operation, last_problem, attempt, delay)
             self.sleep(delay)
 
+    def _check_not_before(self) -> None:
+        """Raise before sending anything while a recorded "not before" (any process's) has not passed."""
+        until = self.not_before.until() if self.not_before is not None else None
+        if until is not None:
+            wait = until - self.clock()
+            raise EtsyRateLimitError("Etsy's daily request limit is used up", hint=retry_hint(wait), retry_at=until)
+
     def _rate_limited(self, resp: requests.Response, body: dict[str, Any], operation: str) -> float:
         """Seconds to wait after a 429, or raise when it is the daily limit."""
         message = str(body.get("error") or "")
@@ -250,6 +262,8 @@ class EtsyClient:
         if daily:
             wait = retry_after if retry_after is not None else DAY
             self.limiter.day_exhausted(wait)
+            if self.not_before is not None:
+                self.not_before.set(self.clock() + wait, "Etsy's daily request limit is used up")
             raise EtsyRateLimitError("Etsy's daily request limit is used up", hint=retry_hint(wait),
                                      retry_at=time.time() + wait)
         if retry_after is not None:

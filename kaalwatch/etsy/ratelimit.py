@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from kaalwatch.errors import EtsyRateLimitError
 
@@ -76,6 +77,58 @@ class RateLimiter:
     def day_exhausted(self, seconds: float) -> None:
         with self._lock:
             self._day_exhausted_until = self.clock() + seconds
+
+
+class StateStore(Protocol):
+    """What :class:`NotBefore` needs of a :class:`~kaalwatch.store.Workspace`."""
+
+    def read_state(self, name: str) -> dict[str, Any]: ...
+
+    def write_state(self, name: str, data: dict[str, Any]) -> None: ...
+
+
+SYNC_STATE = "sync"
+NOT_BEFORE_KEYS = ("not_before", "not_before_reason")
+
+
+class NotBefore:
+    """Etsy's "not before" time (a daily-limit 429, a long ``retry-after``), kept in ``state/sync.json``.
+
+    It used to live only in the client object, which the daemon throws away after a failed sync, so the
+    daemon asked again every run and a hand-run ``kaalwatch sync`` asked at once. Kept on disk, the
+    daemon, ``kaalwatch sync`` and every new client send nothing until it passes, and ``status``, ``auth
+    status`` and the page header can show it.
+    """
+
+    def __init__(self, state: StateStore, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.clock = clock
+
+    def until(self) -> float | None:
+        """The epoch second before which Etsy must not be asked, or None when asking is fine."""
+        return active_until(self.state.read_state(SYNC_STATE), self.clock())
+
+    def set(self, until: float, reason: str) -> None:
+        data = self.state.read_state(SYNC_STATE)
+        current = data.get("not_before")
+        if isinstance(current, int | float) and current >= until:
+            return
+        self.state.write_state(SYNC_STATE, {**data, "not_before": until, "not_before_reason": reason})
+
+
+def active_until(sync_state: Mapping[str, Any], now: float) -> float | None:
+    """The recorded "not before" of a sync state, if it has not passed."""
+    value = sync_state.get("not_before")
+    return float(value) if isinstance(value, int | float) and value > now else None
+
+
+def describe_not_before(sync_state: Mapping[str, Any], now: float | None = None) -> str | None:
+    """One line for ``status``, ``auth status`` and the page, or None when Etsy may be asked."""
+    at = active_until(sync_state, time.time() if now is None else now)
+    if at is None:
+        return None
+    reason = str(sync_state.get("not_before_reason") or "Etsy asked to wait")
+    return f"{reason}: no Etsy request before {time.strftime('%Y-%m-%d %H:%M', time.localtime(at))}"
 
 
 def retry_hint(seconds: float) -> str:

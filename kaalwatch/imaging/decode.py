@@ -63,7 +63,8 @@ REDUCE_GAP = 1.0
 _BAND_ROWS = 240
 
 # MPO (multi-picture phone JPEGs) opens through the JPEG factory, so "JPEG" covers it.
-_RASTER_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "DIB", "GIF")
+# AVIF and JXL only where formats.classify says this installation decodes them.
+_RASTER_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "DIB", "GIF", "AVIF", "JXL")
 _ZIP_MEMBERS: dict[FileKind, tuple[str, ...]] = {
     FileKind.KRA: ("mergedimage.png",),
     FileKind.ORA: ("mergedimage.png",),
@@ -108,8 +109,12 @@ def sniff(head: bytes) -> str | None:
         return "psd"
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "avif"
+    if head.startswith(b"\xff\x0a") or head[4:12] == b"JXL \r\n\x87\n":
+        return "jxl"
     if head[4:8] == b"ftyp" and head[8:12] in (
-        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif",
+        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
     ):
         return "heif"
     if head[:5] == b"%PDF-":
@@ -125,12 +130,12 @@ def sniff(head: bytes) -> str | None:
 
 
 _EXPECTED: dict[FileKind, frozenset[str]] = {
-    FileKind.RASTER: frozenset({"png", "jpeg", "tiff", "webp", "bmp", "gif"}),
+    FileKind.RASTER: frozenset({"png", "jpeg", "tiff", "webp", "bmp", "gif", "avif", "jxl"}),
     FileKind.PSD: frozenset({"psd"}),
     FileKind.KRA: frozenset({"zip"}),
     FileKind.ORA: frozenset({"zip"}),
     FileKind.PROCREATE: frozenset({"zip"}),
-    FileKind.HEIC: frozenset({"heif"}),
+    FileKind.HEIC: frozenset({"heif", "avif"}),
 }
 
 _DESCRIBE = {
@@ -164,6 +169,16 @@ def _check_container(path: Path, kind: FileKind, fh: IO[bytes], size: int) -> st
         raise _fail(path, f"is a {found} image with a ZIP archive appended (a polyglot file); refused")
     fh.seek(0)
     return found  # type: ignore[return-value]
+
+
+def check_identity(path: Path) -> None:
+    """Raise ImageError when a decodable file's bytes are not what its name says (a ZIP posing as a PNG, a
+    polyglot): such a file will never "finish", so it is an error, not a save still being written."""
+    kind = classify(path)
+    if kind is FileKind.OTHER:
+        return
+    with _translate_errors(path), path.open("rb") as fh:
+        _check_container(path, kind, fh, os.fstat(fh.fileno()).st_size)
 
 
 def _has_zip_tail(fh: IO[bytes], size: int) -> bool:

@@ -8,7 +8,10 @@ a name can lie.
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
+
+from PIL import features
 
 
 class FileKind(enum.StrEnum):
@@ -44,6 +47,24 @@ _SUFFIXES: dict[str, FileKind] = {
     ".hif": FileKind.HEIC,
 }
 
+
+def _optional_raster() -> dict[str, FileKind]:
+    """AVIF and JPEG XL are decoded where this installation can (Pillow built with libavif, the
+    pillow-jxl-plugin extra); elsewhere they are closed formats: versioned, with "no preview for .x"."""
+    found: dict[str, FileKind] = {}
+    if features.check("avif"):
+        found[".avif"] = FileKind.RASTER
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL codec with Pillow)
+    except ImportError:
+        pass
+    else:
+        found[".jxl"] = FileKind.RASTER
+    return found
+
+
+_SUFFIXES.update(_optional_raster())
+
 #: Kinds for which ``render_previews`` produces pixels (everything except OTHER).
 PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTHER})
 
@@ -51,9 +72,17 @@ PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTH
 LOW_RES_KINDS: frozenset[FileKind] = frozenset({FileKind.PROCREATE})
 
 
+def suffix_of(path: Path | str) -> str:
+    """The lower-case suffix of a name, as ``Path.suffix`` gives it, without building a Path (a rescan asks
+    this for every file of every order folder)."""
+    name = os.path.basename(os.fspath(path))
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def classify(path: Path | str) -> FileKind:
     """Return the kind of ``path`` from its suffix (case-insensitive); unknown suffixes are OTHER."""
-    return _SUFFIXES.get(Path(path).suffix.lower(), FileKind.OTHER)
+    return _SUFFIXES.get(suffix_of(path), FileKind.OTHER)
 
 
 def is_previewable(path: Path | str) -> bool:

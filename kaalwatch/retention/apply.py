@@ -101,7 +101,7 @@ def _apply(ws: Workspace, plan: Plan, salt: str, hook: Callable[[Plan], None] | 
 
 
 def _remove_empty_dirs(ws: Workspace, receipt_id: int) -> None:
-    for area in (ws.versions_dir / str(receipt_id), ws.previews_dir / str(receipt_id)):
+    for area in (ws.versions_dir / str(receipt_id), ws.previews_dir / str(receipt_id), ws.tiles_dir / str(receipt_id)):
         for root, _dirs, _files in sorted(os.walk(area), key=lambda entry: -len(entry[0])):
             with contextlib.suppress(OSError):
                 Path(root).rmdir()  # only succeeds when empty

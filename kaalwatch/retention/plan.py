@@ -128,6 +128,13 @@ def _plan_files(ws: Workspace, order: Order, folder: Path, plan: Plan) -> None:
                     plan.report.removed.append(f"{ws.relative_to_tool(path)} (reference thumbnail)")
                     plan.report.bytes_freed += _size(path)
     rid = str(int(order.receipt_id))
+    # The viewer's tiles are a cache cut from version copies: all of them go (a kept version re-tiles on
+    # demand), reported as one line rather than hundreds.
+    tiles = [path for path in files_under(ws.tiles_dir / rid) if path not in plan.delete]
+    if tiles:
+        plan.delete.extend(tiles)
+        plan.report.removed.append(f"{len(tiles)} viewer tile(s) under {ws.relative_to_tool(ws.tiles_dir / rid)}")
+        plan.report.bytes_freed += sum(_size(path) for path in tiles)
     for area in (ws.versions_dir / rid, ws.previews_dir / rid):
         for path in files_under(area):
             if path.resolve() in keep or path in plan.delete:

@@ -33,7 +33,7 @@ def _run(ws: Workspace, settings: Settings, receipt_id: int | None, *, max_wait:
         report = reconciler.scan(folders, lambda p, m: found.append((p, m)),
                                  lambda r, j, n: ingestor.render_version(r, j, n) and None,
                                  force=receipt_id is not None, progress=progress)
-        ingest_when_stable(ingestor, found, settings.watcher.quiet_seconds, report, max_wait=max_wait)
+        ingest_when_stable(ingestor, found, settings, report, max_wait=max_wait)
         return report
     finally:
         seen.close()

@@ -7,11 +7,11 @@ never evaluated), and the user can add more through ``watcher.ignore_patterns``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 from kaalwatch.imaging import FileKind, classify
+from kaalwatch.imaging.formats import suffix_of
 
 #: Temporary and litter names from art tools, sync clients, browsers, office suites and operating systems
 #: (see docs: shared notes "file-watching"). Hidden names (".…") are all ignored: no art tool saves the
@@ -27,29 +27,49 @@ BUILTIN_IGNORES: tuple[str, ...] = (
 
 #: Folder names whose whole content is never looked at, wherever they are.
 IGNORED_DIRS: frozenset[str] = frozenset({"@eaDir", "__MACOSX", ".Trashes", ".dropbox.cache", "$RECYCLE.BIN"})
+#: Folders that are downloads in progress: Safari saves "name.png.download/" (a bundle holding the partial
+#: file) and renames the finished file out of it; a stalled or abandoned one must never look like artwork.
+DOWNLOAD_DIR_SUFFIXES: tuple[str, ...] = (".download", ".crdownload", ".part", ".partial")
 
 #: Closed formats that are versioned as files and previewed from an export beside them.
 CLOSED_SUFFIXES: frozenset[str] = frozenset(
-    {".afphoto", ".afdesign", ".clip", ".xcf", ".sai", ".sai2", ".pdn", ".ai", ".svg", ".pdf", ".csp", ".mdp"}
+    {".afphoto", ".afdesign", ".af", ".clip", ".xcf", ".sai", ".sai2", ".pdn", ".pxd", ".ai", ".svg", ".pdf", ".csp",
+     ".mdp", ".avif", ".jxl"}
 )
 
 _CONFLICT_RES: tuple[re.Pattern[str], ...] = (
     # Syncthing: name.sync-conflict-20240501-101500-ABCDEF7.ext
     re.compile(r"^(?P<stem>.+)\.sync-conflict-\d{8}-\d{6}-[A-Z0-9]{7}(?P<ext>\.[^.]*)?$"),
-    # Dropbox / Nextcloud: name (Someone's conflicted copy 2024-05-01).ext, name (conflicted copy 2024-05-01 101500).ext
+    # Dropbox, Nextcloud/ownCloud, Google Drive: name (Someone's conflicted copy 2024-05-01).ext,
+    # name (conflicted copy 2024-05-01 101500).ext, name (Conflicted copy Ada 2024-05-01).ext
     re.compile(r"^(?P<stem>.+?) \([^()]*conflicted copy[^()]*\)(?P<ext>\.[^.]*)?$", re.IGNORECASE),
+    # older Nextcloud/ownCloud clients: name_conflict-20240501-101500.ext
+    re.compile(r"^(?P<stem>.+)_conflict-\d{8}-\d{6}(?P<ext>\.[^.]*)?$"),
+    # Google Drive: "[Conflict] name.ext"; Backup and Sync: name_conf(1).ext
+    re.compile(r"^\[Conflict\] (?P<stem>.+?)(?P<ext>\.[^.]*)?$", re.IGNORECASE),
+    re.compile(r"^(?P<stem>.+)_conf\(\d+\)(?P<ext>\.[^.]*)?$"),
     # OneDrive keeps both copies with the computer's name: name-DESKTOP-AB12CD3.ext, name-LAPTOP-XY.ext
     re.compile(r"^(?P<stem>.+)-(?:DESKTOP|LAPTOP)-[A-Z0-9]{4,15}(?P<ext>\.[^.]*)?$"),
-    # Google Drive / iCloud Drive duplicate "name (1).ext" is deliberately NOT here: artists name files that way.
 )
+#: iCloud Drive keeps the other device's copy as "name 2.ext". Artists also number files that way, so it is
+#: a conflict only when "name.ext" itself is in the same folder (the pair iCloud leaves behind).
+_NUMBERED_COPY = re.compile(r"^(?P<stem>.+) (?P<n>[2-9]|[1-9]\d)(?P<ext>\.[^.]*)?$")
 
 
-def conflict_original(name: str) -> str | None:
-    """The name a sync client's conflict copy stands for, or None when ``name`` is not a conflict copy."""
+def conflict_original(name: str, sibling_exists: Callable[[str], bool] | None = None) -> str | None:
+    """The name a sync client's conflict copy stands for, or None when ``name`` is not a conflict copy.
+
+    ``sibling_exists`` (a name in the same folder → does it exist) enables the iCloud "name 2.ext" rule.
+    """
     for pattern in _CONFLICT_RES:
         match = pattern.match(name)
         if match:
             return match.group("stem") + (match.group("ext") or "")
+    match = _NUMBERED_COPY.match(name)
+    if match and sibling_exists is not None:
+        original = match.group("stem") + (match.group("ext") or "")
+        if sibling_exists(original):
+            return original
     return None
 
 
@@ -65,13 +85,21 @@ class IgnoreRules:
     _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", tuple(re.compile(p) for p in (*BUILTIN_IGNORES, *self.extra)))
+        # The built-in rules as one alternation (a rescan asks this for every file of every order folder);
+        # the user's patterns stay separate, since they may carry flags of their own.
+        builtin = "|".join(f"(?:{_scoped(p)})" for p in BUILTIN_IGNORES)
+        object.__setattr__(self, "_compiled", (re.compile(builtin), *(re.compile(p) for p in self.extra)))
 
     def ignores(self, name: str) -> bool:
         return any(p.search(name) for p in self._compiled)
 
     def ignores_dir(self, name: str) -> bool:
-        return name.startswith(".") or name in IGNORED_DIRS
+        return name.startswith(".") or name in IGNORED_DIRS or name.lower().endswith(DOWNLOAD_DIR_SUFFIXES)
+
+
+def _scoped(pattern: str) -> str:
+    """A leading "(?i)" becomes a scoped "(?i:…)", so the pattern can sit inside an alternation."""
+    return f"(?i:{pattern[4:]})" if pattern.startswith("(?i)") else pattern
 
 
 def is_artwork_name(name: str) -> bool:
@@ -82,7 +110,7 @@ def is_artwork_name(name: str) -> bool:
     kind = classify(name)
     if kind is FileKind.HEIC:
         return False  # phone photos are references, not artwork the artist saves
-    return kind is not FileKind.OTHER or PurePath(name).suffix.lower() in CLOSED_SUFFIXES
+    return kind is not FileKind.OTHER or suffix_of(name) in CLOSED_SUFFIXES
 
 
 def any_ignored(parts: Iterable[str], rules: IgnoreRules) -> bool:

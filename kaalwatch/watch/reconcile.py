@@ -13,9 +13,9 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kaalwatch.errors import KaalwatchError, ManifestError
 from kaalwatch.imaging import PreviewSpec, spec_key
@@ -25,7 +25,7 @@ from kaalwatch.store import DELIVER, MANIFEST, REFERENCES, Workspace
 from kaalwatch.watch.ignore import IgnoreRules, is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome
 from kaalwatch.watch.seen import SeenFolder, SeenStore
-from kaalwatch.watch.stability import StabilityTracker
+from kaalwatch.watch.stability import StabilityTracker, quiet_for
 
 log = logging.getLogger("kaalwatch.watch")
 
@@ -41,6 +41,7 @@ class RescanReport:
     references: int = 0
     previews: int = 0
     pending: int = 0  # files still being written when the rescan gave up waiting (the next one finds them)
+    broken: int = 0  # versions whose saved copy turned out cut off (marked on the page)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -49,6 +50,8 @@ class RescanReport:
             self.versions += 1
         elif outcome.action == "reference":
             self.references += 1
+        elif outcome.action == "unfinished":
+            self.pending += 1
         elif outcome.action in ("error", "misplaced"):
             self.errors.append(f"order {outcome.receipt_id}: {outcome.action} {outcome.detail}".rstrip())
 
@@ -65,15 +68,17 @@ def settings_key(settings: Settings) -> str:
     return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:16]
 
 
-def walk_candidates(folder: Path, rules: IgnoreRules) -> list[tuple[str, int, int]]:
+def walk_candidates(folder: Path | str, rules: IgnoreRules,
+                    listing: list[os.DirEntry[str]] | None = None) -> list[tuple[str, int, int]]:
     """(path relative to the order folder, size, mtime_ns) of every file a rescan cares about: artwork
-    names anywhere but ``deliver/``, and anything directly in a ``references/`` folder."""
+    names anywhere but ``deliver/``, and anything directly in a ``references/`` folder. ``listing`` is the
+    folder's own entries when the caller has just listed it (a full rescan lists each folder once)."""
     out: list[tuple[str, int, int]] = []
     stack: list[tuple[str, str]] = [(str(folder), "")]
     while stack:
         real, rel = stack.pop()
         try:
-            entries = list(os.scandir(real))
+            entries = listing if listing is not None and not rel else list(os.scandir(real))
         except OSError:
             continue
         in_refs = rel.rsplit("/", 1)[-1] == REFERENCES
@@ -97,6 +102,39 @@ def walk_candidates(folder: Path, rules: IgnoreRules) -> list[tuple[str, int, in
     return out
 
 
+def listed_order_folders(orders_dir: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """Every order folder under ``orders_dir`` (at any depth, as ``Workspace.iter_order_folders``) with its
+    listing, so a full rescan lists each folder once."""
+    stack = [str(orders_dir)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
+            yield folder, entries
+            continue  # an order's own subfolders (jobs, references) hold no other order
+        stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def walk_order_folders(folder: Path) -> list[Path]:
+    """The order folders (holding a manifest) at or below ``folder``, not looking inside them."""
+    found: list[Path] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        if (current / MANIFEST).is_file():
+            found.append(current)
+            continue
+        try:
+            stack.extend(Path(e.path) for e in os.scandir(current) if e.is_dir(follow_symlinks=False)
+                         and not e.name.startswith("."))
+        except OSError:
+            continue
+    return found
+
+
 Deliver = Callable[[Path, int], None]
 Rerender = Callable[[int, str, int], None]
 
@@ -114,6 +152,7 @@ class Reconciler:
         self.seen = seen
         self.rules = ingestor.rules
         self.key = settings_key(settings)
+        self.tool_dir = str(ws.tool_dir)
 
     def scan(self, folders: Iterable[Path] | None, deliver: Deliver, rerender: Rerender, *, force: bool = False,
              progress: Callable[[int], None] | None = None) -> RescanReport:
@@ -124,36 +163,47 @@ class Reconciler:
         full = folders is None
         seen_folders = self.seen.all_folders() if full else {}
         seen_files = self.seen.all_files() if full else {}
-        for folder in (self.ws.iter_order_folders() if folders is None else folders):
+        visited: set[str] = set()
+        listed = listed_order_folders(self.ws.orders_dir) if folders is None else ((str(f), None) for f in folders)
+        prefix = len(str(self.ws.orders_dir)) + 1
+        for name, listing in listed:
             report.folders += 1
-            rel_folder = folder.relative_to(self.ws.orders_dir).as_posix()
+            folder = Path(name)
+            rel_folder = name[prefix:].replace(os.sep, "/")
+            visited.add(rel_folder)
             try:
                 self._scan_folder(folder, rel_folder, seen_folders.get(rel_folder) if full else
                                   self.seen.folder(rel_folder), seen_files if full else None, deliver,
-                                  rerender, force, report)
+                                  rerender, force, report, listing)
             except (KaalwatchError, OSError) as exc:
                 report.errors.append(f"{rel_folder}: {exc}")
             if progress is not None:
                 progress(1)
         if full:
-            self.ws.refresh_index()
+            gone = set(seen_folders) - visited
+            for rel_folder in gone:
+                self.seen.forget_folder(rel_folder)
+            # The index follows every manifest kaalwatch writes; only a manifest changed by hand, or a folder
+            # that appeared, moved or went (all of them "checked" or gone here), needs another look.
+            if report.checked or gone:
+                self.ws.refresh_index()
         report.seconds = time.monotonic() - started
         return report
 
     def _scan_folder(self, folder: Path, rel_folder: str, known: SeenFolder | None,
                      all_files: dict[int, dict[str, tuple[int, int]]] | None, deliver: Deliver, rerender: Rerender,
-                     force: bool, report: RescanReport) -> None:
+                     force: bool, report: RescanReport, listing: list[os.DirEntry[str]] | None = None) -> None:
         try:
-            mst = (folder / MANIFEST).stat()
+            mst = os.stat(os.path.join(folder, MANIFEST))
         except OSError:
             return
-        files = walk_candidates(folder, self.rules)
+        files = walk_candidates(folder, self.rules, listing)
         if known is not None and not force and (known.manifest_mtime_ns, known.manifest_size) == (
                 mst.st_mtime_ns, mst.st_size) and known.settings_key == self.key:
             seen = all_files.get(known.receipt_id, {}) if all_files is not None else self.seen.files_of(
                 known.receipt_id)
-            if all(seen.get(rel) == (size, mtime) for rel, size, mtime in files) and all(
-                    (self.ws.tool_dir / p).is_file() for p in known.previews):
+            if all(seen.get(rel) == (size, mtime) for rel, size, mtime in files) and \
+                    preview_dirs(self.tool_dir, known.previews) == known.previews:
                 return  # unchanged since it was last verified: no parsing, no reading
         report.checked += 1
         try:
@@ -161,41 +211,62 @@ class Reconciler:
         except ManifestError as exc:
             report.errors.append(str(exc))
             return
+        # Taken before the previews are checked: a preview deleted after this changes its folder's mtime.
+        dirs = preview_dirs(self.tool_dir, previews_of(order))
         seen = self.seen.files_of(order.receipt_id)
         changed = [(rel, mtime) for rel, size, mtime in files if seen.get(rel) != (size, mtime)]
         for rel, mtime in changed:
             deliver(folder / rel, mtime)
         report.queued += len(changed)
+        report.broken += self.ingestor.mark_broken(order)
         stale = self.ingestor.stale_previews(order, rebuild=False)
         for job_id, number in stale:
             rerender(order.receipt_id, job_id, number)
         report.previews += len(stale)
-        if not changed and not stale:
+        # Recorded even when files were handed on: the next scan compares each file with the seen-store again,
+        # so a folder whose files were judged meanwhile is unchanged then (no parse), and one that was not is
+        # not. Stale previews keep it unrecorded until they are rendered (which also rewrites the manifest).
+        if not stale:
             self.seen.put_folder(rel_folder, SeenFolder(order.receipt_id, mst.st_mtime_ns, mst.st_size, self.key,
-                                                        previews_of(order)))
+                                                        dirs))
 
 
-def previews_of(order: Order) -> tuple[str, ...]:
-    return tuple(p for job in order.jobs for v in job.versions for p in (v.preview, v.thumb) if p)
+def previews_of(order: Order) -> tuple[tuple[str, int], ...]:
+    """The folders holding an order's previews (relative to the tool area), to be stamped by ``preview_dirs``."""
+    found = {str(PurePosixPath(p).parent) for job in order.jobs for v in job.versions for p in (v.preview, v.thumb)
+             if p}
+    return tuple((d, 0) for d in sorted(found))
 
 
-def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], quiet: float, report: RescanReport,
+def preview_dirs(tool_dir: str, dirs: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """``dirs`` stamped with each folder's mtime now: deleting (or adding) a preview changes it, so an
+    unchanged folder costs one ``stat`` per job instead of two per version."""
+    out = []
+    for rel, _mtime in dirs:
+        try:
+            out.append((rel, os.stat(os.path.join(tool_dir, rel)).st_mtime_ns))
+        except OSError:
+            out.append((rel, -1))
+    return tuple(out)
+
+
+def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], settings: Settings, report: RescanReport,
                        *, max_wait: float | None = None, in_flight: Callable[[Path], bool] | None = None) -> None:
-    """Ingest files found by a scan in the caller's thread, each once it has been quiet for ``quiet``
-    seconds (a file whose mtime is older than that is ingested at once). Gives up waiting after
-    ``max_wait`` (default 10 quiet periods + 30 s); what is left is counted as pending."""
-    tracker = StabilityTracker(quiet)
+    """Ingest files found by a scan in the caller's thread, each once it has been quiet for its quiet
+    period (a file unchanged for longer is ingested at once). Gives up waiting after ``max_wait``
+    (default 10 quiet periods + 30 s); what is left is counted as pending."""
+    quiet = settings.watcher.quiet_seconds
+    tracker = StabilityTracker(quiet, quiet_for=quiet_for(settings))
     now = time.monotonic()
-    wall = time.time()
-    for path, mtime_ns in found:
-        tracker.touch(path, now, quiet_since=now - max(0.0, wall - mtime_ns / 1e9))
+    for path, _mtime_ns in found:
+        tracker.touch(path, now, scanned=True)
     deadline = now + (max_wait if max_wait is not None else 10 * quiet + 30)
     while len(tracker) and time.monotonic() < deadline:
-        for path in tracker.due(time.monotonic()):
+        for path, signature in tracker.due_signed(time.monotonic()):
             if in_flight is not None and in_flight(path):
                 continue  # the watcher is ingesting it right now
             try:
-                outcome = ingestor.ingest(path)
+                outcome = ingestor.ingest(path, signature)
             except (KaalwatchError, OSError) as exc:
                 report.errors.append(f"{path.name}: {exc}")
                 continue

@@ -1,10 +1,18 @@
-"""Remember, in the tool area, which files were already processed, so restarts and rescans skip them.
+"""Remember, in the tool area, which files were already judged, so restarts, rescans and folder events skip them.
 
-``.kaalwatch/watch.sqlite`` holds one row per artwork or reference file (its size and mtime when it was
-processed, and its content hash) and one row per order folder (the manifest's stat and the settings the
-previews were checked against). A rescan of an unchanged folder then costs a few ``stat`` calls and no
-reading, hashing or YAML parsing. The file can be deleted at any time: everything is found again from
-the manifests (by content hash), only slower once.
+``.kaalwatch/watch.sqlite`` holds:
+
+- ``files``: one row per file the watcher judged in an order folder (artwork, references, misplaced or
+  ignored files), keyed by receipt id and path relative to the order folder: its size and mtime when it
+  was judged, and the verdict — the content hash, or a word that is never a hash (``unfinished``,
+  ``unreadable``, ``judged``; see ``ingest``). A file whose size and mtime still match costs no work.
+- ``folders``: one row per order folder (the manifest's stat, the settings the previews were checked
+  against, the preview files), so a rescan of an unchanged folder costs one ``stat`` per entry and no
+  reading, hashing or YAML parsing.
+
+The file can be deleted at any time: everything is found again from the manifests (by content hash), only
+slower once. Code that deletes files from order folders (retention) may call ``forget_order``/``forget_file``;
+it does not have to: a row whose file is gone is never consulted.
 """
 
 from __future__ import annotations
@@ -55,7 +63,14 @@ class SeenFolder:
     manifest_mtime_ns: int
     manifest_size: int
     settings_key: str
-    previews: tuple[str, ...]
+    previews: tuple[tuple[str, int], ...]  # (folder of previews relative to the tool area, its mtime_ns)
+
+
+def _previews(text: str) -> tuple[tuple[str, int], ...]:
+    """Rows written before preview folders were stamped hold bare names: they never match, so the folder is
+    checked once more and its row rewritten."""
+    return tuple((str(p[0]), int(p[1])) if isinstance(p, list) and len(p) == 2 else (str(p), -2)
+                 for p in json.loads(text))
 
 
 class SeenStore:
@@ -104,6 +119,13 @@ class SeenStore:
     def put_file(self, receipt_id: int, rel: str, size: int, mtime_ns: int, sha256: str) -> None:
         self._db().execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (receipt_id, rel, size, mtime_ns, sha256))
 
+    def put_files(self, rows: list[tuple[int, str, int, int, str]]) -> None:
+        """Many ``put_file`` rows (receipt_id, rel, size, mtime_ns, verdict) in one transaction."""
+        db = self._db()
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", rows)
+
     def all_files(self) -> dict[int, dict[str, tuple[int, int]]]:
         """Every order's files as ``{receipt_id: {rel: (size, mtime_ns)}}`` (one query for a full rescan)."""
         out: dict[int, dict[str, tuple[int, int]]] = {}
@@ -118,12 +140,12 @@ class SeenStore:
     def all_folders(self) -> dict[str, SeenFolder]:
         rows = self._db().execute("SELECT folder, receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
                                   "FROM folders")
-        return {r[0]: SeenFolder(r[1], r[2], r[3], r[4], tuple(json.loads(r[5]))) for r in rows}
+        return {r[0]: SeenFolder(r[1], r[2], r[3], r[4], _previews(r[5])) for r in rows}
 
     def folder(self, folder: str) -> SeenFolder | None:
         r = self._db().execute("SELECT receipt_id, manifest_mtime_ns, manifest_size, settings_key, previews "
                                "FROM folders WHERE folder = ?", (folder,)).fetchone()
-        return SeenFolder(r[0], r[1], r[2], r[3], tuple(json.loads(r[4]))) if r else None
+        return SeenFolder(r[0], r[1], r[2], r[3], _previews(r[4])) if r else None
 
     def put_folder(self, folder: str, entry: SeenFolder) -> None:
         self._db().execute(
@@ -134,6 +156,9 @@ class SeenStore:
 
     def forget_folder(self, folder: str) -> None:
         self._db().execute("DELETE FROM folders WHERE folder = ?", (folder,))
+
+    def forget_file(self, receipt_id: int, rel: str) -> None:
+        self._db().execute("DELETE FROM files WHERE receipt_id = ? AND rel = ?", (receipt_id, rel))
 
     def forget_order(self, receipt_id: int) -> int:
         """Retention: forget every path remembered for an order, leaving no trace of them in the file.

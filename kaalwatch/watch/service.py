@@ -26,12 +26,13 @@ from watchdog.observers.api import BaseObserver
 from kaalwatch.errors import KaalwatchError, WorkspaceError
 from kaalwatch.imaging import PreviewPool, PreviewSpec, RenderResult
 from kaalwatch.settings import Settings
-from kaalwatch.store import REFERENCES, Workspace
+from kaalwatch.store import MANIFEST, REFERENCES, Workspace
 from kaalwatch.watch.ignore import is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome, clean_staging
-from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates
+from kaalwatch.watch.locate import find_order_folder
+from kaalwatch.watch.reconcile import Reconciler, RescanReport, ingest_when_stable, walk_candidates, walk_order_folders
 from kaalwatch.watch.seen import SeenStore
-from kaalwatch.watch.stability import StabilityTracker
+from kaalwatch.watch.stability import Signature, StabilityTracker, quiet_for
 
 log = logging.getLogger("kaalwatch.watch")
 
@@ -42,6 +43,8 @@ NETWORK_FILESYSTEMS = frozenset({
 INOTIFY_HINT = ("raise the limit: `sudo sysctl fs.inotify.max_user_watches=524288` (and add "
                 "`fs.inotify.max_user_watches=524288` to /etc/sysctl.d/90-kaalwatch.conf to keep it)")
 HEALTH_SECONDS = 1.0
+#: watchdog's event types for opening a file and closing it unwritten: reads, never saves.
+READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
 
 ObserverFactory = Callable[[str, float], BaseObserver]
 
@@ -89,6 +92,8 @@ class _Enqueue(FileSystemEventHandler):
         self.put = put
 
     def dispatch(self, event: FileSystemEvent) -> None:
+        if event.event_type in READ_ONLY_EVENTS:
+            return  # a read changes nothing (and the watcher's own reads of a save would wake it again)
         try:
             self.put(os.fsdecode(event.src_path))
             dest = getattr(event, "dest_path", "")
@@ -131,7 +136,7 @@ class WatchService:
         self.last_error: str | None = None
         self.restarts = 0
         self.seen = SeenStore(ws.tool_dir / "watch.sqlite")
-        self.tracker = StabilityTracker(self.watcher.quiet_seconds)
+        self.tracker = StabilityTracker(self.watcher.quiet_seconds, quiet_for=quiet_for(settings))
         self.ingestor = Ingestor(ws, settings, self._render, self.seen)
         self.reconciler = Reconciler(ws, settings, self.ingestor, self.seen)
 
@@ -182,7 +187,7 @@ class WatchService:
         with self._flight_lock:
             busy = len(self._in_flight)
         return {"alive": alive, "backend": self.backend, "queue_length": self._queue.qsize() + len(self.tracker) + busy,
-                "last_error": self.last_error, "restarts": self.restarts}
+                "last_error": self.last_error, "restarts": self.restarts, "ingests": self.ingestor.ingests}
 
     # ------------------------------------------------------------------------------------ observer
 
@@ -276,8 +281,8 @@ class WatchService:
                 if now >= next_health:
                     next_health = now + HEALTH_SECONDS
                     self.ensure_alive()
-                for path in self.tracker.due(time.monotonic()):
-                    self._dispatch(path)
+                for path, signature in self.tracker.due_signed(time.monotonic()):
+                    self._dispatch(path, signature)
             except Exception as exc:
                 self._record(f"watcher: {exc.__class__.__name__}: {exc}")
 
@@ -316,23 +321,46 @@ class WatchService:
         self._touch(path, time.monotonic())
 
     def _touch_folder(self, folder: Path) -> None:
+        """A folder event is only a hint: every create, rename or close in a folder (the artist's save and
+        kaalwatch's own ``order.yaml`` write alike) also modifies the folder. Its order folder's listing is
+        compared with the seen-store, and only files whose size or mtime differ from what was judged are
+        armed (quiet counted from each file's own last change; never shortening a running clock)."""
         now = time.monotonic()
-        wall = time.time()
-        for rel, _size, mtime in walk_candidates(folder, self.ingestor.rules):
-            self._touch(folder / rel, now, quiet_since=now - max(0.0, wall - mtime / 1e9))
+        order_folder = folder if (folder / MANIFEST).is_file() else find_order_folder(folder, self.ws.orders_dir)
+        if order_folder is None:
+            # A folder holding order folders (moved in whole, say): each one is compared on its own.
+            for sub in walk_order_folders(folder):
+                self._touch_folder(sub)
+            return
+        judged = self._judged_files(order_folder)
+        for rel, size, mtime in walk_candidates(order_folder, self.ingestor.rules):
+            if judged.get(rel) != (size, mtime):
+                self._touch(order_folder / rel, now, scanned=True)
 
-    def _touch(self, path: Path, now: float, quiet_since: float | None = None) -> None:
+    def _judged_files(self, order_folder: Path) -> dict[str, tuple[int, int]]:
+        """What the seen-store knows of an order folder's files (by its folder row; else by its manifest)."""
+        rel = order_folder.relative_to(self.ws.orders_dir).as_posix()
+        known = self.seen.folder(rel)
+        if known is not None:
+            return self.seen.files_of(known.receipt_id)
+        try:
+            return self.seen.files_of(self.ws.read_folder(order_folder).receipt_id)
+        except KaalwatchError:
+            return {}  # a broken manifest: every file is armed, and ingest reports the manifest
+
+    def _touch(self, path: Path, now: float, *, scanned: bool = False) -> None:
         with self._flight_lock:
             if path in self._in_flight:
-                self._rearm.add(path)
+                if not scanned:  # a scan or folder hint about a file being ingested is that ingest's own echo
+                    self._rearm.add(path)
                 return
-        self.tracker.touch(path, now, quiet_since=quiet_since)
+        self.tracker.touch(path, now, scanned=scanned)
         if self._pool is not None and path.parent.name != REFERENCES:
             # Artwork is rendered in the pool (references in this process): its workers start during
             # the quiet period instead of inside the first renders.
             self._pool.warm()
 
-    def _dispatch(self, path: Path) -> None:
+    def _dispatch(self, path: Path, signature: Signature) -> None:
         with self._flight_lock:
             if path in self._in_flight:
                 self._rearm.add(path)
@@ -340,15 +368,15 @@ class WatchService:
             self._in_flight.add(path)
         assert self._executor is not None
         try:
-            self._executor.submit(self._ingest_one, path)
+            self._executor.submit(self._ingest_one, path, signature)
         except RuntimeError:  # shutting down
             with self._flight_lock:
                 self._in_flight.discard(path)
 
-    def _ingest_one(self, path: Path) -> None:
+    def _ingest_one(self, path: Path, signature: Signature) -> None:
         outcome: Outcome | None = None
         try:
-            outcome = self.ingestor.ingest(path)
+            outcome = self.ingestor.ingest(path, signature)
         except Exception as exc:
             self._record(f"watcher: {path.name}: {exc.__class__.__name__}: {exc}")
         finally:
@@ -382,10 +410,9 @@ class WatchService:
 
     def _rescan_into_tracker(self, receipt_id: int | None) -> RescanReport:
         now = time.monotonic()
-        wall = time.time()
 
-        def deliver(path: Path, mtime_ns: int) -> None:
-            self._touch(path, now, quiet_since=now - max(0.0, wall - mtime_ns / 1e9))
+        def deliver(path: Path, _mtime_ns: int) -> None:
+            self._touch(path, now, scanned=True)
 
         folders = None if receipt_id is None else [self.ws.folder_of(receipt_id)]
         report = self.reconciler.scan(folders, deliver, self._rerender_async)
@@ -415,5 +442,5 @@ class WatchService:
             with self._flight_lock:
                 return path in self._in_flight
 
-        ingest_when_stable(self.ingestor, found, self.watcher.quiet_seconds, report, in_flight=busy)
+        ingest_when_stable(self.ingestor, found, self.settings, report, in_flight=busy)
         return report

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from kaalwatch import overview
+from kaalwatch.etsy.ratelimit import describe_not_before
 from review_app.filters import to_datetime
 from review_app.runtime import runtime
 
@@ -47,9 +49,16 @@ def status(now: datetime | None = None) -> dict[str, Any]:
         "watcher_ok": bool(fresh and health.get("watcher_alive")),
         "queue_length": health.get("queue_length") if fresh else None,
         "errors": [str(e) for e in errors[-3:]],
+        "etsy_wait": describe_not_before(sync),
     }
+
+
+def header_counts() -> overview.Counts:
+    """The header's numbers: the same function ``kaalwatch status`` prints them from."""
+    rt = runtime()
+    return overview.counts(rt.ws, rt.settings, datetime.now(UTC))
 
 
 @bp.app_context_processor
 def inject_health() -> dict[str, Any]:
-    return {"health": status()}
+    return {"health": status(), "header_counts": header_counts, "queued_means": overview.QUEUED_MEANS}

@@ -68,6 +68,31 @@ def proof_message(order: Order, job: Job, settings: Settings, shop: str) -> str:
 
 
 @dataclass(frozen=True)
+class ConflictPair:
+    """A sync conflict on the page: the conflict copy's version and the other candidate (by original name)."""
+
+    file: str
+    original: str
+    copy: Version | None
+    other: Version | None
+
+
+def conflict_pairs(order: Order, job: Job) -> list[ConflictPair]:
+    pairs: list[ConflictPair] = []
+    for file in job.conflicts:
+        flagged = next((e for e in reversed(order.history) if e.event == "sync_conflict"
+                        and e.job_id == job.job_id and e.details.get("file") == file), None)
+        details = flagged.details if flagged else {}
+        number = details.get("version")
+        copy = job.version(number) if isinstance(number, int) else None
+        original = str(details.get("original") or file)
+        others = [v for v in job.versions if v is not copy]
+        other = next((v for v in reversed(others) if v.source_name == original), others[-1] if others else None)
+        pairs.append(ConflictPair(file, original, copy, other))
+    return pairs
+
+
+@dataclass(frozen=True)
 class Compare:
     a: Version
     b: Version
@@ -129,6 +154,7 @@ def page(receipt_id: int, job_id: str) -> str:
         workflow=workflow,
         revisions_left=max(0, workflow.revisions_included - job.revisions_used),
         compare=_compare(job),
+        conflicts=conflict_pairs(order, job),
         with_preview=with_preview,
         proof_version=proof_version,
         last_proof=last_proof,
@@ -211,6 +237,15 @@ def approve(receipt_id: int, job_id: str) -> Response:
     number = _number("version")
     return _act(receipt_id, job_id, lambda order, job: lifecycle.approve(order, job.job_id, number, "review"),
                 f"version {number} approved")
+
+
+@bp.post("/jobs/<int:receipt_id>/<job_id>/conflict")
+def resolve_conflict(receipt_id: int, job_id: str) -> Response:
+    number = _number("version")
+    file = request.form.get("file", "")[:1000]
+    return _act(receipt_id, job_id,
+                lambda order, job: lifecycle.resolve_conflict(order, job.job_id, file, number, "review"),
+                f"version {number} kept as current; the sync conflict is resolved")
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/hold")

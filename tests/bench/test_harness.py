@@ -69,9 +69,10 @@ def test_every_case_runs_quickly_and_yields_rows(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["failures"] == [], data["failures"]
     assert result.returncode == 0, result.stderr[-3000:]
-    assert {r["case"] for r in data["results"]} >= {"preview", "watch", "sync", "review", "startup", "delivery"}
+    assert {r["case"] for r in data["results"]} >= {"preview", "watch", "watchwork", "sync", "review", "startup",
+                                                    "delivery", "viewer"}
     for r in data["results"]:
         assert set(ROW_KEYS) <= set(r), r
         assert isinstance(r["value"], int | float)
     assert data["machine"]["cpu_count"] >= 1
-    assert len(CASES) == 6
+    assert len(CASES) == 8

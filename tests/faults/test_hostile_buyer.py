@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from kaalwatch.download import DownloadPolicy, fetch
+from kaalwatch.download_queue import DownloadQueue
 from kaalwatch.errors import DownloadError
 from kaalwatch.etsy.client import EtsyClient
 from kaalwatch.etsy.oauth import connect
@@ -135,6 +136,7 @@ def test_buyer_links_inside_the_network_are_refused_before_any_connection_and_sh
     with EtsyClient.from_settings(s, ws) as client:
         report = sync_once(ws, s, client)
     assert report.fatal is None, report.summary()
+    DownloadQueue(ws, s).run()
     order = ws.load(receipt["receipt_id"])
     buyer_refs = [r for r in order.references if r.source == "buyer"]
     # Every http(s) link is a reference that failed; a file: URL is not even taken for a link.
@@ -153,8 +155,10 @@ class _Redirector(http.server.BaseHTTPRequestHandler):
     """Stands in for an allowed host (the configured Etsy base) that redirects somewhere it must not."""
 
     target = ""
+    asked: list[str]
 
     def do_GET(self) -> None:
+        self.asked.append(self.path)
         self.send_response(302)
         self.send_header("Location", self.target)
         self.send_header("Content-Length", "0")
@@ -162,16 +166,6 @@ class _Redirector(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
-
-
-class _NoConnectionSession(requests.Session):
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[str] = []
-
-    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.asked.append(str(url))
-        return super().get(url, **kwargs)
 
 
 def _resolver(table: dict[str, str]) -> Any:
@@ -196,29 +190,26 @@ def _resolver(table: dict[str, str]) -> Any:
 ])
 def test_a_redirect_or_a_dns_name_into_the_network_is_refused_before_connecting(
         tmp_path: Path, target: str, outside_attempts: list[Any]) -> None:
-    handler = type("Handler", (_Redirector,), {"target": target})
+    asked: list[str] = []
+    handler = type("Handler", (_Redirector,), {"target": target, "asked": asked})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     port = server.server_address[1]
     # Only the redirector is let through, as the local Etsy sandbox would be; the real Etsy has no exception.
-    policy = DownloadPolicy(max_bytes=1 << 20, timeout=5, max_pixels=10_000_000,
+    policy = DownloadPolicy(max_bytes=1 << 20, deadline=5, max_pixels=10_000_000,
                             local_hosts=frozenset({("127.0.0.1", port)}))
     resolve = _resolver({"inside.example": "10.0.0.1", "photos.example": "10.0.0.1"})
-    session = _NoConnectionSession()
     try:
         with pytest.raises(DownloadError, match=r"^refused"):
-            fetch(f"http://127.0.0.1:{port}/upload.jpg", tmp_path, "ref", set(), policy=policy, session=session,
-                  resolve=resolve)
-        assert session.asked == [f"http://127.0.0.1:{port}/upload.jpg"]  # the redirect target was never asked
+            fetch(f"http://127.0.0.1:{port}/upload.jpg", tmp_path, "ref", set(), policy=policy, resolve=resolve)
+        assert asked == ["/upload.jpg"]  # the redirect target was never asked
         # A buyer link that is itself a DNS name resolving inside is refused without any request.
         public = dataclasses.replace(policy, local_hosts=frozenset())
         with pytest.raises(DownloadError, match=r"^refused inside\.example: it points at a private"):
-            fetch("http://inside.example/x.jpg", tmp_path, "ref", set(), policy=public, session=session,
-                  resolve=resolve)
-        assert len(session.asked) == 1
+            fetch("http://inside.example/x.jpg", tmp_path, "ref", set(), policy=public, resolve=resolve)
+        assert len(asked) == 1
     finally:
-        session.close()
         server.shutdown()
         server.server_close()
         thread.join(5)

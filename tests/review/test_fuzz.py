@@ -26,7 +26,7 @@ from werkzeug.routing import Rule
 
 from kaalwatch.model import Order
 from kaalwatch.store import Workspace
-from review_app import security
+from review_app import security, sessions
 from review_app.runtime import runtime
 from tests.review.conftest import PASSWORD, add_reference, add_versions, csrf, jpeg, login
 
@@ -72,13 +72,14 @@ def env(app: Flask, ws: Workspace, order: Order, make_order: Callable[..., Order
     stub.rescan_order = lambda ws, settings, receipt_id, **kw: "nothing new"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kaalwatch.watch", stub)
     with app.app_context():
-        runtime().throttle = security.LoginThrottle(free=10**9)  # the fuzz guesses passwords all day
+        # the fuzz guesses passwords all day
+        runtime().throttle = sessions.LoginThrottle(runtime().throttle.db, free=10**9)
     allowed = {_digest(p.read_bytes()) for p in ws.previews_dir.rglob("*") if p.is_file()}
     allowed |= {_digest(p.read_bytes()) for p in ws.orders_dir.rglob("references/*") if p.is_file()}
     logged_in = app.test_client()
     login(logged_in)
     rules = [r for r in app.url_map.iter_rules()]
-    secrets = [security.password_path(ws).read_bytes().strip(), (ws.secrets_dir / "session_key").read_bytes()]
+    secrets = [security.password_path(ws).read_bytes().strip()]
     yield Env(app=app, ws=ws, order=ws.load(order.receipt_id), clients={"user": logged_in,
               "anon": app.test_client()}, rules=rules, allowed_images=allowed, secrets=secrets)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from html import unescape
 
 from flask.testing import FlaskClient
 
@@ -132,13 +134,22 @@ def test_job_page_shows_facts_answers_versions_history(client: FlaskClient, ws: 
         assert text in html, text
     assert re.search(rf'href="https://www\.etsy\.com/[^"]*{made.receipt_id}"', html)
     assert str(ws.folder_of(made.receipt_id)) in html
-    assert 'id="compare-box"' in html and "/v/1/preview" in html and "/v/2/preview" in html
+    data = viewer_data(html)
+    assert [v["n"] for v in data["versions"]] == [1, 2]
+    assert data["versions"][1]["proof"].endswith("/v/2/preview") and data["versions"][1]["tiles"].endswith("/v/2/tile/")
+
+
+def viewer_data(html: str) -> dict:  # type: ignore[type-arg]
+    """What the page hands viewer.js: the data attribute of the viewer, as the browser would decode it."""
+    match = re.search(r'<section class="card viewer" id="viewer" data-viewer="([^"]*)"', html)
+    assert match, "no viewer on the page"
+    return json.loads(unescape(match.group(1)))  # type: ignore[no-any-return]
 
 
 def test_job_page_compare_choice_and_bad_versions(client: FlaskClient, order: Order) -> None:
     base = f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}"
-    html = client.get(base + "?a=1&b=3").get_data(as_text=True)
-    assert '<option value="1" selected>' in html and '<option value="3" selected>' in html
+    data = viewer_data(client.get(base + "?a=1&b=3").get_data(as_text=True))
+    assert (data["a"], data["b"]) == (1, 3)
     assert client.get(base + "?a=9").status_code == 404
     assert client.get(base + "?a=../../etc").status_code == 404
 

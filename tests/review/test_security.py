@@ -14,7 +14,7 @@ from kaalwatch.errors import ConfigError
 from kaalwatch.model import Answer, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from review_app import create_app, security
+from review_app import create_app, security, sessions
 from review_app.runtime import runtime
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_reference, csrf, jpeg, login, post
@@ -89,45 +89,47 @@ def test_wrong_password(anon: FlaskClient) -> None:
     assert anon.get("/").status_code == 302
 
 
-def test_login_attempts_are_throttled_per_client(app: Flask) -> None:
+def test_login_attempts_are_throttled_per_account_whatever_the_address(app: Flask) -> None:
     now = [1000.0]
     with app.app_context():
-        runtime().throttle = security.LoginThrottle(clock=lambda: now[0])
+        runtime().throttle = sessions.LoginThrottle(runtime().throttle.db, clock=lambda: now[0])
     attacker = app.test_client()
-    neighbour = app.test_client()
+    owner = app.test_client()
     codes = [attacker.post("/login", data={"password": "guess", "csrf_token": csrf(attacker)},
-                           environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code for _ in range(6)]
+                           environ_base={"REMOTE_ADDR": f"10.0.0.{n}"}).status_code for n in range(6)]
     assert codes == [401] * 5 + [429]
-    # Even the right password waits while locked; another client is not affected.
-    locked = attacker.post("/login", data={"password": PASSWORD, "csrf_token": csrf(attacker)},
-                           environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert locked.status_code == 429 and "Try again in" in locked.get_data(as_text=True)
-    login(neighbour)
+    # Even the right password from another address waits while locked, and is told until when.
+    locked = owner.post("/login", data={"password": PASSWORD, "csrf_token": csrf(owner)})
+    text = locked.get_data(as_text=True)
+    assert locked.status_code == 429 and "locked until" in text and "set-password" in text
+    assert "locked until" in owner.get("/login").get_data(as_text=True)
     now[0] += 31
-    ok = attacker.post("/login", data={"password": PASSWORD, "csrf_token": csrf(attacker)},
-                       environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert ok.status_code == 302
+    login(owner)
 
 
-def test_throttle_backs_off_exponentially() -> None:
+def test_throttle_backs_off_exponentially_and_refused_guesses_do_not_extend_it(ws: Workspace) -> None:
     now = [0.0]
-    throttle = security.LoginThrottle(free=2, base_seconds=10, max_seconds=35, clock=lambda: now[0])
-    throttle.failure("a")
-    assert throttle.wait_seconds("a") == 0
-    throttle.failure("a")
-    assert throttle.wait_seconds("a") == 10
-    throttle.failure("a")
-    assert throttle.wait_seconds("a") == 20
-    throttle.failure("a")
-    assert throttle.wait_seconds("a") == 35
-    throttle.success("a")
-    assert throttle.wait_seconds("a") == 0
+    throttle = sessions.LoginThrottle(sessions.Database(sessions.db_path(ws)), free=2, base_seconds=10,
+                                      max_seconds=35, clock=lambda: now[0])
+    assert throttle.admit() == 0 and throttle.wait_seconds() == 0
+    assert throttle.admit() == 0 and throttle.wait_seconds() == 10
+    assert throttle.admit() == 10  # refused, not counted
+    now[0] += 10
+    assert throttle.admit() == 0 and throttle.wait_seconds() == 20
+    now[0] += 20
+    assert throttle.admit() == 0 and throttle.wait_seconds() == 35
+    throttle.success()
+    assert throttle.wait_seconds() == 0
 
 
-def test_session_expires(client: FlaskClient) -> None:
-    with client.session_transaction() as sess:
-        sess["since"] = sess["since"] - 13 * 3600  # default session_hours is 12
-    assert client.get("/").status_code == 302
+def test_set_password_lifts_the_login_lock(app: Flask, ws: Workspace) -> None:
+    with app.app_context():
+        throttle = runtime().throttle
+    for _ in range(5):
+        throttle.admit()
+    assert throttle.wait_seconds() > 0
+    security.set_password(ws, "another long password")
+    assert throttle.wait_seconds() == 0
 
 
 def test_new_password_ends_old_sessions(client: FlaskClient, ws: Workspace) -> None:
@@ -152,10 +154,12 @@ def test_password_is_argon2_and_private(ws: Workspace) -> None:
         security.set_password(ws, "short")
 
 
-def test_session_key_made_once_private(ws: Workspace) -> None:
-    key = security.session_key(ws)
-    assert security.session_key(ws) == key and len(key) == 64
-    assert (ws.secrets_dir / security.SESSION_KEY_FILE).stat().st_mode & 0o777 == 0o600
+def test_sessions_live_server_side_in_a_private_file(client: FlaskClient, ws: Workspace) -> None:
+    cookie = client.get_cookie("kaalwatch_session")
+    assert cookie is not None and len(cookie.value) < 64  # a random id, no data
+    path = sessions.db_path(ws)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert cookie.value.encode() not in path.read_bytes()  # only its hash is stored
 
 
 # ------------------------------------------------------------------------------------------- waiving

@@ -51,7 +51,9 @@ def test_paste_auth_status_and_sync_over_the_cli(sandbox: Sandbox, sb_settings: 
     assert list(sb_ws.orders_dir.iterdir()) == []
     real = run(["--debug", "sync"], env)
     assert real.returncode == 0, real.stderr
-    assert real.stdout.strip().splitlines()[-1].startswith("sync: ") and any(sb_ws.orders_dir.iterdir())
+    lines = real.stdout.strip().splitlines()
+    assert lines[-1].startswith("sync: ") and any(sb_ws.orders_dir.iterdir())
+    assert lines[-2].startswith("downloads: ") and " 0 failed" in lines[-2]  # the queue drained after the pass
 
     tokens = (sb_ws.secrets_dir / "etsy_tokens.json").read_text()
     import json

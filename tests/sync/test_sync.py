@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from kaalwatch.download_queue import DownloadQueue, retry_after, waiting
 from kaalwatch.etsy.client import EtsyClient
 from kaalwatch.etsy.oauth import Connection
 from kaalwatch.model import JobState, utcnow
@@ -78,7 +80,12 @@ def test_new_order_folder_answers_and_references(sandbox: Sandbox, sb_ws: Worksp
     couple = sandbox.add_order(COUPLE_LISTING, skip_optional=True)
     multi = sandbox.add_order(PET_LISTING, uploads=1, extra_listing_ids=[COUPLE_LISTING])
     report = sync_once(sb_ws, sb_settings, client)
-    assert report.new == 3 and report.failed_downloads == 0
+    queued = sum(len(sb_ws.load(o["receipt_id"]).references) for o in (pet, couple, multi))
+    assert report.new == 3 and report.queued_downloads == queued >= 2 + 1 + 1
+    # The pass only records what to fetch: the folders exist, the files are the queue's job.
+    assert all(r.status == "pending" for r in sb_ws.load(pet["receipt_id"]).references)
+    assert sb_ws.load(pet["receipt_id"]).jobs[0].state is JobState.AWAITING_REFERENCES
+    assert DownloadQueue(sb_ws, sb_settings).run().failed == 0
 
     order = sb_ws.load(pet["receipt_id"])
     assert order.buyer_name == "Zoë & Co" and order.message_from_buyer == "Hi!\nThanks"
@@ -111,6 +118,7 @@ def test_cancel_refund_partial_and_complete(sandbox: Sandbox, sb_ws: Workspace, 
                                             client: EtsyClient) -> None:
     orders = [sandbox.add_order(PET_LISTING, uploads=1)["receipt_id"] for _ in range(4)]
     sync_once(sb_ws, sb_settings, client)
+    DownloadQueue(sb_ws, sb_settings).run()
     cancelled, refunded, partial, completed = orders
     sandbox.cancel(cancelled)
     sandbox.refund(refunded)
@@ -146,33 +154,38 @@ def test_refund_without_update_bump_is_caught_by_the_open_recheck(sandbox: Sandb
     assert report.cancelled == 1 and sb_ws.load(rid).state is JobState.CANCELLED
 
 
-def test_failed_download_is_shown_and_retried(sandbox: Sandbox, sb_ws: Workspace, sb_settings: Settings,
-                                              client: EtsyClient) -> None:
+def test_failed_download_is_shown_and_retried_later_with_backoff(sandbox: Sandbox, sb_ws: Workspace,
+                                                                  sb_settings: Settings, client: EtsyClient) -> None:
     missing = f"{sandbox.url}/_files/uploads/nope/photo.jpg"
     rid = sandbox.add_order(PET_LISTING, upload_urls=[missing])["receipt_id"]
-    report = sync_once(sb_ws, sb_settings, client)
-    assert report.failed_downloads == 1 and report.fatal is None
+    assert sync_once(sb_ws, sb_settings, client).fatal is None
+    now = [time.time()]
+    queue = DownloadQueue(sb_ws, sb_settings, clock=lambda: now[0])
+    assert queue.run().failed == 1
     job = sb_ws.load(rid).jobs[0]
-    assert job.state is JobState.AWAITING_REFERENCES and job.last_error and "retried" in job.last_error
+    assert job.state is JobState.AWAITING_REFERENCES and job.last_error and "retried later" in job.last_error
     sandbox.clear_requests()
     before = tree(sb_ws)
-    sync_once(sb_ws, sb_settings, client)
+    assert queue.run().orders == 0 and sandbox.requests == []  # not due yet: the backoff holds
+    now[0] += retry_after(1) + 1
+    assert queue.run().failed == 1
     assert [r.path for r in sandbox.requests if r.operation == "file"] == ["/_files/uploads/nope/photo.jpg"]
-    assert tree(sb_ws) == before  # the same failure again changes nothing
-    # The file appears (a CDN hiccup over): the next sync fetches it and the job moves on.
+    assert tree(sb_ws) == before  # the same failure again changes nothing in the folder
+    # The file appears (a CDN hiccup over): the next due run fetches it and the job moves on.
     sandbox.shop.files["uploads/nope/photo.jpg"] = ("image/jpeg", sandbox.shop.files[next(iter(sandbox.shop.files))][1])
-    sync_once(sb_ws, sb_settings, client)
+    now[0] += retry_after(2) + 1
+    assert queue.run().fetched == 1
     job = sb_ws.load(rid).jobs[0]
     assert job.state is JobState.NEW and job.last_error is None
-    assert sb_ws.read_state("sync")["pending_downloads"] == {}
+    assert waiting(sb_ws) == 0
 
 
 def test_hostile_order_downloads_are_refused_and_the_rest_syncs(sandbox: Sandbox, sb_ws: Workspace,
                                                                 sb_settings: Settings, client: EtsyClient) -> None:
     hostile = sandbox.add_hostile_order()["receipt_id"]
     normal = sandbox.add_order(PET_LISTING, uploads=1)["receipt_id"]
-    report = sync_once(sb_ws, sb_settings, client)
-    assert report.fatal is None and report.failed_downloads == 3
+    assert sync_once(sb_ws, sb_settings, client).fatal is None
+    assert DownloadQueue(sb_ws, sb_settings).run().failed == 3
     refs = [r for r in sb_ws.load(hostile).references if r.source == "buyer"]
     assert len(refs) == 3 and all(r.status == "failed" and "refused" in (r.error or "") for r in refs)
     assert all(r.status == "ok" for r in sb_ws.load(normal).references)
@@ -205,14 +218,14 @@ def test_fault_mid_sync_loses_nothing_and_repeats_nothing(settings: Settings) ->
                 return real(*args, **kwargs)
 
             client.get_shop_receipts = second_page_fails  # type: ignore[method-assign]
-            first = sync_once(ws, s, client, since=utcnow() - timedelta(days=3650), fetch_references=False)
+            first = sync_once(ws, s, client, since=utcnow() - timedelta(days=3650))
             assert first.fatal and "HTTP 500" in first.fatal and 0 < first.new < len(open_paid(sb))
             state = ws.read_state("sync")
             assert state["last_error"] == first.fatal and "last_success" not in state
             assert ws.refresh_index().broken == []
             sb.clear_faults()
             client.get_shop_receipts = real  # type: ignore[method-assign]
-            second = sync_once(ws, s, client, fetch_references=False)
+            second = sync_once(ws, s, client)
             assert second.fatal is None and set(ws.receipt_ids()) == open_paid(sb)
             assert second.new == len(open_paid(sb)) - first.new  # nothing created twice
         ws.close()
@@ -262,6 +275,6 @@ def test_replay_of_etsy_format_receipts(sandbox: Sandbox, settings: Settings, tm
 
         connect(s, ws, browser_get, output=lambda line: None)
         with EtsyClient.from_settings(s, ws) as client:
-            report = sync_once(ws, s, client, since=utcnow() - timedelta(days=3650), fetch_references=False)
+            report = sync_once(ws, s, client, since=utcnow() - timedelta(days=3650))
         assert report.new == 2 and set(ws.receipt_ids()) == {r["receipt_id"] for r in page["results"]}
         ws.close()

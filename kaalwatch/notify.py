@@ -1,0 +1,314 @@
+"""Tell the owner when something happens, through apprise (ntfy, e-mail, Telegram, desktop, …).
+
+What is told, each kind switchable in ``notify.*``: a new order, the buyer's photos arrived, an order
+cancelled or refunded on Etsy, a delivery confirmed by Etsy, a job due to ship tomorrow with no approved
+version, sync failing for an hour or needing ``kaalwatch auth``. With no ``notify.urls`` (the default)
+nothing is built and nothing leaves the machine.
+
+How:
+- Events come from what is already recorded: the orders' history (read only for manifests whose file
+  changed since the last look), the index (ship-by dates) and the sync and health state files. Nothing
+  elsewhere has to remember to notify, and a notice can be derived again after a crash.
+- Each notice has stable keys (event, receipt, job, time). Keys are persisted in ``state/notify.json`` once a
+  notice was attempted, so a restart never repeats one. The first run only records its start: the history
+  from before notifications were turned on is not replayed.
+- The text carries no buyer data beyond the first name and the receipt id: it goes to third parties.
+- Sending happens on one background thread with a timeout per service. A service that fails is logged
+  once (not per notice; the URL is never logged, it holds tokens) and then only its recovery is; sync and
+  the watcher never wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from kaalwatch.errors import ManifestError
+from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, parse_time, utcnow
+from kaalwatch.settings import NotifySettings
+from kaalwatch.store import MANIFEST, Workspace
+
+log = logging.getLogger("kaalwatch.notify")
+
+STATE = "notify"
+#: Events older than this are not told about (a daemon that was off for a month does not replay it).
+LOOKBACK = timedelta(days=7)
+#: Sent keys are forgotten after this long: their events are past the look-back by then.
+KEEP_KEYS = timedelta(days=14)
+SYNC_FAILING = timedelta(hours=1)
+#: An order imported this long after it was placed is history (a first import), not news.
+NEW_ORDER_AGE = timedelta(days=2)
+#: More notices of one kind than this in one scan become one summary (a first sync, a burst of refunds).
+SUMMARY_OVER = 3
+KINDS = ("new_order", "photos", "cancelled", "delivered", "ship_by", "sync_problem")
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str
+    keys: tuple[str, ...]
+    title: str
+    body: str
+
+
+def first_name(name: str | None, pseudonym: str | None = None) -> str:
+    """The buyer's first name, printable characters only, or "a buyer" (anonymised or unknown)."""
+    name = (name or "").strip()
+    if not name or name == pseudonym:
+        return "a buyer"
+    first = "".join(ch for ch in name.split()[0] if ch.isprintable())[:40]
+    return first or "a buyer"
+
+
+def _key(event: str, receipt_id: int, job_id: str | None, at: datetime) -> str:
+    return f"{event}:{receipt_id}:{job_id or '-'}:{iso(at)}"
+
+
+def order_notices(order: Order, since: datetime) -> list[Notice]:
+    """What this order's history since ``since`` is worth telling, one notice per kind."""
+    rid = order.receipt_id
+    who = first_name(order.buyer_name, order.pseudonym)
+    found: dict[str, list[str]] = {}
+    for event in order.history:
+        if event.at < since:
+            continue
+        kind = {"order_created": "new_order", "cancelled": "cancelled"}.get(event.event)
+        if kind == "new_order" and order.ordered_at is not None and event.at - order.ordered_at > NEW_ORDER_AGE:
+            kind = None
+        if event.event == "reference_added" and event.details.get("source") == "buyer":
+            kind = "photos"
+        if event.event == "delivered" and event.details.get("confirmed_by") == "etsy":
+            kind = "delivered"
+        if kind:
+            found.setdefault(kind, []).append(_key(event.event, rid, event.job_id, event.at))
+    items = len(order.jobs)
+    texts = {
+        "new_order": (f"New order #{rid}", f"{who} ordered {items} item{'s' if items != 1 else ''}: "
+                      + "; ".join(job.title[:60] for job in order.jobs[:3])),
+        "photos": (f"Photos arrived for #{rid}", f"{who}'s reference photos are in the order folder."),
+        "cancelled": (f"Order #{rid} cancelled on Etsy", f"Etsy shows {who}'s order cancelled or refunded: "
+                      "stop work on it."),
+        "delivered": (f"Delivered: #{rid}", f"Etsy confirmed the delivery of {who}'s order."),
+    }
+    return [Notice(kind, tuple(keys), *texts[kind]) for kind, keys in found.items()]
+
+
+def ship_by_notices(ws: Workspace, now: datetime) -> list[Notice]:
+    """Jobs due to ship tomorrow (UTC dates, like the rest of the tool) that have no approved version."""
+    tomorrow = (now + timedelta(days=1)).date()
+    waiting = ACTIVE_STATES - {JobState.APPROVED, JobState.READY_TO_DELIVER, JobState.ON_HOLD}
+    notices = []
+    for row in ws.jobs(states=set(waiting), limit=100_000):
+        if row.ship_by is None or row.ship_by.date() != tomorrow:
+            continue
+        notices.append(Notice(
+            "ship_by", (f"ship_by:{row.receipt_id}:{row.job_id}:{tomorrow.isoformat()}",),
+            f"#{row.receipt_id} ships tomorrow", f"{first_name(row.buyer)}'s {row.title[:60]} is due to ship "
+            f"tomorrow and has no approved version yet ({row.state.label})."))
+    return notices
+
+
+def sync_notices(sync: dict[str, object], health: dict[str, object], now: datetime) -> list[Notice]:
+    notices = []
+    last_success = sync.get("last_success")
+    streak = str(last_success or "never")
+    if isinstance(health.get("sync_paused"), str) and health.get("running", True):
+        notices.append(Notice("sync_problem", (f"reauth:{streak}",), "Etsy needs `kaalwatch auth`",
+                              "Etsy refused the connection; syncing is paused until you run `kaalwatch auth`."))
+    try:
+        success = parse_time(last_success) if isinstance(last_success, str) else None
+    except ValueError:
+        success = None
+    if sync.get("last_error") and success is not None and now - success >= SYNC_FAILING:
+        hours = int((now - success).total_seconds() // 3600)
+        notices.append(Notice("sync_problem", (f"sync_failing:{streak}",), "Etsy sync is failing",
+                              f"No successful sync for {hours} h; `kaalwatch status` shows the last error."))
+    return notices
+
+
+def summarise(notices: list[Notice]) -> list[Notice]:
+    """One notice per kind when a kind has more than ``SUMMARY_OVER`` (it still carries every key)."""
+    by_kind: dict[str, list[Notice]] = {}
+    for notice in notices:
+        by_kind.setdefault(notice.kind, []).append(notice)
+    out: list[Notice] = []
+    for kind, group in by_kind.items():
+        if len(group) <= SUMMARY_OVER:
+            out += group
+            continue
+        receipts = sorted({key.split(":")[1] for notice in group for key in notice.keys})
+        listed = ", ".join(f"#{r}" for r in receipts[:10]) + (" …" if len(receipts) > 10 else "")
+        titles = {"new_order": "new orders", "photos": "orders with new photos", "cancelled": "orders cancelled",
+                  "delivered": "deliveries confirmed", "ship_by": "jobs ship tomorrow unapproved"}
+        out.append(Notice(kind, tuple(k for notice in group for k in notice.keys),
+                          f"{len(receipts)} {titles.get(kind, kind)}", f"Receipts {listed}."))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+
+
+def _with_timeout(url: str, seconds: float) -> str:
+    # apprise's HTTP-based services read cto/rto (connect/read timeout); the others ignore them.
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}cto={seconds:g}&rto={seconds:g}"
+
+
+class Sender:
+    """One background thread that sends notices through apprise and reports each attempt."""
+
+    def __init__(self, settings: NotifySettings, on_attempt: Callable[[Notice, bool], None]) -> None:
+        import apprise
+
+        # apprise logs failures with the service URL (tokens included) at WARNING; we log our own one line.
+        logging.getLogger("apprise").setLevel(logging.CRITICAL)
+        self._apprise = apprise.Apprise()
+        for position, url in enumerate(settings.urls, 1):
+            if not self._apprise.add(_with_timeout(url, settings.timeout_seconds)):
+                scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
+                log.warning("notify.urls entry %d (%s://…) is not a URL apprise understands; it is skipped",
+                            position, scheme)
+        self._on_attempt = on_attempt
+        self._queue: queue.Queue[Notice | None] = queue.Queue()
+        self._failing = False
+        self._thread = threading.Thread(target=self._run, name="kaalwatch-notify", daemon=True)
+        self._thread.start()
+
+    def send(self, notice: Notice) -> None:
+        self._queue.put(notice)
+
+    def deliver(self, notice: Notice) -> bool:
+        """Send one notice now (on the caller's thread); False when a service did not take it."""
+        try:
+            ok = bool(self._apprise.notify(title=notice.title, body=notice.body)) if len(self._apprise) else False
+        except Exception as exc:  # a plugin bug must not end the thread
+            log.debug("notify: %s", type(exc).__name__)
+            ok = False
+        if not ok and not self._failing:
+            log.warning("a notification could not be delivered (service unreachable or refused it); "
+                        "kaalwatch carries on and logs again only when notifications work again")
+        elif ok and self._failing:
+            log.info("notifications are delivered again")
+        self._failing = not ok
+        return ok
+
+    def _run(self) -> None:
+        while True:
+            notice = self._queue.get()
+            if notice is None:
+                return
+            ok = self.deliver(notice)
+            try:
+                self._on_attempt(notice, ok)
+            except Exception as exc:  # the state file could not be written: the next scan retries
+                log.warning("notify: %s", exc)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+# --------------------------------------------------------------------------------------------------
+# The scan
+
+
+class Notifier:
+    """``scan()`` finds what is new and hands it to the sender; the daemon calls it every few seconds."""
+
+    def __init__(self, ws: Workspace, settings: NotifySettings,
+                 sender_factory: Callable[[NotifySettings, Callable[[Notice, bool], None]], Sender] = Sender) -> None:
+        self.ws = ws
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._stamps: dict[Path, tuple[int, int, int]] = {}
+        self._pending: set[str] = set()
+        state = ws.read_state(STATE)
+        self._sent: dict[str, str] = dict(state.get("sent") or {})
+        try:
+            since = parse_time(state.get("since")) if isinstance(state.get("since"), str) else None
+        except ValueError:
+            since = None
+        if since is None:
+            # First run: what happened before notifications were on is not told. Whole seconds, as history stores.
+            since = utcnow().replace(microsecond=0)
+            ws.write_state(STATE, {"since": iso(since), "sent": self._sent})
+        self.since = since
+        self.sender = sender_factory(settings, self._attempted)
+
+    def enabled(self, kind: str) -> bool:
+        return bool(getattr(self.settings, kind))
+
+    def _changed_orders(self) -> Iterable[Order]:
+        seen: set[Path] = set()
+        for folder in self.ws.iter_order_folders():
+            seen.add(folder)
+            try:
+                st = os.stat(folder / MANIFEST)
+            except OSError:
+                continue
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if self._stamps.get(folder) == stamp:
+                continue
+            try:
+                order = self.ws.read_folder(folder)
+            except (ManifestError, OSError):
+                continue  # the page and `status` report broken manifests; a notice would only repeat it
+            self._stamps[folder] = stamp
+            yield order
+        for gone in set(self._stamps) - seen:
+            del self._stamps[gone]
+
+    def scan(self, now: datetime | None = None) -> list[Notice]:
+        """Queue every notice not told yet; returns them (for tests and the log)."""
+        now = now or utcnow()
+        since = max(self.since, now - LOOKBACK)
+        found: list[Notice] = []
+        for order in self._changed_orders():
+            found += order_notices(order, since)
+        found += ship_by_notices(self.ws, now)
+        found += sync_notices(self.ws.read_state("sync"), self.ws.read_state("health"), now)
+        queued: list[Notice] = []
+        with self._lock:
+            for notice in found:
+                if not self.enabled(notice.kind):
+                    continue
+                if all(key in self._sent or key in self._pending for key in notice.keys):
+                    continue
+                self._pending.update(notice.keys)
+                queued.append(notice)
+        queued = summarise(queued)
+        for notice in queued:
+            log.info("notify: %s (%s)", notice.kind, notice.keys[0].split(":")[1])
+            self.sender.send(notice)
+        return queued
+
+    def _attempted(self, notice: Notice, ok: bool) -> None:
+        now = utcnow()
+        with self._lock:
+            for key in notice.keys:
+                self._sent[key] = iso(now)
+                self._pending.discard(key)
+            cutoff = now - KEEP_KEYS
+            self._sent = {k: at for k, at in self._sent.items() if (parse_time(at) or now) >= cutoff}
+            state = {"since": iso(self.since), "sent": dict(self._sent)}
+        self.ws.write_state(STATE, state)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.sender.stop(timeout)
+
+
+def send_test(settings: NotifySettings) -> bool:
+    """``kaalwatch notify --test``: one notice, sent now; True when every service took it."""
+    sender = Sender(settings, lambda notice, ok: None)
+    try:
+        return sender.deliver(Notice("test", ("test",), "kaalwatch test notification",
+                                     "Notifications from kaalwatch reach you here."))
+    finally:
+        sender.stop()
