@@ -127,7 +127,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
             version = ws.load(2).jobs[0].versions[0]
             paints: dict[str, list[float]] = {"warm": [], "cold": []}
-            for _ in range(1 if quick else 3):
+            for _ in range(1 if quick else 7):  # seven of each, interleaved, like every timed row
                 for kind in ("cold", "warm"):
                     cache = cache_dir(ws, 2, "20", version)
                     shutil.rmtree(cache, ignore_errors=True)
