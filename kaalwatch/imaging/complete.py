@@ -42,9 +42,81 @@ def png_end(fh: BinaryIO, size: int) -> str | None:
 
 
 def jpeg_end(fh: BinaryIO, size: int) -> str | None:
-    """A JPEG ends with its EOI marker (some writers pad with zero bytes after it)."""
+    """A JPEG ends with its EOI marker (some writers pad with zero bytes after it).
+
+    Phones append data after the image's own EOI: Google and Samsung motion photos an MP4, Samsung a SEFT
+    trailer. So a file that does not end with EOI is walked (segments, then entropy-coded scans) to the first
+    image's EOI; an MP4 behind it must be whole (its boxes tile the rest), any other trailer is accepted.
+    """
     tail = _tail(fh, size).rstrip(b"\x00")
-    return None if tail.endswith(b"\xff\xd9") else "ends without its end-of-image marker"
+    if tail.endswith(b"\xff\xd9"):
+        return None
+    fh.seek(0)
+    data = fh.read()
+    end = _jpeg_image_end(data)
+    if end is None:
+        return "ends without its end-of-image marker"
+    if data[end + 4:end + 8] == b"ftyp":
+        return _boxes_tile(data, end)
+    return None
+
+
+#: Markers that stand alone (no length field): TEM and the restart markers RST0–RST7.
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def _jpeg_image_end(data: bytes) -> int | None:
+    """Offset just past the first image's EOI marker, or None when the image is cut off before it."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos, size, in_scan = 2, len(data), False
+    while pos + 1 < size:
+        if in_scan:  # entropy-coded data: 0xFF is stuffed (FF00) or starts a restart or the next marker
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= size:
+                return None
+            following = data[pos + 1]
+            if following == 0x00 or following == 0xFF or following in _STANDALONE:
+                pos += 1 if following == 0xFF else 2
+                continue
+            in_scan = False
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+        elif marker == 0xD9:
+            return pos + 2
+        elif marker in _STANDALONE:
+            pos += 2
+        else:
+            if pos + 4 > size:
+                return None
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            if length < 2:
+                return None
+            pos += 2 + length
+            in_scan = marker == 0xDA  # start of scan: its compressed data follows the header
+    return None
+
+
+def _boxes_tile(data: bytes, start: int) -> str | None:
+    """ISO BMFF boxes from ``start`` fill ``data`` exactly (an MP4 appended to a photo is whole)."""
+    pos, size = start, len(data)
+    while pos < size:
+        if pos + 8 > size:
+            return "is cut off inside its appended video"
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if length == 1:
+            if pos + 16 > size:
+                return "is cut off inside its appended video"
+            length = int.from_bytes(data[pos + 8:pos + 16], "big")
+        elif length == 0:
+            return None
+        if length < 8:
+            return "has a broken box in its appended video"
+        pos += length
+    return None if pos == size else "is cut off inside its appended video"
 
 
 def gif_end(fh: BinaryIO, size: int) -> str | None:

@@ -34,7 +34,12 @@ DOWNLOAD_DIR_SUFFIXES: tuple[str, ...] = (".download", ".crdownload", ".part", "
 #: Closed formats that are versioned as files and previewed from an export beside them.
 CLOSED_SUFFIXES: frozenset[str] = frozenset(
     {".afphoto", ".afdesign", ".af", ".clip", ".xcf", ".sai", ".sai2", ".pdn", ".pxd", ".ai", ".svg", ".pdf", ".csp",
-     ".mdp", ".avif", ".jxl"}
+     ".mdp", ".avif", ".jxl",
+     # Other painting and image formats an artist may save or export: versioned with "no preview for .x",
+     # never silently passed over (Painter, ArtRage, Pixelmator, Paint Shop Pro, Corel, TVPaint, EPS, HDR,
+     # Targa, JPEG 2000, QOI). Camera raw files are photos, like HEIC: references, not artwork.
+     ".rif", ".riff", ".ptg", ".pxm", ".psp", ".pspimage", ".cpt", ".cdr", ".tvpp", ".eps", ".psdt",
+     ".exr", ".hdr", ".tga", ".jp2", ".j2k", ".qoi"}
 )
 
 _CONFLICT_RES: tuple[re.Pattern[str], ...] = (

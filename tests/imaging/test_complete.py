@@ -125,6 +125,37 @@ def test_jpeg_padding_after_its_end_marker_is_accepted(tmp_path: Path) -> None:
     assert incomplete(path) is None
 
 
+def _mp4(payload: int) -> bytes:
+    """A minimal MP4 as phones append it to a motion photo: ftyp, then an mdat box of ``payload`` bytes."""
+    return (struct.pack(">I", 16) + b"ftypmp42" + b"\x00" * 4
+            + struct.pack(">I", 8 + payload) + b"mdat" + bytes(range(256)) * (payload // 256) + bytes(payload % 256))
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_motion_photo_is_complete_only_with_its_whole_video(progressive: bool, tmp_path: Path) -> None:
+    """Google and Samsung motion photos put an MP4 after the JPEG's EOI: the file does not end with EOI."""
+    still = pillow("JPEG", progressive=progressive, exif=Image.Exif())()
+    video = _mp4(5000)
+    path = tmp_path / "PXL_20261129_MP.jpg"
+    path.write_bytes(still + video)
+    assert incomplete(path) is None
+    for cut in (len(still) + 10, len(still) + len(video) // 2, len(still) + len(video) - 1):
+        path.write_bytes((still + video)[:cut])
+        assert incomplete(path) == "is cut off inside its appended video", cut
+
+
+def test_a_photo_cut_inside_its_scan_is_incomplete_whatever_follows(tmp_path: Path) -> None:
+    """The first image's EOI is found by walking segments and scans: FF bytes of the scan data are stuffed,
+    so the walk cannot take an embedded thumbnail's or a stray FFD9 for the end."""
+    still = pillow("JPEG", progressive=True, restart_marker_blocks=1)()
+    path = tmp_path / "a.jpg"
+    path.write_bytes(still + b"SEFH" + bytes(40) + b"SEFT")  # Samsung's trailer after a whole image
+    assert incomplete(path) is None
+    for cut in range(len(still) // 3, len(still) - 2, max(1, len(still) // 40)):
+        path.write_bytes(still[:cut] + b"\x12\x34")  # cut, and not ending with EOI
+        assert incomplete(path) == "ends without its end-of-image marker", cut
+
+
 def test_a_bare_jpeg_xl_codestream_passes_the_table_and_is_left_to_its_decoder(tmp_path: Path) -> None:
     pytest.importorskip("pillow_jxl", reason="the jxl extra is not installed")
     path = tmp_path / "a.jxl"

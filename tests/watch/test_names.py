@@ -49,6 +49,9 @@ def test_conflict_names(name: str, original: str | None) -> None:
 def test_artwork_suffixes() -> None:
     assert all(is_artwork_name(n) for n in ("a.png", "a.JPG", "a.psd", "a.kra", "a.ora", "a.procreate", "a.afphoto"))
     assert not any(is_artwork_name(n) for n in ("notes.txt", "brushes.zip", "photo.heic", "order.yaml"))
+    # Painting and image formats kaalwatch cannot preview are still versions ("no preview for .x"), never nothing.
+    assert all(is_artwork_name(n) for n in ("a.rif", "a.ptg", "a.pxm", "a.pspimage", "a.tvpp", "a.exr", "a.TGA",
+                                            "a.jp2", "a.qoi", "a.af", "a.pxd"))
 
 
 def test_roles_in_a_single_item_order(make_order: Callable[..., Order]) -> None:

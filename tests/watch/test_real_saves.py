@@ -316,8 +316,10 @@ def test_newer_formats_are_never_silent(ws: Workspace, shop: tuple) -> None:
     im.save(folder / "portrait.avif")
     (folder / "sketch.af").write_bytes(b"\x00\xffKA" + os.urandom(5000))
     (folder / "study.pxd").write_bytes(os.urandom(5000))
-    wait_for(version_count(ws, order, 3), timeout=PATIENCE)
+    (folder / "paint.rif").write_bytes(b"RIFF" + os.urandom(5000))  # Corel Painter
+    wait_for(version_count(ws, order, 4), timeout=PATIENCE)
     by_name = {v.source_name: v for v in job(ws, order).versions}
     assert by_name["portrait.avif"].preview and by_name["portrait.avif"].width == 120
     assert by_name["sketch.af"].note == "no preview for .af files: export a PNG beside it"
     assert by_name["study.pxd"].note == "no preview for .pxd files: export a PNG beside it"
+    assert by_name["paint.rif"].note == "no preview for .rif files: export a PNG beside it"
