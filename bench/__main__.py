@@ -3,6 +3,10 @@
 Cases live in ``bench/case_<name>.py`` and expose ``run(quick: bool) -> list[dict]`` (rows made with
 ``bench.harness.row``). ``--quick`` runs tiny versions in seconds (the test suite does, so the harness
 cannot rot); ``--update-readme`` puts the table into README.md between its benchmark markers.
+
+Exit status: 0 when every case ran and every target was met, 1 when a case failed, 2 when a target was
+missed (named on stderr), so the benchmark can gate a release. A quick run's numbers mean little and
+never gate.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.harness import machine, table
+from bench.harness import machine, profile_table, table
 
 CASES = ("preview", "watch", "watchwork", "sync", "review", "daemon", "delivery", "viewer")
 HERE = Path(__file__).resolve().parent
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
+PROFILE_START = "<!-- bench-profile:start -->"
+PROFILE_END = "<!-- bench-profile:end -->"
 
 
 def run_cases(names: list[str], *, quick: bool) -> tuple[list[dict[str, Any]], list[str]]:
@@ -41,13 +47,13 @@ def run_cases(names: list[str], *, quick: bool) -> tuple[list[dict[str, Any]], l
     return rows, failures
 
 
-def update_readme(readme: Path, text: str) -> None:
+def update_readme(readme: Path, text: str, start: str = README_START, end: str = README_END) -> None:
     content = readme.read_text(encoding="utf-8")
-    if README_START not in content or README_END not in content:
-        raise SystemExit(f"{readme} has no {README_START} … {README_END} block")
-    head, rest = content.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{text}\n{README_END}{tail}", encoding="utf-8")
+    if start not in content or end not in content:
+        raise SystemExit(f"{readme} has no {start} … {end} block")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
             print("README.md not updated: a case failed", file=sys.stderr)
         else:
             update_readme(HERE.parent / "README.md", f"{text}\n\n{caption}")
-    return 1 if failures else 0
+            if any(r.get("case") == "preview" for r in rows):
+                update_readme(HERE.parent / "README.md", profile_table(rows), PROFILE_START, PROFILE_END)
+    missed = [f"{r['case']} | {r['name']} | {r['metric']}" for r in rows if r.get("ok") is False]
+    for line in missed:
+        print(f"TARGET MISSED: {line}", file=sys.stderr)
+    return 1 if failures else 2 if missed and not args.quick else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ points at an in-process :class:`~kaalwatch.sandbox.Sandbox`, connected through t
 has written its first health file and finished the first sync (the seeded orders become folders), its RSS
 is sampled for a few seconds; the median is the value, compared with the 120 MB target. Preview workers
 start when the first artwork save settles, so a daemon that has seen none has none; their memory (if
-any) is reported in ``detail``.
+any) is reported in ``detail``. The start-up time is the median (min, max) of ``STARTS`` starts: the first
+on the fresh workspace, the others restarting on the workspace it filled, as a service restart does.
 ``quick=True`` samples for one second; the number is still meaningful, only noisier.
 """
 
@@ -29,6 +30,8 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 from bench.harness import row  # noqa: E402
 
 TARGET_MB = 120.0
+#: Daemon starts timed (the first on a fresh workspace, the rest on the one it filled).
+STARTS = 7
 
 
 def _health(ws: Path) -> dict[str, Any]:
@@ -69,34 +72,41 @@ def run(quick: bool) -> list[dict[str, Any]]:
                       port=0)
         ws.close()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KAALWATCH_")}
-        started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "kaalwatch", "--config", str(config), "run"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        try:
-            _wait(lambda: _health(root).get("pid") == proc.pid, 60, "the first health file")
-            ready = time.monotonic() - started
-            _wait(lambda: (_health(root).get("last_sync_result") or "").startswith("sync:"), 60, "the first sync")
-            folders = sum(1 for p in (root / "orders").iterdir() if p.is_dir())
-            process = psutil.Process(proc.pid)
-            samples, child_mb = [], 0.0
-            deadline = time.monotonic() + (1.0 if quick else 10.0)
-            while time.monotonic() < deadline:
-                samples.append(process.memory_info().rss / 1024**2)
-                child_mb = max(child_mb, sum(c.memory_info().rss for c in process.children(recursive=True)) / 1024**2)
-                time.sleep(0.2)
-        finally:
-            proc.send_signal(signal.SIGTERM)
+        samples, child_mb, folders, ready = [], 0.0, 0, []
+        for start in range(1 if quick else STARTS):
+            began = time.monotonic()
+            proc = subprocess.Popen([sys.executable, "-m", "kaalwatch", "--config", str(config), "run"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                _wait(lambda pid=proc.pid: _health(root).get("pid") == pid, 60, "the first health file")
+                ready.append(time.monotonic() - began)
+                if start:
+                    continue  # later starts: only the start-up time, on the workspace the first one filled
+                _wait(lambda: (_health(root).get("last_sync_result") or "").startswith("sync:"), 60,
+                      "the first sync")
+                folders = sum(1 for p in (root / "orders").iterdir() if p.is_dir())
+                process = psutil.Process(proc.pid)
+                deadline = time.monotonic() + (1.0 if quick else 10.0)
+                while time.monotonic() < deadline:
+                    samples.append(process.memory_info().rss / 1024**2)
+                    child_mb = max(child_mb, sum(c.memory_info().rss
+                                                 for c in process.children(recursive=True)) / 1024**2)
+                    time.sleep(0.2)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     median = statistics.median(samples)
     return [
         row("startup", "kaalwatch run, idle after first sync", "RSS", round(median, 1), "MB", target=TARGET_MB,
             minimum=round(min(samples), 1), maximum=round(max(samples), 1), samples=len(samples),
             children_mb=round(child_mb, 1), order_folders=folders),
-        row("startup", "kaalwatch run, start to first health file", "time", round(ready, 2), "s"),
+        row("startup", "kaalwatch run, start to first health file", "time", round(statistics.median(ready), 2), "s",
+            minimum=round(min(ready), 2), maximum=round(max(ready), 2), starts=len(ready),
+            first_start_s=round(ready[0], 2)),
     ]
 
 

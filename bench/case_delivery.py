@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from bench.case_preview import DATA, make_input  # noqa: E402
+from bench.case_preview import DATA  # noqa: E402
 from bench.harness import row  # noqa: E402
+from bench.inputs import Input, make  # noqa: E402
 
 TARGET_TIME = 3.0
 TARGET_RSS = 3.0
@@ -93,8 +94,8 @@ def _child(mode: str, source: Path, root: Path) -> dict[str, Any]:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     size = QUICK if quick else FULL
-    runs = 1 if quick else 3
-    source = make_input("png_rgb", size, DATA / ("quick" if quick else "full"))
+    runs = 1 if quick else 7
+    source = make(Input("6000² RGB PNG", "png", size, seed=2), DATA / ("quick" if quick else "full"))
     decodes, builds = [], []
     with tempfile.TemporaryDirectory(prefix="kw-bench-delivery-") as tmp:
         for number in range(runs):  # interleaved, so drift hits both alike

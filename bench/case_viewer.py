@@ -27,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from bench.case_preview import make_input  # noqa: E402
+from bench.case_preview import DATA  # noqa: E402
 from bench.case_watch import _png, _preview_time  # noqa: E402
 from bench.harness import row, stats  # noqa: E402
+from bench.inputs import Input, make  # noqa: E402
 from kaalwatch.imaging import PreviewPool  # noqa: E402
 from kaalwatch.model import Job, Order  # noqa: E402
 from kaalwatch.settings import Settings, load_settings  # noqa: E402
@@ -101,7 +102,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
         preview_s = _preview_time(ws, settings, live, _png(7), tmp)
         _, big_folder = _order(ws, 2)
         watcher.start()
-        source = make_input("png_rgb", (2000, 2000) if quick else (8000, 8000), tmp)
+        edge = 2000 if quick else 8000
+        source = make(Input(f"{edge}² RGB PNG", "png", (edge, edge), seed=2), DATA / ("quick" if quick else "full"))
         shutil.copy(source, big_folder / ".art.png.tmp")
         (big_folder / ".art.png.tmp").replace(big_folder / "art.png")
         _wait_version(ws, 2, 1)
@@ -127,7 +129,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
 
             version = ws.load(2).jobs[0].versions[0]
             paints: dict[str, list[float]] = {"warm": [], "cold": []}
-            for _ in range(1 if quick else 3):
+            for _ in range(1 if quick else 7):  # seven of each, interleaved, like every timed row
                 for kind in ("cold", "warm"):
                     cache = cache_dir(ws, 2, "20", version)
                     shutil.rmtree(cache, ignore_errors=True)

@@ -8,12 +8,12 @@ ZIP members that are too big or compress suspiciously well.
 Cheap paths (why the preview stays close to the cost of a bare decode):
 
 * JPEG: ``draft`` asks libjpeg for DCT-domain scaling (1/2, 1/4, 1/8) so only the needed resolution is
-  ever reconstructed. We pick the largest scale whose long edge is still >= ``DRAFT_GAP`` x the target.
-  ``DRAFT_GAP`` is 1.8, not 2: a 6000-px camera or phone photo then decodes at half size (3000 px =
-  1.875 x 1600), the same work as the decode floor, instead of at full size (4 x the pixels). DCT scaling
-  is an exact low-pass (it drops the high-frequency coefficients), so the antialiasing that the usual
-  "2 x before the final filter" rule buys is already there; the final area-average filter then only
-  shrinks by 1.875 (see ``preview`` for the filter choice and its measured quality).
+  ever reconstructed. We pick the smallest scale whose long edge is still >= the target
+  (``DRAFT_GAP`` = 1.0): a 4032-px phone photo decodes at half size (2016 px for a 1600-px preview), an
+  8000-px one at a quarter. DCT scaling drops the high-frequency coefficients, a low-pass on the way,
+  so the "decode at twice the target before the final filter" rule is not needed for antialiasing; the
+  preview benchmark measures the result against a full-resolution Lanczos reference (SSIM, issue #19)
+  for every JPEG size it times.
 * Everything else: after ``load()`` the image is shrunk by the largest integer factor that keeps it at
   least the target size (``REDUCE_GAP`` = 1.0) with ``Image.reduce`` (a box average in C, one pass, no
   float weights), and only that small image goes on to colour conversion, the final filter and the
@@ -36,7 +36,7 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -55,8 +55,8 @@ MAX_MEMBER_BYTES = 1 << 30
 MAX_ZIP_RATIO = 200
 #: EXIF larger than this is refused (a JPEG APP1 segment cannot exceed 64 KB; anything huge is hostile).
 MAX_EXIF_BYTES = 1 << 20
-#: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.8).
-DRAFT_GAP = 1.8
+#: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.0).
+DRAFT_GAP = 1.0
 #: Integer box reduction keeps the long edge >= REDUCE_GAP x target before the final filter.
 REDUCE_GAP = 1.0
 #: Rows per band when flattening/reducing alpha images: a few MB, so a band stays in cache.
@@ -85,7 +85,6 @@ class Decoded:
     icc: bytes | None  # embedded colour profile, converted to sRGB later on the small image
     low_res: bool = False
     note: str | None = None
-    dct_scaled: bool = False  # JPEG decoded at 1/2..1/8 in the DCT domain (already low-passed)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -415,8 +414,8 @@ def flatten_reduce(im: Image.Image, factor: int, background: tuple[int, int, int
 
     Compositing onto an opaque background is linear in premultiplied colour, so flattening first and
     averaging after gives the same pixels as a premultiplied reduction followed by flattening -- but
-    Pillow's masked paste is about 4x cheaper than its RGBA->RGBa conversion. Bands keep every
-    temporary small (no second full-size image, and no page faults for one).
+    Pillow's masked paste is about 4x cheaper than its RGBA->RGBa conversion (measured 2026-11-27,
+    Pillow 13). Bands keep every temporary small (no second full-size image, and no page faults for one).
     """
     w, h = im.size
     factor = max(1, factor)
@@ -464,7 +463,8 @@ def _orientation(im: Image.Image) -> int:
 
 
 def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PIXELS,
-           kind: FileKind | None = None, background: tuple[int, int, int] | None = None) -> Decoded:
+           kind: FileKind | None = None, background: tuple[int, int, int] | None = None,
+           on_header: Callable[[tuple[int, int], int], None] | None = None) -> Decoded:
     """Decode ``path`` to a loaded image no smaller than needed for a ``target_edge`` px long edge.
 
     With ``background``, transparent images come back already flattened onto it (RGB), which is
@@ -472,6 +472,10 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
 
     ``target_edge=None`` decodes for verification only: as small as the format allows (JPEG at 1/8,
     which still runs the entropy decoder over every byte, so truncation is still caught).
+
+    ``on_header(source_size, orientation)`` is called once the header has passed the pixel cap and before
+    any pixel is decoded, so a caller can prepare work that needs only the size (the preview builds its
+    watermark layer on another core meanwhile). The orientation is the EXIF one if the header has it.
     """
     kind = kind or classify(path)
     if kind is FileKind.OTHER:
@@ -483,13 +487,13 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
             raise _fail(path, "disappeared before it could be read") from exc
         source_size = im.size
         _check_pixels(path, source_size, max_pixels)
-        dct_scaled = False
+        if on_header is not None:
+            on_header(source_size, _orientation(im))
         if im.format in ("JPEG", "MPO"):
             long_edge = max(im.size)
             want = DRAFT_GAP * target_edge if target_edge else 1
             scale = next((s for s in (8, 4, 2) if long_edge / s >= want), 1)
-            dct_scaled = scale > 1
-            if dct_scaled:
+            if scale > 1:
                 im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None,
                          (im.width // scale, im.height // scale))
         im.load()
@@ -505,7 +509,7 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
                 im = flatten_reduce(im, factor, background)
             else:
                 im = reduce_image(im, factor)
-        return Decoded(im, kind, source_size, orientation, icc, low_res, note, dct_scaled)
+        return Decoded(im, kind, source_size, orientation, icc, low_res, note)
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}

@@ -14,6 +14,8 @@ If a worker dies (killed by the OOM killer, a decoder segfault) its futures fail
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import threading
@@ -46,9 +48,27 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     os._exit(0)
 
 
+#: glibc's M_MMAP_THRESHOLD (malloc.h), and the size from which a worker's allocations are mapped.
+_M_MMAP_THRESHOLD = -3
+MMAP_FROM_BYTES = 1 << 20
+
+
+def _give_back_large_buffers() -> None:
+    """Make glibc map every allocation of ``MMAP_FROM_BYTES`` or more, so image buffers go back to the
+    system when freed. By default glibc raises that threshold to the size of the last large block freed
+    (up to 32 MB): Pillow's 16 MB image blocks then come from the heap, which keeps what the largest
+    artwork needed, and a long-lived worker stays at that size however small the next files are."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_FROM_BYTES)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to tune
+        pass
+
+
 def _init_worker(parent_pid: int | None = None) -> None:
-    """Prepare a worker once: our own pixel cap replaces Pillow's global one, HEIC opener registered, and
-    a watch that ends the worker when the process that started it dies."""
+    """Prepare a worker once: our own pixel cap replaces Pillow's global one, HEIC opener registered, large
+    buffers handed back when freed, and a watch that ends the worker when the process that started it dies."""
+    _give_back_large_buffers()
     if parent_pid is not None:
         threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="kaalwatch-parent-watch",
                          daemon=True).start()

@@ -36,6 +36,31 @@ def test_readme_block_is_replaced(tmp_path: Path) -> None:
     assert readme.read_text() == "intro\n<!-- bench:start -->\nNEW TABLE\n<!-- bench:end -->\nouttro\n"
 
 
+def test_profile_table_splits_each_save_into_its_parts() -> None:
+    from bench.harness import profile_table
+
+    save = row("preview", "phone JPEG", "first save ÷ decode floor", 2.0, "×", target=1.5,
+               floor_ms=[30.0, 31.0, 29.0], save_ms=[60.0, 62.0, 61.0], stage_ms=4.0, render_ms=50.0)
+    reference = row("preview", "HEIC", "repeat save ÷ decode floor", 1.0, "×", floor_ms=[9.0], save_ms=[9.0])
+    lines = profile_table([save, reference, row("watch", "x", "latency", 1.0, "s")]).splitlines()
+    assert lines[2] == "| phone JPEG | first | 30.0 | 61.0 | 4.00 | 50.0 | 7.00 |"
+    assert lines[3] == "| HEIC | repeat | 9.00 | 9.00 | — | — | — |" and len(lines) == 4
+
+
+@pytest.mark.parametrize(("value", "quick", "status"), [(2.0, False, 2), (1.0, False, 0), (2.0, True, 0)])
+def test_a_missed_target_makes_the_run_exit_non_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], value: float,
+                                                      quick: bool, status: int) -> None:
+    import bench.__main__ as entry
+
+    rows = [row("preview", "phone JPEG", "first save ÷ decode floor", value, "×", target=1.5)]
+    monkeypatch.setattr(entry, "run_cases", lambda names, quick: (rows, []))
+    argv = ["preview", "--output", str(tmp_path / "r.json")] + (["--quick"] if quick else [])
+    assert entry.main(argv) == status
+    assert ("TARGET MISSED: preview | phone JPEG | first save ÷ decode floor" in capsys.readouterr().err) == (
+        value > 1.5)
+
+
 @pytest.mark.slow
 def test_every_case_runs_quickly_and_yields_rows(tmp_path: Path) -> None:
     out = tmp_path / "results.json"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from bench.case_preview import write_psd  # noqa: F401 - one PSD writer, shared with the benchmark (PackBits rows)
+from bench.inputs import write_psd  # noqa: F401 - one PSD writer, shared with the benchmark (PackBits rows)
 from kaalwatch.imaging import PreviewSpec, WatermarkSpec
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -1,4 +1,5 @@
-"""The two-thread final resample gives the pixels of one resize (exactly with BOX, the previews' filter)."""
+"""The two-thread final resample gives the pixels of one resize (exactly with BOX, within one level with the
+previews' BILINEAR and with LANCZOS)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kaalwatch.imaging.preview import SPLIT_RESIZE_PIXELS, resize_in_halves
 
 @pytest.mark.parametrize(("source", "target"), [((3000, 2000), (1600, 1067)), ((2001, 2999), (533, 799)),
                                                 ((4000, 1001), (1600, 401))])
-@pytest.mark.parametrize("resample", [Image.Resampling.BOX, Image.Resampling.LANCZOS])
+@pytest.mark.parametrize("resample", [Image.Resampling.BOX, Image.Resampling.BILINEAR, Image.Resampling.LANCZOS])
 def test_halves_equal_one_resize(source: tuple[int, int], target: tuple[int, int],
                                  resample: Image.Resampling) -> None:
     im = Image.merge("RGB", [Image.effect_noise(source, 60) for _ in range(3)])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import unicodedata
 import zlib
 from concurrent.futures.process import BrokenProcessPool
@@ -213,38 +211,3 @@ def test_warm_starts_every_worker_before_the_first_render(tmp_path: Path) -> Non
                    for i in range(4)]
         assert all(f.result(timeout=60).preview_size == (200, 100) for f in futures)
         assert _spawned_workers() - before == started  # the renders ran on the warmed workers
-
-
-# ---------------------------------------------------------------------------------------------- bench
-
-
-def test_benchmark_case_quick_run_has_the_harness_shape() -> None:
-    path = Path(__file__).resolve().parents[2] / "bench" / "case_preview.py"
-    spec = importlib.util.spec_from_file_location("case_preview", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["case_preview"] = module
-    spec.loader.exec_module(module)
-    rows = module.run(quick=True)
-    names = [r["name"] for r in rows]
-    assert names[:5] == ["320² RGBA PNG", "400² RGB PNG", "480×320 JPEG", "360² layered TIFF", "320² PSD"]
-    assert names[5] == "geometric mean" and names[6].startswith("worker peak RSS")
-    for row in rows:
-        assert {"case", "name", "metric", "value", "unit", "target", "ok", "min", "max", "detail"} <= set(row)
-        assert row["case"] == "preview" and row["value"] > 0 and isinstance(row["ok"], bool)
-    for row in rows[:5]:
-        assert {"floor_ms", "preview_ms", "naive_ms", "imagemagick_ms", "peak_rss_mb"} <= set(row["detail"])
-        assert row["detail"]["floor_ms"] > 0 and row["min"] <= row["value"] <= row["max"]
-
-
-def test_psd_writer_in_bench_round_trips(tmp_path: Path) -> None:
-    path = Path(__file__).resolve().parents[2] / "bench" / "case_preview.py"
-    spec = importlib.util.spec_from_file_location("case_preview_psd", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    im = artwork(130, 70)
-    module.write_psd(im, tmp_path / "a.psd")
-    with Image.open(tmp_path / "a.psd") as back:
-        assert back.format == "PSD" and back.size == (130, 70)
-        assert back.convert("RGB").tobytes() == im.tobytes()

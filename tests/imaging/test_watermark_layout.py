@@ -53,7 +53,22 @@ def test_a_new_order_rotates_only_the_runs_that_hold_its_own_fields() -> None:
     wm.watermark_masks((1000, 800), spec, "PROOF — not for print · Kaal Studio · #1001")
     before = wm._stamp.cache_info().misses
     wm.watermark_masks((1000, 800), spec, "PROOF — not for print · Kaal Studio · #1002")
-    assert wm._stamp.cache_info().misses - before == 1  # "#1002"; PROOF, —, not, ... come from the cache
+    assert wm._stamp.cache_info().misses - before == 1  # the digit "2"; PROOF, —, not, ... come from the cache
+
+
+def test_once_every_digit_is_stamped_a_new_receipt_id_rotates_nothing_and_reuses_the_placed_words() -> None:
+    spec = wm.WatermarkSpec(size=0.04)
+    wm.watermark_masks((1200, 900), spec, "PROOF · Kaal Studio · #3012345678")
+    wm.watermark_masks((1200, 900), spec, "PROOF · Kaal Studio · #9012345678")
+    stamps, placed = wm._stamp.cache_info().misses, wm._placed.cache_info().hits
+    fill, ring = wm.watermark_masks((1200, 900), spec, "PROOF · Kaal Studio · #3141592653")
+    assert wm._stamp.cache_info().misses == stamps
+    assert wm._placed.cache_info().hits == placed + 1
+    # Digit by digit, the receipt id still reads as one run rotated whole would.
+    whole = rotated_rows((1200, 900), wm.WatermarkSpec(size=0.04, outline=False), "PROOF · Kaal Studio · #3141592653")
+    alone, _ = wm.watermark_masks((1200, 900), wm.WatermarkSpec(size=0.04, outline=False),
+                                  "PROOF · Kaal Studio · #3141592653")
+    assert mean_difference(alone, whole) < 4 and ring is not None and fill.size == (1200, 900)
 
 
 def test_outline_ring_surrounds_the_fill_without_covering_it() -> None:
