@@ -20,12 +20,8 @@ from kaalwatch.model import JobState
 from kaalwatch.sandbox.seed import COUPLE_LISTING, FAMILY_LISTING, PET_LISTING
 from kaalwatch.store import Workspace
 from tests.daemon.conftest import Connected, DaemonProcess
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
 from tests.support.polling import wait_for
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [
     pytest.mark.slow,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import case_viewer
-from tests.review.test_browser import CHROMIUM
+from tests.support.browser import CHROMIUM
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser,

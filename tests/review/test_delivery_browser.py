@@ -19,7 +19,7 @@ from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, store_password
-from tests.review.test_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,

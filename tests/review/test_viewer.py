@@ -24,7 +24,7 @@ from kaalwatch.watch import WatchService
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_reference, jpeg, store_password
-from tests.review.test_browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
 from tests.support.polling import wait_for
 from tests.watch.helpers import ThreadPreviewPool
 
