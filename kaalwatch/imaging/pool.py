@@ -87,8 +87,9 @@ def _ready() -> None:
     """Nothing: submitted to make the pool start a worker (see ``PreviewPool.warm``)."""
 
 
-def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str) -> RenderResult:
-    return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text)
+def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str,
+                threads: int) -> RenderResult:
+    return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text, threads=threads)
 
 
 class PreviewPool:
@@ -97,6 +98,8 @@ class PreviewPool:
     def __init__(self, workers: int | None = None, max_pending: int | None = None) -> None:
         self.workers = workers if workers and workers > 0 else default_workers()
         self.max_pending = max_pending if max_pending and max_pending > 0 else 2 * self.workers
+        #: Threads each render may use: a second one only when the workers leave a core free for it.
+        self.render_threads = max(1, default_workers() // self.workers)
         self._slots = threading.BoundedSemaphore(self.max_pending)
         self._lock = threading.Lock()
         self._closed = False
@@ -121,13 +124,13 @@ class PreviewPool:
             with self._lock:
                 try:
                     future = self._executor.submit(
-                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text, self.render_threads)
                 except BrokenProcessPool:
                     # A worker died earlier; its futures already carry the error. Start afresh.
                     self._executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = self._new_executor()
                     future = self._executor.submit(
-                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text, self.render_threads)
         except BaseException:
             self._slots.release()
             raise

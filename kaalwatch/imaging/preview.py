@@ -204,9 +204,10 @@ def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
 
 
 def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileKind,
-             on_header: Callable[[tuple[int, int], int], None] | None = None) -> tuple[
+             on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 2) -> tuple[
         Image.Image, tuple[int, int], bool, str | None]:
-    """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``."""
+    """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``; the final
+    resample may use ``threads`` threads (see ``resize_in_halves``)."""
     bg = ImageColor.getrgb(background)[:3]
     dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]), on_header=on_header)
     im = upright(dec.image, dec.orientation)
@@ -220,7 +221,7 @@ def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileK
     else:
         target = fit(size, edge)
     if im.size != target:
-        im = resize_in_halves(im, target, FINAL_FILTER)
+        im = resize_in_halves(im, target, FINAL_FILTER) if threads > 1 else im.resize(target, FINAL_FILTER)
     return im, size, dec.low_res, dec.note
 
 
@@ -232,7 +233,10 @@ def resize_in_halves(im: Image.Image, size: tuple[int, int], resample: Image.Res
     """``im.resize(size, resample)``, the top and bottom halves on two threads (Pillow resamples without
     the GIL). Each half reads its exact source box: with BOX the result is identical to one resize, with
     wider filters (previews use BILINEAR) within one level (Pillow rounds its first pass per box).
-    On two idle cores this nearly halves the final resample; with both busy it costs a thread start."""
+    On two idle cores this nearly halves the final resample. With both cores busy it is a loss, not a
+    wash: a burst of 50 saves through a two-worker pool took longer with the split in 9 of 10 interleaved
+    pairs (2026-11-29, loaded 2-core machine), so the pool asks for it only when its workers leave a
+    core free (``PreviewPool.render_threads``)."""
     width, height = size
     if im.width * im.height < SPLIT_RESIZE_PIXELS or height < 2:
         return im.resize(size, resample)
@@ -294,11 +298,12 @@ class _LayerAhead:
 
 
 def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
-                    text: str) -> RenderResult:
+                    text: str, *, threads: int = 2) -> RenderResult:
     """Write the watermarked preview and thumbnail of one version; raise ImageError if it won't decode.
 
     ``text`` is the already expanded watermark (``watermark_text``). OTHER kinds raise nothing: the
-    result has no paths and a note asking for a PNG export.
+    result has no paths and a note asking for a PNG export. ``threads`` is how many threads the final
+    resample may use: 1 when other renders already keep every core busy.
     """
     src = Path(src)
     kind = classify(src)
@@ -308,7 +313,8 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
         return RenderResult(0, 0, kind, False, note, None, None)
     ahead = _LayerAhead(spec.long_edge, spec.watermark, text) if spec.watermark.enabled and text else None
     try:
-        im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind, ahead)
+        im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind, ahead,
+                                             threads)
     finally:
         if ahead is not None:
             ahead.join()  # joined before use: a second build of the same layer would waste the core
