@@ -242,10 +242,11 @@ def resize_in_bands(im: Image.Image, size: tuple[int, int], resample: Image.Resa
 
     Why bands: Pillow resamples horizontally first, into an image of the output's width and the source's
     height; for a 2000 px JPEG shrunk to 1600 px that is 7.2 MB beside the 9 MB source and the 5.8 MB
-    output, and it set the worker's peak: 17.6-18.0 MB above its resting size in one piece, 11.6-14.5 MB
-    in 256 KB bands, for about 1 ms more (three runs each, 2026-11-29, loaded 2-core machine). Each band
-    reads its exact source box, so the result is that of one resize within one level (Pillow rounds its
-    first pass per box, and a band's edge may cut a source pixel).
+    output, and it set the worker's peak: 16.4-17.6 MB above its resting size in one piece, 11.9-17.1 MB
+    (median 13.9) in 256 KB bands, and for a 4032 px phone JPEG 28-29 MB -> 21 MB, for about 1 ms more
+    (six interleaved runs each, 2026-11-29, loaded 2-core machine). Each band reads its exact source box,
+    so the result is that of one resize within one level (Pillow rounds its first pass per box, and a
+    band's edge may cut a source pixel).
 
     Why two threads only when asked: on two idle cores they nearly halve the final resample, but with
     both cores busy they are a loss, not a wash: in bursts of 50 saves through a two-worker pool the split
