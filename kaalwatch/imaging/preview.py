@@ -339,8 +339,7 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
     kind = classify(src)
     if kind is FileKind.OTHER:
         suffix = src.suffix.lower() or "suffix-less"
-        note = f"no preview for {suffix} files: export a PNG beside it"
-        return RenderResult(0, 0, kind, False, note, None, None)
+        return RenderResult(0, 0, kind, False, f"no preview for {suffix} files: export a PNG beside it", None, None)
     ahead = _LayerAhead(spec.long_edge, spec.watermark, text) if spec.watermark.enabled and text else None
     try:
         im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind, ahead,
