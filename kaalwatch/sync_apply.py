@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -55,19 +56,18 @@ def apply_update(order: Order, receipt: EtsyReceipt) -> list[str]:
     return changes
 
 
+@dataclass
 class Applier:
     """Applies receipts to the workspace (or, in a dry run, says what would change) and counts in ``report``."""
 
-    def __init__(self, ws: Workspace, settings: Settings, report: SyncReport, listings: dict[int, ListingInfo],
-                 *, dry_run: bool, now: Callable[[], datetime]) -> None:
-        self.ws = ws
-        self.settings = settings
-        self.report = report
-        self.listings = listings
-        self.dry_run = dry_run
-        self.now = now
-        self.known: set[int] = set()
-        self.queued: list[int] = []  # new orders with references for the download queue
+    ws: Workspace
+    settings: Settings
+    report: SyncReport
+    listings: dict[int, ListingInfo]  # of the receipts that become new orders (fetched before applying)
+    dry_run: bool
+    now: Callable[[], datetime]
+    known: set[int] = field(default_factory=set)  # receipt ids with an order folder
+    queued: list[int] = field(default_factory=list)  # new orders with references for the download queue
 
     def apply(self, receipt: EtsyReceipt) -> None:
         if receipt.receipt_id in self.known:

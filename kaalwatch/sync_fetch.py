@@ -89,13 +89,11 @@ class Fetcher:
                 continue
             found[info.listing_id] = info
         for listing_id in sorted(wanted):
-            info = found.get(listing_id)
+            info = found.get(listing_id) or ListingInfo(listing_id=listing_id, title="", main_image_url=None)
             try:
                 questions = parse_questions(self.client.get_listing_personalization(listing_id))
             except EtsyNotFoundError:
                 questions = ()  # a deleted listing: its receipts still sync, answers keep Etsy's names
-            if info is None:
-                info = ListingInfo(listing_id=listing_id, title="", main_image_url=None)
             self.listings[listing_id] = ListingInfo(listing_id=info.listing_id, title=info.title,
                                                     main_image_url=info.main_image_url, questions=questions,
                                                     skus=info.skus)

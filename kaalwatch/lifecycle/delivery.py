@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from kaalwatch.errors import TransitionError
 from kaalwatch.lifecycle.moves import S, _move, record, refusal, set_error
@@ -88,7 +89,8 @@ def record_shipment(order: Order, status: str, error: str | None, actor: str = "
     attempts = (order.shipment.attempts if order.shipment else 0) + 1
     order.shipment = Shipment(status=status, attempts=attempts, at=(at or utcnow()).replace(microsecond=0),
                               error=error)
-    record(order, actor, f"shipment_{status}", None, attempts=attempts, **({"error": error} if error else {}))
+    details: dict[str, Any] = {"attempts": attempts, **({"error": error} if error else {})}
+    record(order, actor, f"shipment_{status}", None, **details)
     if status in ("refused", "gave_up"):
         set_error(order, None, f"Etsy did not mark this order shipped ({error}); the files were delivered; mark "
                   "it on Etsy by hand if needed", actor, source="shipment")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from kaalwatch.lifecycle.delivery import mark_delivered
 from kaalwatch.lifecycle.moves import S, _move, record, set_error
@@ -56,7 +57,8 @@ def etsy_completed(order: Order, actor: str = "sync", *, at: datetime | None = N
 
 def set_etsy_status(order: Order, status: str, actor: str = "sync") -> None:
     if order.etsy_status != status:
-        record(order, actor, "etsy_status", None, **{"from": order.etsy_status, "to": status})
+        change: dict[str, Any] = {"from": order.etsy_status, "to": status}
+        record(order, actor, "etsy_status", None, **change)
         order.etsy_status = status
 
 
@@ -71,7 +73,8 @@ def etsy_updated(order: Order, updated_at: datetime, actor: str = "sync") -> Non
 def totals_changed(order: Order, total: str, currency: str | None, actor: str = "sync") -> None:
     """Etsy's grand total and currency (a refund changes it; the shop's books follow)."""
     if (order.total, order.currency) != (total, currency):
-        record(order, actor, "total_changed", None, **{"from": order.total, "to": total, "currency": currency})
+        change: dict[str, Any] = {"from": order.total, "to": total, "currency": currency}
+        record(order, actor, "total_changed", None, **change)
         order.total, order.currency = total, currency
 
 

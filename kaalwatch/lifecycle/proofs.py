@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from kaalwatch.errors import TransitionError
 from kaalwatch.lifecycle.moves import S, _move, _version, record, refusal
@@ -70,8 +71,8 @@ def approve(order: Order, job_id: str, number: int, actor: str = "review") -> No
         record(order, actor, "approval_changed", job.job_id, version=number, previous=previous, undo=snapshot)
         return
     if job.state is S.READY_TO_DELIVER:
-        # The files built from the previous approval stay recorded until ``delivery.drop_stale`` takes them
-        # out of deliver/ (forgetting them here would leave them there as strangers).
+        # The files built from the previous approval stay recorded until the workspace's edit takes them out
+        # of deliver/ (kaalwatch.deliver_folder; forgetting them here would leave them there as strangers).
         _move(order, job, S.APPROVED, actor, "approval_changed", version=number, previous=job.approved_version)
         job.approved_version = number
         return
@@ -107,5 +108,6 @@ def add_note(order: Order, text: str, job_id: str | None = None, actor: str = "r
         raise TransitionError("an empty note was not saved")
     undo = _snapshot(order, order.job(job_id)) if job_id else None
     order.notes.append(Note(at=utcnow(), text=text[:5000], job_id=job_id))
-    record(order, actor, "note_added", job_id, **({"undo": undo} if undo else {}))
+    details: dict[str, Any] = {"undo": undo} if undo else {}
+    record(order, actor, "note_added", job_id, **details)
 

@@ -84,7 +84,8 @@ def record_move(order: Order, job_id: str, number: int, old: str, new: str, acto
     if any(e.event == "file_moved" and e.job_id == job.job_id and e.details.get("to") == new
            and e.details.get("version") == number for e in order.history):
         return False
-    record(order, actor, "file_moved", job.job_id, version=number, **{"from": old, "to": new})
+    moved: dict[str, Any] = {"version": number, "from": old, "to": new}
+    record(order, actor, "file_moved", job.job_id, **moved)
     return True
 
 
