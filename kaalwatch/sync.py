@@ -14,6 +14,10 @@ The pass, assembled in :func:`sync_once`:
 5. now and then **re-check open orders** even if Etsy did not bump their ``update_timestamp`` (refunds,
    Etsy open-api #513).
 
+Steps 1, 2 and 5 are :class:`kaalwatch.sync_fetch.Fetcher`; steps 3 and 4 :class:`kaalwatch.sync_apply.Applier`
+(which references a new order asks for: :mod:`kaalwatch.download_plan`); the shop is
+:func:`kaalwatch.etsy.shop.shop_id`'s.
+
 An order whose receipt did not change is not rewritten, and no file of it changes: a second sync with no
 change on Etsy leaves every order folder byte-for-byte identical and costs exactly one API call.
 """
