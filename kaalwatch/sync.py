@@ -52,9 +52,10 @@ from kaalwatch.etsy.parse import (
     updated_epoch,
 )
 from kaalwatch.etsy.ratelimit import NOT_BEFORE_KEYS
+from kaalwatch.manifest import dump_manifest
 from kaalwatch.model import Order, Reference, iso, parse_time, utcnow
 from kaalwatch.settings import Settings, SyncSettings
-from kaalwatch.store import Workspace, dump_manifest
+from kaalwatch.store import Workspace
 
 log = logging.getLogger(__name__)
 
