@@ -50,9 +50,9 @@ def setting(default: Any, help: str, **extra: Any) -> Any:
     if "max" in extra:
         rules["le"] = extra["max"]
     if "choices" in extra:
-        rules["pattern"] = "^(?:" + "|".join(re.escape(choice) for choice in extra["choices"]) + ")$"
+        rules["pattern"] = "^(?:" + "|".join(re.escape(choice) for choice in extra["choices"]) + r")\Z"
     if extra.get("colour"):
-        rules["pattern"] = r"^#[0-9a-fA-F]{6}$"
+        rules["pattern"] = r"^#[0-9a-fA-F]{6}\Z"
     return field(default=default, metadata={**_help(help, **extra), **rules})
 
 
