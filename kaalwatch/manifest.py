@@ -90,13 +90,12 @@ def order_from_dict(data: Any, source: str = "order.yaml") -> Order:
         )
     data, from_version = migrations.migrate(data)
     known = {str(k): v for k, v in data.items() if k in _FIELDS}
+    known["schema"] = from_version
+    known["extra"] = {str(k): v for k, v in data.items() if k not in _FIELDS}
     try:
-        order = _order_adapter().validate_python(known)
+        return _order_adapter().validate_python(known)
     except ValidationError as exc:
         raise ManifestError(f"{source}: {_message(validation.first(exc.errors()))}") from None
-    order.extra = {str(k): v for k, v in data.items() if k not in _FIELDS}
-    order.schema = from_version
-    return order
 
 
 def dump_manifest(order: Order) -> str:

@@ -269,6 +269,7 @@ class Event:
 @dataclass
 class Shipment:
     """Whether Etsy was asked to mark the order shipped (delivery.create_shipment), and what it answered."""
+
     status: str  # "created" | "refused" | "failed" | "gave_up"
     attempts: int = 0
     at: datetime | None = None
@@ -301,6 +302,7 @@ class Order:
     history: Items[Event] = field(default_factory=list)
     etsy_updated_at: MaybeMoment = None
     etsy_completed: bool = False
+    upload_claimed_at: MaybeMoment = None  # "I have uploaded these" for the files now ready; Etsy to confirm
     synced_at: MaybeMoment = None
     cancelled_at: MaybeMoment = None
     files_purged_at: MaybeMoment = None
