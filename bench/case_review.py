@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from bench.harness import row, stats, timed  # noqa: E402
+from kaalwatch.manifest import dump_manifest  # noqa: E402
 from kaalwatch.model import (  # noqa: E402
     ACTIVE_STATES,
     Answer,
@@ -40,7 +41,7 @@ from kaalwatch.model import (  # noqa: E402
     Version,
 )
 from kaalwatch.settings import Settings, load_settings  # noqa: E402
-from kaalwatch.store import MANIFEST, REFERENCES, Workspace, dump_manifest  # noqa: E402
+from kaalwatch.store import MANIFEST, REFERENCES, Workspace  # noqa: E402
 
 LIST_TARGET_MS = 150.0
 JOB_TARGET_MS = 100.0

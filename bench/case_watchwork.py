@@ -40,9 +40,10 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 from kaalwatch import lifecycle, store  # noqa: E402
 from kaalwatch.imaging import PreviewPool  # noqa: E402
+from kaalwatch.manifest import dump_manifest  # noqa: E402
 from kaalwatch.model import Job, Order, Reference, Version  # noqa: E402
 from kaalwatch.settings import Settings, load_settings  # noqa: E402
-from kaalwatch.store import MANIFEST, Workspace, dump_manifest  # noqa: E402
+from kaalwatch.store import MANIFEST, Workspace  # noqa: E402
 from kaalwatch.watch import WatchService, rescan_all  # noqa: E402
 from kaalwatch.watch.ingest import watermark_for  # noqa: E402
 from kaalwatch.watch.seen import SeenStore  # noqa: E402

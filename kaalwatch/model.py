@@ -1,23 +1,21 @@
-"""The order manifest as plain typed objects, and its (de)serialisation to the ``order.yaml`` schema.
+"""The order manifest as plain typed objects: the ``order.yaml`` schema.
 
-Nothing here touches the disk or decides what may change: :mod:`kaalwatch.lifecycle` changes orders and
-:mod:`kaalwatch.store` reads and writes them. ``from_dict`` is strict about what the tool needs (ids,
-states, numbers) and tolerant about what a human may have added (unknown keys are kept, not lost).
+Nothing here touches the disk or decides what may change: :mod:`kaalwatch.lifecycle` changes orders,
+:mod:`kaalwatch.manifest` turns them into YAML and back (validated by pydantic against these dataclasses)
+and :mod:`kaalwatch.store` reads and writes the files. The ``Annotated`` aliases below say how tolerant
+reading is of what a human may have typed (an emptied text, a naive date-time).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-import functools
-import typing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from kaalwatch.errors import ManifestError
+from pydantic import BeforeValidator, ConfigDict
 
-SCHEMA_VERSION = 1
+from kaalwatch.migrations import SCHEMA_VERSION
 
 
 class JobState(enum.StrEnum):
@@ -91,29 +89,59 @@ def parse_time(value: Any, key: str = "time") -> datetime | None:
     raise ValueError(f"{key}: expected an ISO date-time, got {value!r}")
 
 
+def _text(value: Any) -> Any:
+    return "" if value is None else value  # "gift_message:" left empty by hand
+
+
+def _items(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _mapping(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise ValueError("expected an ISO date-time") from None
+
+
+T = TypeVar("T")
+#: Text a human may have emptied (read as ""); numbers written unquoted are read as their digits.
+Text = Annotated[str, BeforeValidator(_text)]
+#: A list or mapping a human may have emptied (read as empty).
+Items = Annotated[list[T], BeforeValidator(_items)]
+Keyed = Annotated[dict[str, T], BeforeValidator(_mapping)]
+#: An ISO date-time; one without a zone is UTC, an empty one is absent.
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+MaybeMoment = Annotated[datetime | None, BeforeValidator(_moment)]
+
+
 @dataclass
 class Answer:
     """One personalization answer, keyed by the question's text (its id can change on Etsy)."""
 
-    question: str
-    answer: str
-    kind: str = "text_input"  # text_input, dropdown, unlabeled_upload, labeled_upload, legacy
+    question: Text
+    answer: Text
+    kind: Text = "text_input"  # text_input, dropdown, unlabeled_upload, labeled_upload, legacy
     question_id: int | None = None
-    files: list[str] = field(default_factory=list)  # upload URLs, for upload questions
+    files: Items[str] = field(default_factory=list)  # upload URLs, for upload questions
 
 
 @dataclass
 class Reference:
     """A file in ``references/``: a buyer upload, the listing's style sample, or one the artist dropped."""
 
-    name: str  # file name inside references/ (of the job folder for multi-item orders)
-    source: str  # buyer, listing, artist
+    name: Text  # file name inside references/ (of the job folder for multi-item orders)
+    source: Text  # buyer, listing, artist
     job_id: str | None = None
     url: str | None = None
     label: str | None = None
     sha256: str | None = None
     size: int | None = None
-    status: str = "ok"  # ok, pending, failed
+    status: Text = "ok"  # ok, pending, failed
     error: str | None = None
     thumb: str | None = None  # path relative to the tool area
 
@@ -123,11 +151,11 @@ class Version:
     """One immutable save of the artwork."""
 
     number: int
-    source_name: str
-    sha256: str
+    source_name: Text
+    sha256: Text
     size: int
-    saved_at: datetime
-    copy: str  # immutable copy, relative to the tool area
+    saved_at: Moment
+    copy: Text  # immutable copy, relative to the tool area
     preview: str | None = None  # relative to the tool area
     thumb: str | None = None
     preview_key: str | None = None  # content hash + watermark settings the preview was made with
@@ -145,67 +173,67 @@ class Version:
 @dataclass
 class Proof:
     version: int
-    sent_at: datetime
+    sent_at: Moment
     answer: str | None = None  # approved, changes_requested
-    answered_at: datetime | None = None
+    answered_at: MaybeMoment = None
     note: str | None = None
 
 
 @dataclass
 class Deliverable:
-    name: str  # file name inside deliver/
-    format: str
+    name: Text  # file name inside deliver/
+    format: Text
     size: int
-    sha256: str
+    sha256: Text
     from_version: int
     width: int | None = None
     height: int | None = None
     note: str | None = None
     thumb: str | None = None  # thumbnail of the file's pixels, relative to the tool area
-    warnings: list[str] = field(default_factory=list)  # promises it missed, delivered anyway
+    warnings: Items[str] = field(default_factory=list)  # promises it missed, delivered anyway
 
 
 @dataclass
 class AddOn:
     """A line item of an add-on listing (e.g. Rush): no artwork of its own, it changes the order."""
 
-    transaction_id: str
+    transaction_id: Text
     listing_id: int | None
-    title: str
-    workflow: str
+    title: Text
+    workflow: Text
     quantity: int = 1
-    effect: str = ""  # what it changed, in words ("due 2 days sooner, urgent")
+    effect: Text = ""  # what it changed, in words ("due 2 days sooner, urgent")
 
 
 @dataclass
 class Job:
     """One Etsy transaction (line item): its own versions, proofs and approval."""
 
-    job_id: str  # the Etsy transaction id
+    job_id: Text  # the Etsy transaction id
     listing_id: int | None
-    title: str
-    workflow: str
+    title: Text
+    workflow: Text
     state: JobState = JobState.NEW
-    folder: str = ""  # relative to the order folder; "" for a one-item order
+    folder: Text = ""  # relative to the order folder; "" for a one-item order
     quantity: int = 1
     sku: str | None = None
-    answers: list[Answer] = field(default_factory=list)
-    versions: list[Version] = field(default_factory=list)
-    proofs: list[Proof] = field(default_factory=list)
+    answers: Items[Answer] = field(default_factory=list)
+    versions: Items[Version] = field(default_factory=list)
+    proofs: Items[Proof] = field(default_factory=list)
     approved_version: int | None = None
     revisions_used: int = 0
     changes_note: str | None = None
     held_from: JobState | None = None
     hold_reason: str | None = None
-    deliverables: list[Deliverable] = field(default_factory=list)
+    deliverables: Items[Deliverable] = field(default_factory=list)
     # Where each cropped deliverable's frame sits along the axis the crop cuts (0 = top/left, 1 = bottom/right;
     # centred when absent), keyed by the deliverable's key; keys in ``margins`` are padded instead of cropped.
-    crop: dict[str, float] = field(default_factory=dict)
-    margins: list[str] = field(default_factory=list)
-    delivered_at: datetime | None = None
+    crop: Keyed[float] = field(default_factory=dict)
+    margins: Items[str] = field(default_factory=list)
+    delivered_at: MaybeMoment = None
     delivery_confirmed_by: str | None = None  # etsy, manual
-    conflicts: list[str] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
+    conflicts: Items[str] = field(default_factory=list)
+    errors: Keyed[str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
 
     @property
     def last_error(self) -> str | None:
@@ -222,8 +250,8 @@ class Job:
 
 @dataclass
 class Note:
-    at: datetime
-    text: str
+    at: Moment
+    text: Text
     job_id: str | None = None
 
 
@@ -231,11 +259,11 @@ class Note:
 class Event:
     """One line of the append-only history."""
 
-    at: datetime
-    actor: str  # sync, watcher, review, cli, retention, delivery, daemon
-    event: str
+    at: Moment
+    actor: Text  # sync, watcher, review, cli, retention, delivery, daemon
+    event: Text
     job_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: Keyed[Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -252,35 +280,39 @@ class Shipment:
 class Order:
     """Everything the artist needs about one Etsy receipt; the source of truth is its ``order.yaml``."""
 
+    # Read by pydantic (kaalwatch.manifest), for this class and every record in it: numbers a human wrote
+    # unquoted where text belongs (a SKU, an id) are read as their digits.
+    __pydantic_config__ = ConfigDict(coerce_numbers_to_str=True)
+
     receipt_id: int
-    etsy_status: str
-    buyer_name: str
-    ordered_at: datetime | None
-    ship_by: datetime | None
-    jobs: list[Job] = field(default_factory=list)
-    schema: int = SCHEMA_VERSION
+    etsy_status: Text
+    buyer_name: Text
+    ordered_at: MaybeMoment
+    ship_by: MaybeMoment
+    jobs: Items[Job] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION  # of the file it was read from; always written as SCHEMA_VERSION
     buyer_user_id: int | None = None
     is_gift: bool = False
-    gift_message: str = ""
-    message_from_buyer: str = ""
-    references: list[Reference] = field(default_factory=list)
-    addons: list[AddOn] = field(default_factory=list)
+    gift_message: Text = ""
+    message_from_buyer: Text = ""
+    references: Items[Reference] = field(default_factory=list)
+    addons: Items[AddOn] = field(default_factory=list)
     urgent: bool = False
-    notes: list[Note] = field(default_factory=list)
-    history: list[Event] = field(default_factory=list)
-    etsy_updated_at: datetime | None = None
+    notes: Items[Note] = field(default_factory=list)
+    history: Items[Event] = field(default_factory=list)
+    etsy_updated_at: MaybeMoment = None
     etsy_completed: bool = False
-    upload_claimed_at: datetime | None = None  # "I have uploaded these" for the files now ready; Etsy to confirm
-    synced_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    files_purged_at: datetime | None = None
-    anonymised_at: datetime | None = None
+    upload_claimed_at: MaybeMoment = None  # "I have uploaded these" for the files now ready; Etsy to confirm
+    synced_at: MaybeMoment = None
+    cancelled_at: MaybeMoment = None
+    files_purged_at: MaybeMoment = None
+    anonymised_at: MaybeMoment = None
     pseudonym: str | None = None
-    keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
+    keep_until: MaybeMoment = None  # retention waits until then (an explicit, recorded choice)
     total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
     currency: str | None = None
     shipment: Shipment | None = None
-    errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
+    errors: Keyed[str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 
     @property
@@ -323,153 +355,3 @@ def derive_order_state(states: list[JobState]) -> JobState:
     if any(s is JobState.ON_HOLD for s in live):
         return JobState.ON_HOLD
     return min(live, key=_ORDER_OF_STATES.index)
-
-
-# --------------------------------------------------------------------------------------------------
-# Serialisation
-
-
-def to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            if f.name == "extra":
-                continue
-            out[f.name] = to_plain(getattr(value, f.name))
-        out.update(getattr(value, "extra", {}) or {})
-        return out
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, list | tuple):
-        return [to_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    return value
-
-
-def order_to_dict(order: Order) -> dict[str, Any]:
-    plain = to_plain(order)
-    return {"schema": plain.pop("schema"), **plain}  # schema first: the first thing a reader checks
-
-
-class _SchemaError(ValueError):
-    pass
-
-
-def _convert(type_: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(type_)
-    args = typing.get_args(type_)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, key)
-    if origin is list:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise _SchemaError(f"{key}: expected a list")
-        return [_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise _SchemaError(f"{key}: expected a mapping")
-        if args and args[1] is str:
-            return {str(k): str(v) for k, v in value.items()}
-        return dict(value)
-    if dataclasses.is_dataclass(type_):
-        return _build(type_, value, key)
-    if isinstance(type_, type) and issubclass(type_, enum.Enum):
-        try:
-            return type_(value)
-        except ValueError:
-            choices = ", ".join(m.value for m in type_)
-            raise _SchemaError(f"{key}: {value!r} is not one of {choices}") from None
-    if type_ is datetime:
-        try:
-            return parse_time(value, key)
-        except ValueError as exc:
-            raise _SchemaError(str(exc)) from None
-    if type_ is bool:
-        if not isinstance(value, bool):
-            raise _SchemaError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if type_ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.isdigit():
-                return int(value)
-            raise _SchemaError(f"{key}: expected a whole number, got {value!r}")
-        return value
-    if type_ is str:
-        if value is None:
-            return ""
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
-            raise _SchemaError(f"{key}: expected text, got {type(value).__name__}")
-        return value
-    if type_ is Any:
-        return value
-    raise TypeError(f"unsupported manifest type {type_!r}")
-
-
-@functools.cache
-def _schema(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
-    """The resolved type hints and fields of a manifest dataclass (resolving hints costs more than
-    converting a whole version record, and every manifest read builds dozens of records)."""
-    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
-
-
-def _build(cls: type, data: Any, key: str) -> Any:
-    if not isinstance(data, dict):
-        raise _SchemaError(f"{key or 'manifest'}: expected a mapping")
-    hints, names = _schema(cls)
-    kwargs: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in names or name == "extra":
-            extra[str(name)] = value
-            continue
-        kwargs[name] = _convert(hints[name], value, f"{key}.{name}" if key else name)
-    missing = [
-        f.name
-        for f in names.values()
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-    ]
-    if missing:
-        raise _SchemaError(f"{key or 'manifest'}: missing '{missing[0]}'")
-    obj = cls(**kwargs)
-    # Keys a human added at the top level are kept; inside nested records they are not (yet).
-    if extra and "extra" in names:
-        obj.extra = extra  # type: ignore[attr-defined]
-    return obj
-
-
-def order_from_dict(data: Any, source: str = "order.yaml") -> Order:
-    """Build an :class:`Order` from parsed YAML; raises :class:`ManifestError` naming ``source``."""
-    if not isinstance(data, dict):
-        raise ManifestError(f"{source}: not a manifest (expected a mapping at the top)")
-    schema = data.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool):
-        raise ManifestError(f"{source}: schema: expected a whole number, got {schema!r}")
-    if schema > SCHEMA_VERSION:
-        raise ManifestError(
-            f"{source}: written by a newer kaalwatch (schema {schema}, this one knows {SCHEMA_VERSION})",
-            hint="upgrade kaalwatch; the file was left as it is",
-        )
-    # Before warnings had sources they were one sticky ``last_error`` (and ``flags``): dropped, because
-    # nothing could ever clear them; the next sync, rescan or build records what is still wrong.
-    data = {k: v for k, v in data.items() if k not in ("last_error", "flags")}
-    jobs = data.get("jobs")
-    if isinstance(jobs, list):
-        data["jobs"] = [{k: v for k, v in j.items() if k not in ("last_error", "flags")} if isinstance(j, dict)
-                        else j for j in jobs]
-    try:
-        return _build(Order, data, "")
-    except _SchemaError as exc:
-        raise ManifestError(f"{source}: {exc}") from None

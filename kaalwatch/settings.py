@@ -13,21 +13,20 @@ source, the key and what is expected. The top-level ``config.yaml`` is generated
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import stat
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
+from kaalwatch import settings_sources as sources
 from kaalwatch.errors import ConfigError
 
-ENV_PREFIX = "KAALWATCH_"
 # Notification URLs carry the services' tokens (a Telegram bot token, an SMTP password).
 SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret", "notify.urls"})
 
@@ -37,14 +36,48 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def setting(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field carrying its one-line help (used for config.yaml and validation messages)."""
+    """A dataclass field carrying its one-line help (used for config.yaml and validation messages).
+
+    ``min``/``max``, ``choices``, ``pattern`` (with an ``example``) and ``colour`` are also given to pydantic
+    in its own words (``ge``, ``le``, ``pattern``), which it reads from a dataclass field's metadata; true
+    or false and numbers are strict (``yes please`` is not true, ``"5"`` is not a number).
+    """
     if isinstance(default, list | dict):
         raise TypeError("use tuples for list defaults so settings stay immutable")
-    return field(default=default, metadata=_help(help, **extra))
+    rules: dict[str, Any] = {"strict": True} if isinstance(default, bool | int | float) else {}
+    if "min" in extra:
+        rules["ge"] = extra["min"]
+    if "max" in extra:
+        rules["le"] = extra["max"]
+    if "choices" in extra:
+        rules["pattern"] = "^(?:" + "|".join(re.escape(choice) for choice in extra["choices"]) + r")\Z"
+    if extra.get("colour"):
+        rules["pattern"] = r"^#[0-9a-fA-F]{6}\Z"
+    return field(default=default, metadata={**_help(help, **extra), **rules})
 
 
 def section(cls: type, help: str) -> Any:
     return field(default_factory=cls, metadata=_help(help))
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"expected a valid regular expression ({exc})") from None
+    return value
+
+
+def _folder(value: Any) -> Path:
+    if isinstance(value, Path) or (isinstance(value, str) and value.strip()):
+        return Path(value).expanduser()
+    raise ValueError("expected a folder path")
+
+
+#: A regular expression, checked to compile.
+Regex = Annotated[str, AfterValidator(_regex)]
+#: A folder; ``~`` is the user's home.
+Folder = Annotated[Path, BeforeValidator(_folder)]
 
 
 @dataclass(frozen=True)
@@ -94,7 +127,7 @@ class WatcherSettings:
         min=0)
     rescan_minutes: float = setting(5.0, "full rescan of every order folder (events are only hints)", min=0.05)
     workers: int = setting(0, "preview worker processes; 0 = one per core", min=0, max=64)
-    ignore_patterns: tuple[str, ...] = setting((), "extra regular expressions of file names to ignore", regex=True)
+    ignore_patterns: tuple[Regex, ...] = setting((), "extra regular expressions of file names to ignore")
 
 
 @dataclass(frozen=True)
@@ -210,7 +243,7 @@ class Workflow:
     name: str = setting("default", "shown on the review page and in order.yaml")
     listing_ids: tuple[int, ...] = setting((), "Etsy listing ids that use this workflow")
     skus: tuple[str, ...] = setting((), "SKUs that use this workflow")
-    title_pattern: str = setting("", "regular expression matched against the listing title", regex=True)
+    title_pattern: Regex = setting("", "regular expression matched against the listing title")
     watermark: str = setting("", "watermark template for this workflow; empty = watermark.template")
     preview_long_edge: int = setting(0, "preview size for this workflow; 0 = preview.long_edge", min=0, max=10_000)
     deliverables: tuple[Deliverable, ...] = field(
@@ -262,7 +295,11 @@ def _example_workflows() -> tuple[Workflow, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    workspace: Path = setting(Path("~/KaalOrders"), "folder holding orders/ and the tool's own .kaalwatch/")
+    # Read by pydantic, for this class and every section in it: an unknown key is an error (did you mean…),
+    # a number where text belongs is its digits (SKUs), patterns match as Python's ``re`` does.
+    __pydantic_config__ = ConfigDict(extra="forbid", coerce_numbers_to_str=True, regex_engine="python-re")
+
+    workspace: Folder = setting(Path("~/KaalOrders"), "folder holding orders/ and the tool's own .kaalwatch/")
     shop_name: str = setting("Kaal Digital", "your shop's name, used in watermarks and messages")
     folder_template: str = setting(
         "{receipt_id} {buyer} - {listing}", "order folder names; {receipt_id} {buyer} {listing} {date}"
@@ -301,183 +338,6 @@ class Settings:
 # Loading
 
 
-def default_config_path() -> Path:
-    """The platform's per-user config file (``~/.config/kaalwatch/config.yaml`` on Linux)."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("kaalwatch", appauthor=False)) / "config.yaml"
-
-
-def _describe(type_: Any, meta: Mapping[str, Any]) -> str:
-    origin = typing.get_origin(type_)
-    if "choices" in meta:
-        return "one of " + ", ".join(meta["choices"])
-    if type_ is bool:
-        return "true or false"
-    if type_ in (int, float):
-        kind = "a whole number" if type_ is int else "a number"
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is not None and hi is not None:
-            return f"{kind} from {lo} to {hi}"
-        if lo is not None:
-            return f"{kind} ≥ {lo}"
-        return kind
-    if type_ is Path:
-        return "a folder path"
-    if origin is tuple:
-        return "a list"
-    return "text"
-
-
-class _Loader:
-    """Turns plain YAML/env data into the frozen dataclasses, with messages naming source and key."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, expected: str, got: Any) -> ConfigError:
-        shown = repr(got)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        return ConfigError(f"{self.source}: {key}: expected {expected}, got {shown}")
-
-    def build(self, cls: type, data: Any, prefix: str, base: Any = None) -> Any:
-        if not isinstance(data, Mapping):
-            raise self.fail(prefix.rstrip(".") or "(top level)", "a mapping of settings", data)
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = [k for k in data if k not in fields]
-        if unknown:
-            key = str(unknown[0])
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            tip = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
-            raise ConfigError(f"{self.source}: unknown setting '{prefix}{key}'{tip}")
-        values = {}
-        for name, value in data.items():
-            current = getattr(base, name) if base is not None else None
-            values[name] = self.value(hints[name], fields[name].metadata, value, f"{prefix}{name}", current)
-        if base is not None:
-            return dataclasses.replace(base, **values)
-        return cls(**values)
-
-    def value(self, type_: Any, meta: Mapping[str, Any], value: Any, key: str, current: Any) -> Any:
-        origin = typing.get_origin(type_)
-        if dataclasses.is_dataclass(type_):
-            return self.build(type_, value if value is not None else {}, f"{key}.", current)
-        if origin is tuple:
-            (item_type, _) = typing.get_args(type_)
-            if (isinstance(value, str) and item_type is not str) or value is None:
-                raise self.fail(key, "a list", value)
-            if isinstance(value, str):
-                raise self.fail(key, "a list (write [] or - items)", value)
-            if not isinstance(value, list | tuple):
-                raise self.fail(key, "a list", value)
-            items = []
-            for index, item in enumerate(value):
-                item_key = f"{key}[{index}]"
-                if dataclasses.is_dataclass(item_type):
-                    items.append(self.build(item_type, item, f"{item_key}."))
-                else:
-                    items.append(self.value(item_type, meta, item, item_key, None))
-            return tuple(items)
-        if type_ is bool:
-            if not isinstance(value, bool):
-                raise self.fail(key, "true or false", value)
-            return value
-        if type_ in (int, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.fail(key, _describe(type_, meta), value)
-            if type_ is int and isinstance(value, float) and not value.is_integer():
-                raise self.fail(key, _describe(type_, meta), value)
-            number = type_(value)
-            if ("min" in meta and number < meta["min"]) or ("max" in meta and number > meta["max"]):
-                raise self.fail(key, _describe(type_, meta), value)
-            return number
-        if type_ is Path:
-            if not isinstance(value, str) or not value.strip():
-                raise self.fail(key, "a folder path", value)
-            return Path(value).expanduser()
-        if type_ is str:
-            if isinstance(value, int | float) and not isinstance(value, bool) and "choices" not in meta:
-                value = str(value)  # SKUs and similar are often written unquoted
-            if not isinstance(value, str):
-                raise self.fail(key, _describe(type_, meta), value)
-            if "choices" in meta and value not in meta["choices"]:
-                raise self.fail(key, _describe(type_, meta), value)
-            if meta.get("regex") and value:
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise self.fail(key, f"a valid regular expression ({exc})", value) from None
-            if "pattern" in meta and not re.match(meta["pattern"], value):
-                raise self.fail(key, f"a value like {meta.get('example', '4:5')}", value)
-            if meta.get("colour") and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-                raise self.fail(key, "a colour like #ffffff", value)
-            return value
-        raise TypeError(f"unsupported setting type {type_!r}")  # a bug in the declarations
-
-
-def _leaf_keys(cls: type, prefix: str = "") -> list[tuple[str, Any, Mapping[str, Any]]]:
-    """Every (dotted key, type, metadata) a scalar or list setting has, for environment variables."""
-    out = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        type_ = hints[f.name]
-        if dataclasses.is_dataclass(type_):
-            if f.name == "default_workflow":
-                continue  # structured; set it in the file
-            out.extend(_leaf_keys(type_, f"{prefix}{f.name}."))
-        elif typing.get_origin(type_) is tuple and dataclasses.is_dataclass(typing.get_args(type_)[0]):
-            continue  # lists of structures (workflows) live in the file only
-        else:
-            out.append((f"{prefix}{f.name}", type_, f.metadata))
-    return out
-
-
-def env_name(key: str) -> str:
-    return ENV_PREFIX + key.replace(".", "_").upper()
-
-
-def _env_value(type_: Any, raw: str) -> Any:
-    """Environment variables are text: parse them the way YAML would, lists as comma-separated."""
-    if typing.get_origin(type_) is tuple:
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if type_ is str or type_ is Path:
-        return raw
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for key, value in flat.items():
-        parts = key.split(".")
-        node = nested
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return nested
-
-
-def _read_yaml(path: Path, label: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{label}: file not found", hint="run `kaalwatch init` or pass --config") from None
-    except OSError as exc:
-        raise ConfigError(f"{label}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{label}:{where}: {problem}") from None
-    return {} if data is None else data
-
-
 def secrets_path(workspace: Path) -> Path:
     return workspace / ".kaalwatch" / "secrets" / "app.yaml"
 
@@ -490,42 +350,28 @@ def load_settings(
 ) -> Settings:
     """Load and validate settings once (see module docstring for the order of precedence)."""
     env = os.environ if env is None else env
-    settings = Settings()
-    path = config_path
-    if path is None and env.get("KAALWATCH_CONFIG"):
-        path = Path(env["KAALWATCH_CONFIG"]).expanduser()
-    explicit = path is not None
-    if path is None and use_default_path:
-        candidate = default_config_path()
-        path = candidate if candidate.exists() else None
+    plain = _as_plain(Settings())
+    path = sources.config_file(config_path, env, use_default_path=use_default_path)
     if path is not None:
-        label = str(path)
-        data = _read_yaml(path, label) if (explicit or path.exists()) else {}
-        settings = _Loader(label).build(Settings, data, "", settings)
+        plain = sources.layer(Settings, plain, sources.read_yaml(path, str(path)), str(path))
 
     # Environment variables are applied before the secrets file is located, because the workspace
     # itself may come from KAALWATCH_WORKSPACE.
-    flat_env: dict[str, Any] = {}
-    for key, type_, _meta in _leaf_keys(Settings):
-        name = env_name(key)
-        if name in env:
-            flat_env[key] = _env_value(type_, env[name])
-    env_data = _nest(flat_env)
-    with_env = _Loader("environment").build(Settings, env_data, "", settings)
+    env_data = sources.env_layer(Settings, env)
+    settings: Settings = sources.validated(Settings, sources.merge(plain, env_data), "environment")
 
-    secret_file = secrets_path(with_env.workspace.expanduser())
+    secret_file = secrets_path(settings.workspace)
     if secret_file.exists():
         label = str(secret_file)
         mode = stat.S_IMODE(secret_file.stat().st_mode)
         if mode & 0o077:
             raise ConfigError(f"{label}: readable by others (mode {mode:o})", hint=f"chmod 600 {label}")
-        data = _read_yaml(secret_file, label)
+        data = sources.read_yaml(secret_file, label)
         if not isinstance(data, Mapping) or set(data) - {"keystring", "shared_secret"}:
             raise ConfigError(f"{label}: expected only keystring and shared_secret")
-        settings = _Loader(label).build(Settings, {"etsy": dict(data)}, "", settings)
-        with_env = _Loader("environment").build(Settings, env_data, "", settings)
-
-    return dataclasses.replace(with_env, workspace=with_env.workspace.expanduser())
+        plain = sources.layer(Settings, plain, {"etsy": dict(data)}, label)
+        settings = sources.validated(Settings, sources.merge(plain, env_data), "environment")
+    return settings
 
 
 def write_secrets(workspace: Path, keystring: str, shared_secret: str) -> Path:

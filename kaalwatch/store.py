@@ -33,14 +33,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from filelock import FileLock
 
 from kaalwatch import naming, private
 from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.deliver_folder import drop_stale
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
-from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict, parse_time
+from kaalwatch.manifest import dump_manifest, parse_manifest
+from kaalwatch.migrations import SCHEMA_VERSION
+from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, parse_time
 from kaalwatch.search import TOKENIZER, job_text, match_query
 from kaalwatch.settings import Settings
 from kaalwatch.steps import outlook
@@ -51,9 +52,6 @@ MANIFEST = "order.yaml"
 REFERENCES = "references"
 DELIVER = "deliver"
 LOCK_TIMEOUT_SECONDS = 30.0
-
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Bumped whenever the tables below change: an index of another version is dropped and rebuilt from the
 # manifests (it is only a summary of them).
@@ -135,32 +133,24 @@ class IndexReport:
     broken: list[tuple[str, str]]
 
 
-def dump_manifest(order: Order) -> str:
-    return yaml.dump(order_to_dict(order), Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
-
-
-def parse_manifest(text: str, source: str) -> Order:
-    """Parse manifest text; errors name the file and line and leave the file untouched."""
-    try:
-        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader (the C one when built)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ManifestError(
-            f"{source}:{line}: {problem}", hint="fix or restore the file; it was left as it is"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise ManifestError(f"{source}: unreadable ({exc.__class__.__name__})") from None
-    return order_from_dict(data, source)
-
-
 def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
     if exc.errno == errno.ENOSPC:
         return WorkspaceError(f"disk full while writing {what}", hint="free some space; nothing was changed")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return WorkspaceError(f"cannot write {what}: {exc.strerror}", hint="check the workspace's permissions")
     return WorkspaceError(f"cannot write {what}: {exc.strerror or exc}")
+
+
+def manifest_backups(folder: Path) -> list[Path]:
+    """The copies of an order's manifest kept before its schema was upgraded (they hold buyer data)."""
+    return sorted(folder.glob(f"{MANIFEST}.schema*.bak"))
+
+
+def _keep_original(path: Path, schema: int) -> None:
+    """Before the first write of a migrated manifest, keep the file as it was beside it (once)."""
+    backup = path.with_name(f"{MANIFEST}.schema{schema}.bak")  # a ".bak" the watcher ignores
+    if path.exists() and not backup.exists():
+        atomic_write_bytes(backup, path.read_bytes(), mode=0o600)
 
 
 def _remove_empty_tree(folder: Path | None) -> None:
@@ -300,9 +290,12 @@ class Workspace:
         # The only place a manifest is written; callers are create() and edit().
         path = folder / MANIFEST
         try:
+            if order.schema < SCHEMA_VERSION:
+                _keep_original(path, order.schema)
             atomic_write_text(path, dump_manifest(order), mode=0o600)
         except OSError as exc:
             raise _disk_error(exc, path) from None
+        order.schema = SCHEMA_VERSION
         try:
             self._index_order(folder, order)
         except (WorkspaceError, sqlite3.Error) as exc:

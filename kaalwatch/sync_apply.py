@@ -14,9 +14,10 @@ from kaalwatch import lifecycle
 from kaalwatch.download_plan import plan_references
 from kaalwatch.errors import KaalwatchError
 from kaalwatch.etsy.parse import CANCELLED_STATUSES, EtsyReceipt, ListingInfo, build_order
+from kaalwatch.manifest import dump_manifest
 from kaalwatch.model import ACTIVE_STATES, Order
 from kaalwatch.settings import Settings
-from kaalwatch.store import Workspace, dump_manifest
+from kaalwatch.store import Workspace
 
 if TYPE_CHECKING:
     from kaalwatch.sync import SyncReport

@@ -102,7 +102,7 @@ def service() -> None:
 
 def _spec(ctx: Context) -> ServiceSpec:
     from kaalwatch.service import default_spec
-    from kaalwatch.settings import default_config_path
+    from kaalwatch.settings_sources import default_config_path
 
     config = ctx.config_path or (Path(os.environ["KAALWATCH_CONFIG"]) if os.environ.get("KAALWATCH_CONFIG")
                                  else default_config_path())

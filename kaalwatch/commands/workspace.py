@@ -17,7 +17,8 @@ from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
 from kaalwatch.model import ERROR_SOURCES, JobState, parse_time, utcnow
-from kaalwatch.settings import Settings, default_config_path, render_default_config
+from kaalwatch.settings import Settings, render_default_config
+from kaalwatch.settings_sources import default_config_path
 from kaalwatch.steps import GROUPS
 from kaalwatch.store import JobRow, Workspace
 from kaalwatch.workflows import by_name

@@ -23,11 +23,12 @@ from pathlib import Path
 from kaalwatch import lifecycle
 from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
+from kaalwatch.manifest import dump_manifest
 from kaalwatch.retention import clock, terms
 from kaalwatch.retention.plan import Plan, plan_order
 from kaalwatch.retention.report import PurgeReport
 from kaalwatch.settings import Settings
-from kaalwatch.store import Workspace, dump_manifest
+from kaalwatch.store import Workspace, manifest_backups
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def _apply(ws: Workspace, plan: Plan, salt: str, hook: Callable[[Plan], None] | 
                 lifecycle.anonymise(order, salt, ACTOR)
             if plan.anonymise or plan.redact:
                 lifecycle.redact(order, plan.memory.name, plan.memory.text, ACTOR)
+        for path in manifest_backups(ws.folder_of(rid)):
+            path.unlink(missing_ok=True)  # kept by the edit above (its first write after a schema upgrade)
     _remove_empty_dirs(ws, rid)
     return True
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaalwatch import lifecycle, naming
+from kaalwatch.manifest import dump_manifest
 from kaalwatch.model import JobState, Order
 from kaalwatch.retention.clock import Due
 from kaalwatch.retention.report import OrderPurge
 from kaalwatch.retention.terms import TermMemory
 from kaalwatch.settings import Settings
-from kaalwatch.store import MANIFEST, REFERENCES, Workspace, dump_manifest
+from kaalwatch.store import MANIFEST, REFERENCES, Workspace, manifest_backups
 
 # The artist's own notes that may quote the buyer; larger or binary files are artwork, not notes.
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".csv", ".json", ".yaml", ".yml", ".html", ".htm", ".xml", ".rtf"})
@@ -44,7 +45,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not (self.files_step or self.anonymise or self.redact or self.renames or self.texts)
+        return not (self.files_step or self.anonymise or self.redact or self.renames or self.texts or self.delete)
 
 
 def _sha12(path: Path) -> str:
@@ -209,6 +210,11 @@ def plan_order(ws: Workspace, settings: Settings, folder: Path, order: Order, du
         _plan_files(ws, order, folder, plan)
     if due.anonymise or order.anonymised_at:
         _plan_identity(ws, settings, order, folder, salt, plan)
+    if due.files or due.anonymise or order.anonymised_at:
+        for path in manifest_backups(folder):  # the manifest as it was before a schema upgrade: buyer data
+            plan.delete.append(path)
+            plan.report.removed.append(f"{path.name} (the manifest before an upgrade)")
+            plan.report.bytes_freed += _size(path)
     return None if plan.empty else plan
 
 

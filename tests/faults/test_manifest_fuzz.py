@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from kaalwatch import lifecycle
 from kaalwatch.errors import ManifestError
+from kaalwatch.manifest import dump_manifest, parse_manifest
 from kaalwatch.model import Order, Version, utcnow
-from kaalwatch.store import MANIFEST, Workspace, dump_manifest, parse_manifest
+from kaalwatch.store import MANIFEST, Workspace
 
 
 @pytest.fixture

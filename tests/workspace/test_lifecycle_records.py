@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from kaalwatch import lifecycle
-from kaalwatch.model import Deliverable, Order, Version, order_from_dict, order_to_dict, utcnow
+from kaalwatch.manifest import order_from_dict, order_to_dict
+from kaalwatch.model import Deliverable, Order, Version, utcnow
 
 SECRET = "please draw my late cat Mr Whiskers"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kaalwatch.errors import ConfigError
-from kaalwatch.settings import Settings, env_name, load_settings, render_default_config, write_secrets
+from kaalwatch.settings import Settings, load_settings, render_default_config, write_secrets
+from kaalwatch.settings_sources import env_name
 
 REPO = Path(__file__).resolve().parents[2]
 

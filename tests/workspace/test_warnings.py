@@ -14,7 +14,8 @@ import json
 from collections.abc import Callable
 
 from kaalwatch import lifecycle
-from kaalwatch.model import Deliverable, JobState, Order, Version, order_from_dict, order_to_dict, utcnow
+from kaalwatch.manifest import order_from_dict, order_to_dict
+from kaalwatch.model import Deliverable, JobState, Order, Version, utcnow
 from kaalwatch.store import Workspace
 
 
@@ -68,6 +69,7 @@ def test_completed_without_approval_clears_once_delivered(make_order: Callable[.
 
 def test_legacy_sticky_error_is_dropped_on_load(make_order: Callable[..., Order]) -> None:
     plain = order_to_dict(make_order())
+    plain["schema"] = 1  # written before warnings had sources (kaalwatch.migrations.migrate_1_to_2)
     plain["last_error"] = "sync: old"
     plain["flags"] = ["shipment_refused"]
     plain["jobs"][0]["last_error"] = "download: old"

@@ -1,0 +1,118 @@
+"""``order.yaml`` ⇄ :class:`~kaalwatch.model.Order`: YAML text, schema migrations, validation by pydantic.
+
+Reading is strict about what the tool needs (ids, states, numbers, dates) and tolerant about what a human
+may have added: unknown top-level keys are kept in ``Order.extra`` and written back as they were; unknown
+keys inside records are dropped. Every failure is one :class:`~kaalwatch.errors.ManifestError` line naming
+the file, the key (``jobs[0].state``) and what was expected, and leaves the file as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+from datetime import datetime
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from kaalwatch import migrations, validation
+from kaalwatch.errors import ManifestError
+from kaalwatch.migrations import SCHEMA_VERSION
+from kaalwatch.model import Order, iso
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Order)) - {"extra"}
+
+
+def to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            if f.name == "extra":
+                continue
+            out[f.name] = to_plain(getattr(value, f.name))
+        if isinstance(value, Order):
+            out.update(value.extra)
+        return out
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    return value
+
+
+def order_to_dict(order: Order) -> dict[str, Any]:
+    plain = to_plain(order)
+    del plain["schema"]
+    return {"schema": SCHEMA_VERSION, **plain}  # schema first: the first thing a reader checks
+
+
+@functools.cache
+def _order_adapter() -> TypeAdapter[Order]:
+    """Built once per process, on the first parse (~50 ms; commands that read no manifest skip it)."""
+    return TypeAdapter(Order)
+
+
+def _message(error: ErrorDetails) -> str:
+    """One of pydantic's errors in our words: ``jobs[0].state: 'shipped' is not one of new, …``."""
+    loc = error["loc"]
+    key = validation.key_of(loc)
+    kind = error["type"]
+    if kind == "missing":
+        return f"{validation.key_of(loc[:-1]) or 'manifest'}: missing '{loc[-1]}'"
+    if kind == "enum":
+        return f"{key}: {error['input']!r} is not one of {', '.join(validation.choices_of(error))}"
+    expected = validation.value_error(error) or "expected " + validation.EXPECTED.get(kind, error["msg"].lower())
+    return f"{key or 'manifest'}: {expected}, got {validation.shown(error['input'])}"
+
+
+def order_from_dict(data: Any, source: str = "order.yaml") -> Order:
+    """Build an :class:`Order` from parsed YAML (migrated to :data:`SCHEMA_VERSION` first); raises
+    :class:`ManifestError` naming ``source``. ``order.schema`` is the schema the data was written in."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{source}: not a manifest (expected a mapping at the top)")
+    schema = data.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise ManifestError(f"{source}: schema: expected a whole number, got {schema!r}")
+    if schema > SCHEMA_VERSION:
+        raise ManifestError(
+            f"{source}: written by a newer kaalwatch (schema {schema}, this one knows {SCHEMA_VERSION})",
+            hint="upgrade kaalwatch; the file was left as it is",
+        )
+    data, from_version = migrations.migrate(data)
+    known = {str(k): v for k, v in data.items() if k in _FIELDS}
+    known["schema"] = from_version
+    known["extra"] = {str(k): v for k, v in data.items() if k not in _FIELDS}
+    try:
+        return _order_adapter().validate_python(known)
+    except ValidationError as exc:
+        raise ManifestError(f"{source}: {_message(validation.first(exc.errors()))}") from None
+
+
+def dump_manifest(order: Order) -> str:
+    return yaml.dump(order_to_dict(order), Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def parse_manifest(text: str, source: str) -> Order:
+    """Parse manifest text; errors name the file and line and leave the file untouched."""
+    try:
+        data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader (the C one when built)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ManifestError(
+            f"{source}:{line}: {problem}", hint="fix or restore the file; it was left as it is"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(f"{source}: unreadable ({exc.__class__.__name__})") from None
+    return order_from_dict(data, source)
