@@ -102,7 +102,7 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     """Configure the root logger once per process (idempotent); ``orders_dir``'s folder names never reach it."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_kaalwatch", False):
+        if any(isinstance(f, ScrubFilter) for f in handler.filters):  # ours, from an earlier setup()
             root.removeHandler(handler)
             handler.close()
     root.setLevel(logging.DEBUG if debug else getattr(logging, level.upper(), logging.INFO))
@@ -121,7 +121,6 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     for handler in handlers:
         handler.setFormatter(fmt)
         handler.addFilter(ScrubFilter(orders_dir))
-        handler._kaalwatch = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for noisy in ("urllib3", "watchdog", "PIL", "apscheduler.executors", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

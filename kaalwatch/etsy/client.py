@@ -338,10 +338,6 @@ class EtsyClient:
             if not page.results or offset >= page.count:
                 return
 
-    def get_shop_receipt(self, shop_id: int, receipt_id: int) -> dict[str, Any]:
-        return self.request("GET", f"{API}/shops/{int(shop_id)}/receipts/{int(receipt_id)}",
-                            operation="getShopReceipt")
-
     def get_listings_by_listing_ids(self, listing_ids: Iterable[int], *,
                                     includes: tuple[str, ...] = ("Images",)) -> list[dict[str, Any]]:
         """Listings in batches of 100 (one call each); unknown ids are simply absent."""
