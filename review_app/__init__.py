@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 
 from kaalwatch.errors import ConfigError
+from kaalwatch.loopback import is_loopback_host
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from review_app import filters, security, sessions
@@ -42,7 +43,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     ws = workspace or Workspace(settings)
     ws.create()
     review = settings.review
-    loopback = security.is_loopback(review.host)
+    loopback = is_loopback_host(review.host)
     if not loopback and security.password_hash(ws) is None:
         raise ConfigError(
             f"review.host is {review.host}, which is not loopback, and no review password is set",

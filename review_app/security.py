@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -86,16 +85,6 @@ def password_fingerprint(stored: str | None) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Hosts
-
-
-def is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def split_host(header: str) -> tuple[str, int | None]:
