@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from kaalwatch.errors import ConfigError
+from kaalwatch.vault import app_keys_path
 
 ENV_PREFIX = "KAALWATCH_"
 # Notification URLs carry the services' tokens (a Telegram bot token, an SMTP password).
@@ -478,10 +479,6 @@ def _read_yaml(path: Path, label: str) -> Any:
     return {} if data is None else data
 
 
-def secrets_path(workspace: Path) -> Path:
-    return workspace / ".kaalwatch" / "secrets" / "app.yaml"
-
-
 def load_settings(
     config_path: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -513,7 +510,7 @@ def load_settings(
     env_data = _nest(flat_env)
     with_env = _Loader("environment").build(Settings, env_data, "", settings)
 
-    secret_file = secrets_path(with_env.workspace.expanduser())
+    secret_file = app_keys_path(with_env.workspace.expanduser())
     if secret_file.exists():
         label = str(secret_file)
         mode = stat.S_IMODE(secret_file.stat().st_mode)
@@ -526,17 +523,6 @@ def load_settings(
         with_env = _Loader("environment").build(Settings, env_data, "", settings)
 
     return dataclasses.replace(with_env, workspace=with_env.workspace.expanduser())
-
-
-def write_secrets(workspace: Path, keystring: str, shared_secret: str) -> Path:
-    """Store the Etsy app credentials in a 0600 file in the workspace's tool area."""
-    from kaalwatch.atomic import atomic_write_text
-
-    path = secrets_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    atomic_write_text(path, yaml.safe_dump({"keystring": keystring, "shared_secret": shared_secret}), mode=0o600)
-    return path
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.index import Index, IndexReport
 from kaalwatch.model import Order, order_from_dict, order_to_dict
 from kaalwatch.settings import Settings
+from kaalwatch.vault import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class Workspace:
         self.locks_dir = self.tool_dir / "locks"
         self.logs_dir = self.tool_dir / "logs"
         self.state_dir = self.tool_dir / "state"
-        self.secrets_dir = self.tool_dir / "secrets"
+        self.secrets = Secrets(self.tool_dir / "secrets")
+        self.secrets_dir = self.secrets.folder
         self.index_path = self.tool_dir / "index.sqlite"
         self.index = Index(self.index_path, self.orders_dir, MANIFEST)
         # Questions about many orders at once are answered by the index (a cache of the manifests), so
@@ -120,9 +122,9 @@ class Workspace:
         """Create the folders (idempotent), private to the user (see :mod:`kaalwatch.private`)."""
         try:
             for folder in (self.root, self.tool_dir, self.orders_dir, self.versions_dir, self.previews_dir,
-                           self.locks_dir, self.logs_dir, self.state_dir, self.secrets_dir):
+                           self.locks_dir, self.logs_dir, self.state_dir):
                 private.make_dir(folder)
-            os.chmod(self.secrets_dir, 0o700)  # secrets stay private even when private_files is off
+            self.secrets.ensure()  # secrets stay private even when private_files is off
         except OSError as exc:
             raise _disk_error(exc, self.root) from None
 

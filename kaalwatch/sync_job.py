@@ -37,7 +37,7 @@ class SyncJob:
 
     def run(self) -> None:
         if self._auth_blocked_on is not None:
-            if self._secrets_signature() == self._auth_blocked_on:
+            if self.ws.secrets.signature() == self._auth_blocked_on:
                 return  # paused until the shop is connected again
             self._auth_blocked_on = None
             self.health.sync_paused = None
@@ -75,13 +75,6 @@ class SyncJob:
             with contextlib.suppress(Exception):
                 client.close()
 
-    def _secrets_signature(self) -> tuple[tuple[str, int], ...]:
-        # `kaalwatch auth` rewrites the token file; any change there is the signal to try Etsy again.
-        try:
-            return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in self.ws.secrets_dir.iterdir()))
-        except OSError:
-            return ()
-
     def _etsy_says_wait(self) -> bool:
         """Etsy's recorded "not before" (by any process): no request until it passes, and not a failure."""
         line = describe_not_before(self.ws.read_state(SYNC_STATE))
@@ -90,7 +83,7 @@ class SyncJob:
         return line is not None
 
     def _paused(self, reason: str) -> None:
-        self._auth_blocked_on = self._secrets_signature()
+        self._auth_blocked_on = self.ws.secrets.signature()
         self.close()
         message = f"Etsy refused the connection ({reason}); syncing paused until you run `kaalwatch auth`"
         self.health.sync_paused = message

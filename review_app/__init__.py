@@ -65,7 +65,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     )
     if test_config:
         app.config.update(test_config)
-    db = sessions.Database(sessions.db_path(ws))
+    db = sessions.Database(ws.secrets)
     limits = sessions.SessionLimits(idle_seconds=review.idle_minutes * 60, max_age_seconds=review.session_hours * 3600)
     app.session_interface = sessions.ServerSessionInterface(sessions.SessionStore(db, limits))
     throttle = sessions.LoginThrottle(db, free=review.login_attempts, base_seconds=review.login_lock_seconds,

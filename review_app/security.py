@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
 
-from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import ConfigError
 from kaalwatch.store import Workspace
 from review_app import sessions
 
-PASSWORD_FILE = "review_password"  # noqa: S105 - a file name, not a password
 MIN_PASSWORD_LENGTH = 8
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -46,23 +42,17 @@ _hasher = PasswordHasher()
 # Password (a file in the workspace's 0700 secrets folder, 0600); sessions live in review_app.sessions
 
 
-def password_path(ws: Workspace) -> Path:
-    return ws.secrets_dir / PASSWORD_FILE
-
-
 def set_password(ws: Workspace, password: str) -> None:
     """Hash ``password`` with argon2id and store it; every session ends and the login lock is lifted."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(ws.secrets_dir, 0o700)
-    atomic_write_text(password_path(ws), _hasher.hash(password) + "\n", mode=0o600)
+    ws.secrets.write_text(ws.secrets.password_path, _hasher.hash(password) + "\n")
     sessions.revoke_all(ws)
 
 
 def password_hash(ws: Workspace) -> str | None:
     try:
-        text = password_path(ws).read_text(encoding="ascii").strip()
+        text = ws.secrets.password_path.read_text(encoding="ascii").strip()
     except (FileNotFoundError, UnicodeDecodeError):
         return None
     return text or None
