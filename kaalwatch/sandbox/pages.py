@@ -27,11 +27,11 @@ ORDER_PAGE_PATH = "/your/orders/sold"
 
 @dataclass(frozen=True)
 class Page:
-    """One answer to send: ``content_type`` None for a bodiless redirect."""
+    """One answer for the handler to send as it is."""
 
     status: int
     body: bytes
-    content_type: str | None
+    content_type: str | None  # None: no body and no Content-Type (a redirect)
     headers: dict[str, str] = field(default_factory=dict)
 
 
