@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,10 +33,10 @@ class RecordedRequest:
         return asdict(self)
 
 
-def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def redacted_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Lower-cased headers; the shared secret and the bearer token's secret part replaced by ``***``."""
     out = {}
-    for k, v in headers.items():
+    for k, v in headers:
         lk = k.lower()
         if lk == "x-api-key":
             v = v.split(":", 1)[0] + (":***" if ":" in v else "")

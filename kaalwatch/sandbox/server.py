@@ -201,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
             form = redacted_form(self._body_fields())
         except HttpError:
             form = {}
-        self.sb._record(RecordedRequest(self.command, self.req_path, self.query, redacted_headers(self.headers),
+        self.sb._record(RecordedRequest(self.command, self.req_path, self.query, redacted_headers(self.headers.items()),
                                         status, self.sb.clock.now(), self.operation, form))
 
     def _body_fields(self) -> dict[str, Any]:
@@ -231,7 +231,8 @@ class Handler(BaseHTTPRequestHandler):
         path, method = self.req_path, self.command
         if path == CONNECT_PATH:
             self.operation = "oauthConnect"
-            return self._send_page(pages.connect(self.sb, method, self._page_params()))
+            self._send_page(pages.connect(self.sb, method, self._page_params()))
+            return None
         if path.startswith(FILES_PREFIX):
             self.operation = "file"
             if method not in ("GET", "HEAD"):
@@ -239,10 +240,12 @@ class Handler(BaseHTTPRequestHandler):
             page = pages.served_file(self.sb, path[len(FILES_PREFIX):])
             if page is None:
                 raise HttpError(404, {"error": "Not found."})
-            return self._send_page(page)
+            self._send_page(page)
+            return None
         if path == ORDER_PAGE_PATH:
             self.operation = "orderPage"
-            return self._send_page(pages.order_page(self.sb, method, self._page_params()))
+            self._send_page(pages.order_page(self.sb, method, self._page_params()))
+            return None
         if path == TOKEN_PATH:
             self.operation = "oauthToken"
             if method != "POST":
