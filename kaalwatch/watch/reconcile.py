@@ -136,7 +136,7 @@ def walk_order_folders(folder: Path) -> list[Path]:
 
 
 Deliver = Callable[[Path, int], None]
-Rerender = Callable[[int, str, int], None]
+Rerender = Callable[[int, str, int], object]
 
 
 class Reconciler:

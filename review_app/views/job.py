@@ -207,7 +207,7 @@ def _back(receipt_id: int, job_id: str) -> Response:
     return redirect(url_for("job.page", receipt_id=receipt_id, job_id=job_id), code=303)
 
 
-def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], None], done: str,
+def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], object], done: str,
          *, check_seen: bool = True) -> Response:
     """Apply one lifecycle change under the order's lock; refusals become a message on the page."""
     seen = request.form.get("seen") if check_seen else None
