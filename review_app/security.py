@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from kaalwatch.errors import ConfigError
 from kaalwatch.store import Workspace
@@ -210,7 +211,7 @@ def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.before_request
-    def guard() -> Response | None:
+    def guard() -> BaseResponse | None:
         # 1. DNS rebinding: the Host header must be one of ours, before anything else is looked at.
         if not policy.allows(request.headers.get("Host")):
             abort(400, "unknown Host header")
