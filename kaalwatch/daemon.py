@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kaalwatch.health import MAX_ERRORS, Backoff, Health, guard, one_line
 from kaalwatch.instance import instance_lock
@@ -256,7 +256,7 @@ class Daemon:
             self._server_backoff.failed()
         self._write_health(ws)
 
-    def watcher_health(self) -> dict[str, Any]:
+    def watcher_health(self) -> dict[str, object]:
         if self._watcher is None:
             return {"alive": False, "backend": None, "queue_length": 0, "last_error": "watcher not started"}
         try:
@@ -264,7 +264,7 @@ class Daemon:
         except Exception as exc:
             return {"alive": False, "backend": None, "queue_length": 0, "last_error": one_line(exc)}
 
-    def health_document(self, *, running: bool = True) -> dict[str, Any]:
+    def health_document(self, *, running: bool = True) -> dict[str, object]:
         watcher = self.watcher_health()
         snap = self.health.snapshot()
         errors = list(snap["errors"])
@@ -276,8 +276,8 @@ class Daemon:
             "updated_at": iso(utcnow()),
             "watcher_alive": bool(watcher.get("alive")) and running,
             "watcher_backend": watcher.get("backend"),
-            "queue_length": int(watcher.get("queue_length") or 0),
-            "watcher_ingests": int(watcher.get("ingests") or 0),  # work done: grows with saves, not with time
+            "queue_length": _count(watcher.get("queue_length")),
+            "watcher_ingests": _count(watcher.get("ingests")),  # work done: grows with saves, not with time
             "last_sync": snap["last_sync"],
             "last_sync_result": snap["last_sync_result"],
             "sync_paused": snap["sync_paused"],
@@ -323,3 +323,8 @@ class Daemon:
         """Jobs running right now (the CLI exits hard after ``run`` only when one outlived the grace period)."""
         with self._busy_cond:
             return self._busy
+
+
+def _count(value: object) -> int:
+    """A count from the watcher's health (absent while it is not running)."""
+    return value if isinstance(value, int) else 0

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from kaalwatch.model import iso, utcnow
 
@@ -59,6 +59,15 @@ class Backoff:
         self.skip = 0
 
 
+class Snapshot(TypedDict):
+    last_sync: str | None
+    last_sync_result: str | None
+    sync_paused: str | None
+    errors: list[str]
+    failing: list[str]
+    review_url: str | None
+
+
 @dataclass
 class Health:
     """What the heartbeat writes to ``state/health.json``: shared by jobs, so every change takes the lock."""
@@ -91,7 +100,7 @@ class Health:
             self.last_sync = iso(utcnow())
             self.last_sync_result = result
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         with self._lock:
             return {
                 "last_sync": self.last_sync,
