@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import delivery, lifecycle, private
+from kaalwatch import lifecycle, private
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import (
     RenderResult,
@@ -52,7 +52,7 @@ from kaalwatch.imaging import (
 )
 from kaalwatch.imaging.complete import incomplete
 from kaalwatch.imaging.decode import check_identity
-from kaalwatch.model import Job, JobState, Order, Reference, Version
+from kaalwatch.model import Job, Order, Reference, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
 from kaalwatch.store import REFERENCES, Workspace
@@ -384,11 +384,6 @@ class Ingestor(PreviewMixin):
                                   copy=self.ws.relative_to_tool(copy), kind=kind, conflict=conflict_of is not None,
                                   paired_with=pair[0] if pair else None, paired_sha256=pair[1] if pair else None)
                 lifecycle.add_version(order, job_id, version, ACTOR)
-            if job.deliverables and job.state is JobState.IN_PROGRESS:
-                # This save cleared the approval the files in deliver/ were built from: take them out now,
-                # before anyone uploads a version the buyer did not approve.
-                removed = delivery.drop_stale(order, delivery.deliver_dir(self.ws, rid), ACTOR)
-                log.info("order %s job %s: %d stale deliverable(s) removed", rid, job_id, len(removed))
             if conflict_of is not None:
                 lifecycle.note_conflict(order, job_id, loc.job_rel, ACTOR, version=number, original=conflict_of,
                                         sha256=sha)
