@@ -239,7 +239,7 @@ def check_modes(settings: Settings) -> Check:
 
 def run_checks(config_path: Path | None, *, skip_etsy: bool = False) -> list[Check]:
     """Every check in order; the ones needing settings are skipped when the config does not load."""
-    from kaalwatch.daemon import lock_holder
+    from kaalwatch.instance import lock_holder
     from kaalwatch.settings import load_settings
 
     try:

@@ -69,11 +69,11 @@ class DownloadPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DownloadPolicy:
-        from kaalwatch.etsy.client import is_local_url
+        from kaalwatch.loopback import is_loopback_url
 
         local: set[tuple[str, int]] = set()
         base = settings.etsy.base_url
-        if is_local_url(base):
+        if is_loopback_url(base):
             parts = urlsplit(base)
             port = parts.port or (443 if parts.scheme == "https" else 80)
             # The sandbox may be named either way; only its own port is let through.

@@ -97,14 +97,20 @@ class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
         return stream
 
 
+def remove_handlers() -> None:
+    """Take away and close the handlers :func:`setup` added (known by their scrub filter)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if any(isinstance(f, ScrubFilter) for f in handler.filters):
+            root.removeHandler(handler)
+            handler.close()
+
+
 def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = False,
           orders_dir: Path | None = None) -> None:
     """Configure the root logger once per process (idempotent); ``orders_dir``'s folder names never reach it."""
+    remove_handlers()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_kaalwatch", False):
-            root.removeHandler(handler)
-            handler.close()
     root.setLevel(logging.DEBUG if debug else getattr(logging, level.upper(), logging.INFO))
     fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     stderr = logging.StreamHandler()
@@ -121,7 +127,6 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     for handler in handlers:
         handler.setFormatter(fmt)
         handler.addFilter(ScrubFilter(orders_dir))
-        handler._kaalwatch = True  # type: ignore[attr-defined]  # the mark setup() and the tests remove by
         root.addHandler(handler)
     for noisy in ("urllib3", "watchdog", "PIL", "apscheduler.executors", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -22,19 +22,22 @@ _TEMPLATE_KEY = re.compile(r"\{([a-z_]+)\}")
 DEFAULT_MAX_BYTES = 120
 
 
-def clean_text(text: str, max_chars: int = 200) -> str:
-    """Printable single-line text: control, format (RTL overrides, zero-width) characters removed."""
-    text = unicodedata.normalize("NFC", str(text))
+def clean_text(text: object, max_chars: int = 200, *, ellipsis: bool = False) -> str:
+    """Printable single-line text from untrusted text: control and format characters (RTL overrides,
+    zero-width) removed, line breaks and other whitespace made one space, so "Ann\nMarie" stays two words.
+
+    At most ``max_chars`` characters: cut there, or with ``ellipsis`` ending in "…" (text people read).
+    """
     kept = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in ("Zl", "Zp") or char in "\r\n\t\v\f":
+    for char in unicodedata.normalize("NFC", str(text)):
+        if char.isspace():
             kept.append(" ")
-        elif category[0] == "C":  # Cc control, Cf format (bidi marks), Cs, Co, Cn
-            continue
-        else:
+        elif unicodedata.category(char)[0] != "C":  # Cc control, Cf format (bidi marks), Cs, Co, Cn
             kept.append(char)
-    return _SPACES.sub(" ", "".join(kept)).strip()[:max_chars]
+    line = _SPACES.sub(" ", "".join(kept)).strip()
+    if not ellipsis or len(line) <= max_chars:
+        return line[:max_chars]
+    return line[: max_chars - 1].rstrip() + "…"
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:

@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict
 
 from kaalwatch import settings_sources as sources
 from kaalwatch.errors import ConfigError
+from kaalwatch.vault import app_keys_path
 
 # Notification URLs carry the services' tokens (a Telegram bot token, an SMTP password).
 SECRET_KEYS = frozenset({"etsy.keystring", "etsy.shared_secret", "notify.urls"})
@@ -338,10 +339,6 @@ class Settings:
 # Loading
 
 
-def secrets_path(workspace: Path) -> Path:
-    return workspace / ".kaalwatch" / "secrets" / "app.yaml"
-
-
 def load_settings(
     config_path: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -360,7 +357,7 @@ def load_settings(
     env_data = sources.env_layer(Settings, env)
     settings: Settings = sources.validated(Settings, sources.merge(plain, env_data), "environment")
 
-    secret_file = secrets_path(settings.workspace)
+    secret_file = app_keys_path(settings.workspace)
     if secret_file.exists():
         label = str(secret_file)
         mode = stat.S_IMODE(secret_file.stat().st_mode)
@@ -372,17 +369,6 @@ def load_settings(
         plain = sources.layer(Settings, plain, {"etsy": dict(data)}, label)
         settings = sources.validated(Settings, sources.merge(plain, env_data), "environment")
     return settings
-
-
-def write_secrets(workspace: Path, keystring: str, shared_secret: str) -> Path:
-    """Store the Etsy app credentials in a 0600 file in the workspace's tool area."""
-    from kaalwatch.atomic import atomic_write_text
-
-    path = secrets_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    atomic_write_text(path, yaml.safe_dump({"keystring": keystring, "shared_secret": shared_secret}), mode=0o600)
-    return path
 
 
 # --------------------------------------------------------------------------------------------------

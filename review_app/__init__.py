@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 
 from kaalwatch.errors import ConfigError
+from kaalwatch.loopback import is_loopback_host
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from review_app import filters, security, sessions
@@ -42,7 +43,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     ws = workspace or Workspace(settings)
     ws.create()
     review = settings.review
-    loopback = security.is_loopback(review.host)
+    loopback = is_loopback_host(review.host)
     if not loopback and security.password_hash(ws) is None:
         raise ConfigError(
             f"review.host is {review.host}, which is not loopback, and no review password is set",
@@ -64,7 +65,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     )
     if test_config:
         app.config.update(test_config)
-    db = sessions.Database(sessions.db_path(ws))
+    db = sessions.Database(ws.secrets)
     limits = sessions.SessionLimits(idle_seconds=review.idle_minutes * 60, max_age_seconds=review.session_hours * 3600)
     app.session_interface = sessions.ServerSessionInterface(sessions.SessionStore(db, limits))
     throttle = sessions.LoginThrottle(db, free=review.login_attempts, base_seconds=review.login_lock_seconds,

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import Flask, Response, abort, current_app, g, redirect, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
-from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import ConfigError
 from kaalwatch.store import Workspace
 from review_app import sessions
 
-PASSWORD_FILE = "review_password"  # noqa: S105 - a file name, not a password
 MIN_PASSWORD_LENGTH = 8
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -47,23 +43,17 @@ _hasher = PasswordHasher()
 # Password (a file in the workspace's 0700 secrets folder, 0600); sessions live in review_app.sessions
 
 
-def password_path(ws: Workspace) -> Path:
-    return ws.secrets_dir / PASSWORD_FILE
-
-
 def set_password(ws: Workspace, password: str) -> None:
     """Hash ``password`` with argon2id and store it; every session ends and the login lock is lifted."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ConfigError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(ws.secrets_dir, 0o700)
-    atomic_write_text(password_path(ws), _hasher.hash(password) + "\n", mode=0o600)
+    ws.secrets.write_text(ws.secrets.password_path, _hasher.hash(password) + "\n")
     sessions.revoke_all(ws)
 
 
 def password_hash(ws: Workspace) -> str | None:
     try:
-        text = password_path(ws).read_text(encoding="ascii").strip()
+        text = ws.secrets.password_path.read_text(encoding="ascii").strip()
     except (FileNotFoundError, UnicodeDecodeError):
         return None
     return text or None
@@ -86,16 +76,6 @@ def password_fingerprint(stored: str | None) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Hosts
-
-
-def is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def split_host(header: str) -> tuple[str, int | None]:
@@ -231,7 +211,7 @@ def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.before_request
-    def guard() -> Response | None:
+    def guard() -> BaseResponse | None:
         # 1. DNS rebinding: the Host header must be one of ours, before anything else is looked at.
         if not policy.allows(request.headers.get("Host")):
             abort(400, "unknown Host header")

@@ -9,6 +9,7 @@ from flask import Flask
 from waitress.server import BaseWSGIServer, create_server
 
 from kaalwatch.errors import ConfigError
+from kaalwatch.loopback import is_loopback_host
 from review_app import security
 from review_app.runtime import runtime
 
@@ -30,7 +31,7 @@ class ReviewServer:
 
     def _check(self) -> None:
         """A page reachable from other machines must never be served without a password."""
-        if security.is_loopback(self.host):
+        if is_loopback_host(self.host):
             return
         with self.app.app_context():
             have_password = security.password_hash(runtime().ws) is not None
@@ -67,7 +68,7 @@ class ReviewServer:
         # The Host allow-list learns the real port (port 0 in tests) and an explicitly bound address.
         policy: security.HostPolicy = self.app.extensions["kaalwatch_hosts"]
         policy.ports.add(self.port)
-        if not security.is_loopback(self.host) and self.host not in ("0.0.0.0", "::"):  # noqa: S104
+        if not is_loopback_host(self.host) and self.host not in ("0.0.0.0", "::"):  # noqa: S104
             policy.names.add(self.host.lower() if ":" not in self.host else f"[{self.host.strip('[]')}]")
         self._thread = threading.Thread(target=server.run, name="review-server", daemon=True)
         self._thread.start()

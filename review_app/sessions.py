@@ -18,14 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Request, Response
@@ -33,8 +31,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from kaalwatch.store import Workspace
+from kaalwatch.vault import Secrets
 
-DB_FILE = "sessions.sqlite"
 ACCOUNT = "owner"  # the page has one password, so one account: guesses from every address count together
 # last_seen is written at most this often per session: a page view must not always cost a disk write.
 TOUCH_SECONDS = 30.0
@@ -49,10 +47,6 @@ CREATE TABLE IF NOT EXISTS throttle (
 """
 
 
-def db_path(ws: Workspace) -> Path:
-    return ws.secrets_dir / DB_FILE
-
-
 def _digest(sid: str) -> str:
     # Only a hash of the id is stored: a copy of the file does not hand out live cookies.
     return hashlib.sha256(sid.encode()).hexdigest()
@@ -61,10 +55,9 @@ def _digest(sid: str) -> str:
 class Database:
     """One connection per process, serialised by a lock (waitress serves on several threads)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    def __init__(self, vault: Secrets) -> None:
+        path = vault.sessions_path
+        vault.create_file(path)  # 0600 before SQLite opens it (its WAL and shm files take its mode)
         self.path = path
         self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._conn.executescript(_SCHEMA)
@@ -148,7 +141,7 @@ class SessionStore:
 
 def revoke_all(ws: Workspace) -> int:
     """End every session and lift the login lock (``set-password``, from any process); returns sessions ended."""
-    db = Database(db_path(ws))
+    db = Database(ws.secrets)
     try:
         with db.transaction() as conn:
             ended = conn.execute("DELETE FROM sessions").rowcount

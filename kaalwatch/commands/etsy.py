@@ -35,7 +35,6 @@ def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring
     if click_ctx.invoked_subcommand is not None:
         return
     from kaalwatch.etsy.oauth import connect
-    from kaalwatch.settings import write_secrets
 
     ctx: Context = click_ctx.obj
     settings = ctx.settings
@@ -45,7 +44,7 @@ def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring
         keystring = keystring or etsy.keystring or click.prompt("Etsy keystring", err=True)
         shared_secret = shared_secret or etsy.shared_secret or click.prompt(
             "Etsy shared secret", hide_input=True, err=True)
-        path = write_secrets(settings.workspace, keystring, shared_secret)
+        path = ws.secrets.write_app_keys(keystring, shared_secret)
         click.echo(f"Saved the app credentials in {path} (mode 0600).", err=True)
         settings = dataclasses.replace(settings, etsy=dataclasses.replace(
             etsy, keystring=keystring, shared_secret=shared_secret))

@@ -23,4 +23,4 @@ def set_password(ctx: Context, from_stdin: bool) -> None:
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt="Repeat it")
     security.set_password(ws, password)
-    click.echo(f"Password set ({security.password_path(ws)}). Sessions started before now have ended.")
+    click.echo(f"Password set ({ws.secrets.password_path}). Sessions started before now have ended.")

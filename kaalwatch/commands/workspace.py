@@ -16,11 +16,12 @@ from kaalwatch import download_queue, overview, retention
 from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
+from kaalwatch.index import JobRow
 from kaalwatch.model import ERROR_SOURCES, JobState, parse_time, utcnow
 from kaalwatch.settings import Settings, render_default_config
 from kaalwatch.settings_sources import default_config_path
 from kaalwatch.steps import GROUPS
-from kaalwatch.store import JobRow, Workspace
+from kaalwatch.store import Workspace
 from kaalwatch.workflows import by_name
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from kaalwatch import lifecycle
 from kaalwatch.errors import AuthError, DeliveryError, EtsyError, EtsyForbiddenError, EtsyNotFoundError
 from kaalwatch.etsy.shop import ShopClient
 from kaalwatch.etsy.shop import shop_id as find_shop_id
+from kaalwatch.loopback import is_loopback_url
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
@@ -17,7 +17,6 @@ from kaalwatch.store import Workspace
 log = logging.getLogger("kaalwatch.delivery")
 
 ACTOR = "delivery"
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 # After this many attempts that failed for a reason other than a refusal, the shipment is given up on.
 SHIPMENT_ATTEMPTS = 3
 
@@ -50,8 +49,7 @@ def confirm_uploaded(ws: Workspace, receipt_id: int, *, manual: bool, actor: str
 def etsy_order_url(settings: Settings, receipt_id: int) -> str:
     """The page where the artist completes the order and uploads its files."""
     base = settings.etsy.base_url.rstrip("/")
-    host = (urlsplit(base).hostname or "").lower()
-    if host in _LOCAL_HOSTS or host.startswith("127."):
+    if is_loopback_url(base):
         return f"{base}/your/orders/sold?order_id={int(receipt_id)}"
     return f"https://www.etsy.com/your/orders/sold?order_id={int(receipt_id)}"
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -37,6 +36,7 @@ from kaalwatch.errors import (
 )
 from kaalwatch.etsy.ratelimit import DAY, NotBefore, RateLimiter, retry_hint
 from kaalwatch.etsy.tokens import Tokens, TokenStore
+from kaalwatch.loopback import is_loopback_url
 from kaalwatch.settings import EtsySettings, Settings
 
 log = logging.getLogger(__name__)
@@ -58,22 +58,9 @@ def etsy_connect_url(settings: EtsySettings) -> str:
     """The consent page: configured, else Etsy's, else the sandbox's when the base URL is local."""
     if settings.connect_url:
         return settings.connect_url
-    if is_local_url(settings.base_url):
+    if is_loopback_url(settings.base_url):
         return settings.base_url.rstrip("/") + "/oauth/connect"
     return "https://www.etsy.com/oauth/connect"
-
-
-def is_local_url(url: str) -> bool:
-    """True for loopback hosts (the sandbox); the SSRF guard and the connect URL depend on it."""
-    import ipaddress
-
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -337,10 +324,6 @@ class EtsyClient:
             offset += len(page.results)
             if not page.results or offset >= page.count:
                 return
-
-    def get_shop_receipt(self, shop_id: int, receipt_id: int) -> dict[str, Any]:
-        return self.request("GET", f"{API}/shops/{int(shop_id)}/receipts/{int(receipt_id)}",
-                            operation="getShopReceipt")
 
     def get_listings_by_listing_ids(self, listing_ids: Iterable[int], *,
                                     includes: tuple[str, ...] = ("Images",)) -> list[dict[str, Any]]:

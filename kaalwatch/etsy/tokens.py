@@ -7,7 +7,6 @@ token on every refresh, so two processes refreshing at once would lock the shop 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,11 +15,9 @@ from typing import Any
 from filelock import FileLock
 
 from kaalwatch import private
-from kaalwatch.atomic import atomic_write_text
 from kaalwatch.errors import AuthError
 from kaalwatch.store import Workspace
 
-TOKEN_FILE = "etsy_tokens.json"  # noqa: S105 - a file name
 REFRESH_LIFETIME_SECONDS = 90 * 86_400  # Etsy's documented refresh-token lifetime
 REFRESH_WARN_AGE_SECONDS = 75 * 86_400  # warn two weeks before the refresh token dies
 LOCK_TIMEOUT_SECONDS = 60.0
@@ -76,10 +73,11 @@ def tokens_from_answer(body: dict[str, Any], now: float, *, base_url: str) -> To
 
 
 class TokenStore:
-    """``ws.secrets_dir / etsy_tokens.json`` (0600). ``load()`` → :class:`Tokens` or None; ``save(tokens)``."""
+    """``etsy_tokens.json`` in the secrets folder (0600). ``load()`` → :class:`Tokens` or None; ``save(tokens)``."""
 
     def __init__(self, ws: Workspace) -> None:
-        self.path: Path = ws.secrets_dir / TOKEN_FILE
+        self._secrets = ws.secrets
+        self.path: Path = ws.secrets.tokens_path
         self._lock_path = ws.locks_dir / "etsy_tokens.lock"
 
     def lock(self) -> FileLock:
@@ -104,11 +102,9 @@ class TokenStore:
 
     def save(self, tokens: Tokens) -> None:
         """Atomic replace with mode 0600; the folder is 0700."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
         data = asdict(tokens)
         data["scopes"] = list(tokens.scopes)
-        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True), mode=0o600)
+        self._secrets.write_text(self.path, json.dumps(data, indent=2, sort_keys=True))
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -23,7 +23,6 @@ import functools
 import math
 import re
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -33,6 +32,7 @@ from typing import NamedTuple
 from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFont
 
 from kaalwatch.errors import ConfigError
+from kaalwatch.naming import clean_text
 
 #: The font shipped with the package, so a proof looks the same on every machine.
 SHIPPED_FONT = Path(__file__).resolve().parent.parent / "fonts" / "DejaVuSans.ttf"
@@ -48,16 +48,6 @@ MAX_TEXT_CHARS = 160
 _KEY_RE = re.compile(r"\{([A-Za-z_]+)\}")
 
 
-def clean_field(value: object, limit: int = MAX_FIELD_CHARS) -> str:
-    """Make one untrusted value printable: no control/format/bidi characters, one line, capped."""
-    text = unicodedata.normalize("NFC", str(value))
-    # Category C* = control (Cc), format incl. RTL/LTR overrides and zero-width (Cf), surrogates,
-    # private use, unassigned. Whitespace controls become spaces so "Ann\nMarie" stays two words.
-    kept = [" " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C"]
-    text = " ".join("".join(kept).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def watermark_text(template: str, fields_: Mapping[str, object]) -> str:
     """Expand ``{key}`` for known keys from ``fields_``; everything else stays literally as written.
 
@@ -70,11 +60,11 @@ def watermark_text(template: str, fields_: Mapping[str, object]) -> str:
         if key not in KNOWN_KEYS:
             return match.group(0)
         value = fields_.get(key)
-        return "" if value is None else clean_field(value)
+        return "" if value is None else clean_text(value, MAX_FIELD_CHARS, ellipsis=True)
 
-    text = _KEY_RE.sub(substitute, clean_field(template, limit=10 * MAX_TEXT_CHARS))
+    text = _KEY_RE.sub(substitute, clean_text(template, 10 * MAX_TEXT_CHARS, ellipsis=True))
     text = re.sub(r"(\s*·\s*){2,}", " · ", text).strip(" ·#")
-    return clean_field(text, limit=MAX_TEXT_CHARS)
+    return clean_text(text, MAX_TEXT_CHARS, ellipsis=True)
 
 
 @dataclass(frozen=True)

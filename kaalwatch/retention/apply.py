@@ -13,7 +13,6 @@ import contextlib
 import functools
 import logging
 import os
-import secrets
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -33,29 +32,7 @@ from kaalwatch.store import Workspace, manifest_backups
 log = logging.getLogger(__name__)
 
 ACTOR = "retention"
-SALT_FILE = "pseudonym_salt"
 CHANGED = "changed while retention ran (a job reopened, a new save or an edit): left for the next run"
-
-
-def pseudonym_salt(ws: Workspace) -> str:
-    """The workspace's secret salt for pseudonyms and term hashes, created once (0600) so both stay stable."""
-    path = ws.secrets_dir / SALT_FILE
-    ws.secrets_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.chmod(ws.secrets_dir, 0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        salt = path.read_text(encoding="ascii").strip()
-        if not salt:
-            raise WorkspaceError(f"{path} is empty", hint="restore it from a backup; pseudonyms depend on it") from None
-        return salt
-    salt = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(salt + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return salt
 
 
 def _redact_note(path: Path, memory: terms.TermMemory) -> None:
@@ -136,7 +113,7 @@ def purge(ws: Workspace, settings: Settings, *, now: datetime, dry_run: bool = F
     ``before_apply`` is called between planning and applying each order (a seam for the race test).
     """
     report = PurgeReport(now=now, dry_run=dry_run)
-    salt = functools.cache(lambda: pseudonym_salt(ws))
+    salt = functools.cache(ws.secrets.salt)
     plans: list[Plan] = []
     for folder, order in sorted(ws.iter_orders(), key=lambda item: str(item[0])):
         if isinstance(order, ManifestError):
@@ -190,4 +167,4 @@ def _log_plan(plan: Plan, dry_run: bool) -> None:
         log.info("%s: order %s: %d rename(s) or redaction(s) in its folder", prefix, rid, len(plan.report.renamed))
 
 
-__all__ = ["ACTOR", "CHANGED", "pseudonym_salt", "purge"]
+__all__ = ["ACTOR", "CHANGED", "purge"]

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kaalwatch.atomic import atomic_write_text
 from kaalwatch.model import Order
 from kaalwatch.store import Workspace
 
@@ -95,14 +94,10 @@ def learn(memory: TermMemory, order: Order, folder: Path, shop_name: str) -> Non
         memory.add_names([folder.name])
 
 
-def _path(ws: Workspace, receipt_id: int) -> Path:
-    return ws.secrets_dir / "retention" / f"{int(receipt_id)}.json"
-
-
 def load(ws: Workspace, receipt_id: int, salt: str) -> TermMemory:
     memory = TermMemory(salt)
     try:
-        data = json.loads(_path(ws, receipt_id).read_text(encoding="utf-8"))
+        data = json.loads(ws.secrets.terms_path(receipt_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return memory
     memory.words.update(str(h) for h in data.get("words", []))
@@ -112,8 +107,8 @@ def load(ws: Workspace, receipt_id: int, salt: str) -> TermMemory:
 
 def save(ws: Workspace, receipt_id: int, memory: TermMemory) -> None:
     """Write the memory (0600; the secrets folder is 0700 whatever the setting)."""
-    path = _path(ws, receipt_id)
-    atomic_write_text(path, json.dumps({"words": sorted(memory.words), "names": sorted(memory.names)}), mode=0o600)
+    ws.secrets.write_text(ws.secrets.terms_path(receipt_id),
+                          json.dumps({"words": sorted(memory.words), "names": sorted(memory.names)}))
 
 
 __all__ = ["REPLACEMENT_NAME", "REPLACEMENT_TEXT", "TermMemory", "learn", "load", "save", "words"]

@@ -27,6 +27,6 @@ Admin API (JSON, never rate-limited, faulted or logged)::
 
 from kaalwatch.sandbox.app import DEFAULT_KEYSTRING, DEFAULT_SHARED_SECRET, Sandbox
 from kaalwatch.sandbox.clock import Clock
-from kaalwatch.sandbox.server import RecordedRequest
+from kaalwatch.sandbox.recording import RecordedRequest
 
 __all__ = ["DEFAULT_KEYSTRING", "DEFAULT_SHARED_SECRET", "Clock", "RecordedRequest", "Sandbox"]

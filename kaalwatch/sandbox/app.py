@@ -15,7 +15,8 @@ from kaalwatch.sandbox.clock import Clock
 from kaalwatch.sandbox.faults import Fault, FaultInjector
 from kaalwatch.sandbox.oauth import TokenStore
 from kaalwatch.sandbox.ratelimit import RateLimiter
-from kaalwatch.sandbox.server import RecordedRequest, SandboxHTTPServer
+from kaalwatch.sandbox.recording import RecordedRequest
+from kaalwatch.sandbox.server import SandboxHTTPServer
 from kaalwatch.sandbox.shop import JSON, Shop, ShopError
 
 DEFAULT_KEYSTRING = "sandbox-keystring"

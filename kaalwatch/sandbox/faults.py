@@ -6,6 +6,7 @@ import fnmatch
 import random
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 
 
 @dataclass
@@ -19,6 +20,15 @@ class Fault:
     share: float | None = None
     drop: bool = False
     paths: tuple[str, ...] | None = None
+
+    def message(self) -> str:
+        """The JSON error text sent with the injected status, worded as Etsy's edge words it."""
+        if self.status == 429:
+            return "Exceeded per second rate limit"
+        try:
+            return HTTPStatus(self.status or 500).phrase
+        except ValueError:
+            return "Injected fault"
 
     def matches(self, path: str) -> bool:
         """Whether this rule is about ``path``."""

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from kaalwatch.loopback import is_loopback_host
+
 ALL_SCOPES = frozenset({
     "address_r", "address_w", "email_r", "listings_d", "listings_r", "listings_w", "profile_r", "profile_w",
     "shops_r", "shops_w", "transactions_r", "transactions_w",
@@ -178,7 +180,7 @@ def is_loopback_redirect(uri: str) -> bool:
         parts = urlsplit(uri)
     except ValueError:
         return False
-    return (parts.scheme in ("http", "https") and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    return (parts.scheme in ("http", "https") and is_loopback_host(parts.hostname or "")
             and not parts.fragment and not parts.username and not parts.password)
 
 

@@ -374,7 +374,9 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
     shop, rng = factory.shop, factory.rng
     names = HOSTILE_NAMES if factory.hostile else BELIEVABLE_NAMES
     markup, rtl = (MESSAGES[4], MESSAGES[5]) if factory.hostile else (BELIEVABLE_MESSAGES[4], BELIEVABLE_MESSAGES[5])
-    day = lambda n: now - n * DAY - rng.randrange(60, 3600)  # noqa: E731 - never in the future
+
+    def day(n: int) -> int:
+        return now - n * DAY - rng.randrange(60, 3600)  # never in the future
 
     def add(status: str | None = None, age: int = 1, **kw: Any) -> JSON:
         r = factory.add(OrderSpec(created=day(age), **kw))

@@ -3,61 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import re
 import socket
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from http import HTTPStatus
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from kaalwatch.sandbox import images
-from kaalwatch.sandbox.oauth import OAuthError, is_loopback_redirect, parse_scopes
-from kaalwatch.sandbox.seed import IMAGE_SIZES
+from kaalwatch.sandbox import pages
+from kaalwatch.sandbox.oauth import OAuthError
+from kaalwatch.sandbox.pages import CONNECT_PATH, ORDER_PAGE_PATH
+from kaalwatch.sandbox.recording import RecordedRequest, redacted_form, redacted_headers
 from kaalwatch.sandbox.shop import ShopError, parse_bool, parse_int, split_list
 
 if TYPE_CHECKING:
     from kaalwatch.sandbox.app import Sandbox
 
 TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 - a URL path, not a secret
-CONNECT_PATH = "/oauth/connect"
 ADMIN_PREFIX = "/_sandbox"
 FILES_PREFIX = "/_files/"
-# Etsy's own order page, where a seller uploads a made-to-order order's files and completes it. The
-# API cannot do that step, so the demo needs a stand-in to finish the flow.
-ORDER_PAGE_PATH = "/your/orders/sold"
-_SECRET_FIELDS = {"code", "code_verifier", "refresh_token", "token", "access_token"}
 # Handler threads give up on an idle keep-alive connection after this long (seconds).
 IDLE_TIMEOUT = 15.0
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the sandbox received (admin calls excluded), secrets redacted.
-
-    ``query`` maps each parameter to the list of its values (``parse_qs`` style) so repeated and
-    comma-separated array parameters stay distinguishable; ``operation`` is the Etsy operationId the
-    sandbox routed it to (``"oauthToken"``, ``"oauthConnect"``, ``"file"``, or ``None`` when nothing
-    matched); ``status`` is 0 when the connection was dropped by an injected fault.
-    """
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    status: int
-    time: float
-    operation: str | None = None
-    form: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly copy (what ``GET /_sandbox/requests`` returns)."""
-        return asdict(self)
 
 
 class HttpError(Exception):
@@ -145,24 +115,6 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.sandbox.verbose:
             super().log_message(format, *args)
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
     # ----- plumbing -------------------------------------------------------------------------------------
 
     @property
@@ -192,9 +144,11 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if fault.status is not None:
                 self._pending_record = True
-                self._send_json(fault.status, {"error": _fault_message(fault.status)})
+                self._send_json(fault.status, {"error": fault.message()})
                 return
         self._run(self._etsy, record=True)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
     def _run(self, fn: Callable[[], tuple[int, Any] | None], *, record: bool) -> None:
         # Recorded just before the response is written, so a client that has its answer can already
@@ -230,10 +184,11 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         self._send(status, data, "application/json", headers)
 
-    def _send(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, data: bytes, ctype: str | None, headers: dict[str, str] | None = None) -> None:
         self._maybe_record(status)
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -242,22 +197,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _record(self, status: int) -> None:
-        headers = {}
-        for k, v in self.headers.items():
-            lk = k.lower()
-            if lk == "x-api-key":
-                v = v.split(":", 1)[0] + (":***" if ":" in v else "")
-            elif lk == "authorization":
-                v = v.split(".", 1)[0] + ".***" if "." in v else "***"
-            headers[lk] = v
-        form: dict[str, Any] = {}
         try:
-            parsed = self._body_fields()
-            form = {k: ("***" if k in _SECRET_FIELDS else v) for k, v in parsed.items()}
+            form = redacted_form(self._body_fields())
         except HttpError:
             form = {}
-        self.sb._record(RecordedRequest(self.command, self.req_path, self.query, headers, status,
-                                        self.sb.clock.now(), self.operation, form))
+        self.sb._record(RecordedRequest(self.command, self.req_path, self.query, redacted_headers(self.headers.items()),
+                                        status, self.sb.clock.now(), self.operation, form))
 
     def _body_fields(self) -> dict[str, Any]:
         """Form or JSON body as a dict (last value wins for repeated form fields)."""
@@ -286,13 +231,21 @@ class Handler(BaseHTTPRequestHandler):
         path, method = self.req_path, self.command
         if path == CONNECT_PATH:
             self.operation = "oauthConnect"
-            return self._connect()
+            self._send_page(pages.connect(self.sb, method, self._page_params()))
+            return None
         if path.startswith(FILES_PREFIX):
             self.operation = "file"
-            return self._file(path[len(FILES_PREFIX):])
+            if method not in ("GET", "HEAD"):
+                raise HttpError(405, {"error": "Method not allowed."})
+            page = pages.served_file(self.sb, path[len(FILES_PREFIX):])
+            if page is None:
+                raise HttpError(404, {"error": "Not found."})
+            self._send_page(page)
+            return None
         if path == ORDER_PAGE_PATH:
             self.operation = "orderPage"
-            return self._order_page()
+            self._send_page(pages.order_page(self.sb, method, self._page_params()))
+            return None
         if path == TOKEN_PATH:
             self.operation = "oauthToken"
             if method != "POST":
@@ -441,122 +394,18 @@ class Handler(BaseHTTPRequestHandler):
             return 200, self.sb.tokens.refresh(fields)
         raise OAuthError(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
-    def _connect(self) -> None:
+    # ----- pages --------------------------------------------------------------------------------------
+
+    def _page_params(self) -> dict[str, str]:
+        """A page's fields: the query of a GET, the form of a POST."""
         if self.command == "GET":
-            params = self._q()
-        elif self.command == "POST":
-            params = {k: str(v) for k, v in self._body_fields().items()}
-        else:
-            raise HttpError(405, {"error": "Method not allowed."})
-        client_id = params.get("client_id", "")
-        redirect_uri = params.get("redirect_uri", "")
-        # Until client_id and redirect_uri are known good, never redirect anywhere: show an error page.
-        if client_id != self.sb.keystring:
-            return self._page(400, "Unknown application", "<p>The client_id is not a registered app.</p>")
-        if not (is_loopback_redirect(redirect_uri) or redirect_uri in self.sb.redirect_uris):
-            return self._page(400, "Invalid redirect_uri",
-                              "<p>The redirect_uri is not registered for this application.</p>")
-        state = params.get("state", "")
-        try:
-            if params.get("response_type") != "code":
-                raise OAuthError(400, "unsupported_response_type", "response_type must be code")
-            if params.get("code_challenge_method") != "S256":
-                raise OAuthError(400, "invalid_request", "code_challenge_method must be S256")
-            challenge = params.get("code_challenge", "")
-            if not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
-                raise OAuthError(400, "invalid_request", "code_challenge must be a base64url S256 digest")
-            if not state:
-                raise OAuthError(400, "invalid_request", "state is required")
-            scopes = parse_scopes(params.get("scope", ""))
-        except OAuthError as err:
-            return self._redirect(redirect_uri, {"error": err.error, "error_description": err.description,
-                                                 "state": state})
-        if self.command == "GET" and not self.sb.auto_approve:
-            return self._consent_page(params, scopes)
-        if self.command == "POST" and params.get("decision") != "allow":
-            return self._redirect(redirect_uri, {"error": "access_denied",
-                                                 "error_description": "The user denied access", "state": state})
-        from kaalwatch.sandbox.oauth import Grant
-
-        code = self.sb.tokens.issue_code(Grant(self.sb.shop.user_id, client_id, scopes), redirect_uri, challenge)
-        return self._redirect(redirect_uri, {"code": code, "state": state})
-
-    def _redirect(self, uri: str, params: dict[str, str]) -> None:
-        sep = "&" if urlsplit(uri).query else "?"
-        self._maybe_record(302)
-        self.send_response(302)
-        self.send_header("Location", uri + sep + urlencode(params))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _consent_page(self, params: dict[str, str], scopes: frozenset[str]) -> None:
-        e = html.escape
-        keep = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                "code_challenge_method")
-        hidden = "".join(f'<input type="hidden" name="{e(k)}" value="{e(params.get(k, ""))}">' for k in keep)
-        items = "".join(f"<li>{e(s)}</li>" for s in sorted(scopes))
-        body = (
-            f"<p>The app <b>{e(params['client_id'])}</b> wants access to the shop "
-            f"<b>{e(self.sb.shop.shop['shop_name'])}</b>:</p><ul>{items}</ul>"
-            f"<p>After you choose you will be sent to <code>{e(params['redirect_uri'])}</code>.</p>"
-            f'<form method="post" action="{CONNECT_PATH}">{hidden}'
-            '<button type="submit" name="decision" value="allow" id="allow">Allow access</button> '
-            '<button type="submit" name="decision" value="deny" id="deny">Deny</button></form>'
-        )
-        self._page(200, "Grant access (kaalwatch Etsy sandbox)", body)
-
-    def _order_page(self) -> None:
-        """A minimal stand-in for Etsy's "complete order and upload files" page (no files are kept)."""
-        if self.command == "GET":
-            raw = self._q().get("order_id", "")
-        elif self.command == "POST":
-            raw = str(self._body_fields().get("order_id", ""))
-        else:
-            raise HttpError(405, {"error": "Method not allowed."})
-        if not raw.isdigit() or int(raw) not in self.sb.receipt_ids:
-            return self._page(404, "Order not found", "<p>No such order in this sandbox shop.</p>")
-        receipt_id = int(raw)
+            return self._q()
         if self.command == "POST":
-            self.sb.complete(receipt_id)
-        receipt = self.sb.receipt(receipt_id)
-        status = html.escape(str(receipt.get("status")))
-        body = (f"<p>Order <b>{receipt_id}</b> is <b>{status}</b>.</p>"
-                "<p>On Etsy you would upload the files here (at most 5, 20 MB each) and complete the order. "
-                "The sandbox keeps no files; completing marks the receipt Completed, and kaalwatch sees it on "
-                "its next sync.</p>")
-        if not receipt.get("is_shipped"):
-            body += (f'<form method="post" action="{ORDER_PAGE_PATH}">'
-                     f'<input type="hidden" name="order_id" value="{receipt_id}">'
-                     '<button type="submit" id="complete">Complete order</button></form>')
-        return self._page(200, f"Complete order {receipt_id} (kaalwatch Etsy sandbox)", body)
+            return {k: str(v) for k, v in self._body_fields().items()}
+        raise HttpError(405, {"error": "Method not allowed."})
 
-    def _page(self, status: int, title: str, body: str) -> None:
-        doc = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-               f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
-        self._send(status, doc.encode("utf-8"), "text/html; charset=utf-8",
-                   {"Content-Security-Policy": "default-src 'none'; form-action 'self'",
-                    "X-Frame-Options": "DENY", "Cache-Control": "no-store"})
-
-    # ----- files --------------------------------------------------------------------------------------
-
-    def _file(self, rel: str) -> None:
-        if self.command not in ("GET", "HEAD"):
-            raise HttpError(405, {"error": "Method not allowed."})
-        m = re.fullmatch(r"il/(\d+)/(\w+)\.jpg", rel)
-        if m:
-            image_id, size = int(m[1]), m[2]
-            known = any(img["listing_image_id"] == image_id
-                        for imgs in self.sb.shop.images.values() for img in imgs)
-            if not known or size not in IMAGE_SIZES:
-                raise HttpError(404, {"error": "Not found."})
-            w, h = IMAGE_SIZES[size]
-            return self._send(200, images.render(f"il-{image_id}", w, h), "image/jpeg",
-                              {"Cache-Control": "public, max-age=86400"})
-        entry = self.sb.shop.files.get(rel)
-        if entry is None:
-            raise HttpError(404, {"error": "Not found."})
-        ctype, data = entry
-        return self._send(200, data if isinstance(data, bytes) else data(), ctype)
+    def _send_page(self, page: pages.Page) -> None:
+        self._send(page.status, page.body, page.content_type, page.headers)
 
     # ----- admin --------------------------------------------------------------------------------------
 
@@ -567,15 +416,6 @@ class Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, TypeError) as err:
             # Bad admin input (unknown receipt/listing, wrong types): the caller's mistake, say so.
             raise ShopError(400, f"bad admin request: {err}") from None
-
-
-def _fault_message(status: int) -> str:
-    if status == 429:
-        return "Exceeded per second rate limit"
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Injected fault"
 
 
 def _r(method: str, template: str, op: str, scope: str | None,

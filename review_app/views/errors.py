@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from kaalwatch.errors import KaalwatchError, ManifestError, NotFoundError, TransitionError, WorkspaceError
+from kaalwatch.errors import KaalwatchError, ManifestError, NotFoundError, WorkspaceError
 
 bp = Blueprint("errors", __name__)
 log = logging.getLogger("kaalwatch.review")
@@ -27,29 +27,15 @@ def http_error(exc: HTTPException) -> tuple[str, int]:
     return error_page(status, exc.description or _TITLES.get(status, "Error"))
 
 
-@bp.app_errorhandler(NotFoundError)
-def not_found(exc: NotFoundError) -> tuple[str, int]:
-    return error_page(404, str(exc))
-
-
-@bp.app_errorhandler(TransitionError)
-def transition(exc: TransitionError) -> tuple[str, int]:
-    return error_page(409, str(exc))
-
-
-@bp.app_errorhandler(ManifestError)
-def broken_manifest(exc: ManifestError) -> tuple[str, int]:
-    return error_page(409, f"this order's manifest cannot be read: {exc}")
-
-
-@bp.app_errorhandler(WorkspaceError)
-def workspace(exc: WorkspaceError) -> tuple[str, int]:
-    return error_page(503, str(exc))
+# Our own failures: their one line, with the status of their kind (409 for any other kind).
+_STATUS: dict[type[KaalwatchError], int] = {NotFoundError: 404, WorkspaceError: 503}
 
 
 @bp.app_errorhandler(KaalwatchError)
-def other(exc: KaalwatchError) -> tuple[str, int]:
-    return error_page(409, str(exc))
+def expected(exc: KaalwatchError) -> tuple[str, int]:
+    if isinstance(exc, ManifestError):
+        return error_page(409, f"this order's manifest cannot be read: {exc}")
+    return error_page(next((s for kind, s in _STATUS.items() if isinstance(exc, kind)), 409), str(exc))
 
 
 @bp.app_errorhandler(InternalServerError)

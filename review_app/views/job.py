@@ -233,11 +233,16 @@ def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], object], d
     return _back(receipt_id, job_id)
 
 
+def _act_on_version(receipt_id: int, job_id: str, move: Callable[[Order, str, int, str], None], done: str) -> Response:
+    """A move naming the form's version: ``done`` may say ``{number}``."""
+    number = _number("version")
+    return _act(receipt_id, job_id, lambda order, job: move(order, job.job_id, number, "review"),
+                done.format(number=number))
+
+
 @bp.post("/jobs/<int:receipt_id>/<job_id>/proof")
 def send_proof(receipt_id: int, job_id: str) -> Response:
-    number = _number("version")
-    return _act(receipt_id, job_id, lambda order, job: lifecycle.send_proof(order, job.job_id, number, "review"),
-                f"proof of version {number} recorded as sent")
+    return _act_on_version(receipt_id, job_id, lifecycle.send_proof, "proof of version {number} recorded as sent")
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/answer")
@@ -259,9 +264,7 @@ def answer(receipt_id: int, job_id: str) -> Response:
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/approve")
 def approve(receipt_id: int, job_id: str) -> Response:
-    number = _number("version")
-    return _act(receipt_id, job_id, lambda order, job: lifecycle.approve(order, job.job_id, number, "review"),
-                f"version {number} approved")
+    return _act_on_version(receipt_id, job_id, lifecycle.approve, "version {number} approved")
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/conflict")

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, render_template, request
 
+from kaalwatch.index import JobRow
 from kaalwatch.model import ACTIVE_STATES, JobState
 from kaalwatch.settings import Settings
 from kaalwatch.steps import GROUPS, WORK_GROUPS
-from kaalwatch.store import JobRow
 from kaalwatch.workflows import by_name
 from review_app.filters import days_left
 from review_app.runtime import runtime

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from kaalwatch.daemon import Backoff, Health, InstanceLock, lock_holder
 from kaalwatch.errors import WorkspaceError
+from kaalwatch.health import Backoff, Health
+from kaalwatch.instance import instance_lock, lock_holder
 from kaalwatch.store import Workspace
 
 
@@ -43,11 +44,10 @@ def test_health_dedupes_repeated_errors_and_forgets_recovered_parts(caplog: pyte
 
 
 def test_second_lock_names_the_holder(ws: Workspace) -> None:
-    first = InstanceLock(ws)
-    with first:
+    with instance_lock(ws):
         assert lock_holder(ws.root) == str(os.getpid())
-        with pytest.raises(WorkspaceError, match=rf"already running on .* \(pid {os.getpid()}\)"):
-            InstanceLock(ws).acquire()
+        with pytest.raises(WorkspaceError, match=rf"already running on .* \(pid {os.getpid()}\)"), instance_lock(ws):
+            pass
     assert lock_holder(ws.root) is None
-    with InstanceLock(ws):  # released: a new holder gets it
+    with instance_lock(ws):  # released: a new holder gets it
         pass

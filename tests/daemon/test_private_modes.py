@@ -93,11 +93,7 @@ def test_every_writer_is_private_under_umask_022(tmp_path: Path, settings: Setti
         finally:
             seen.close()
             ws.close()
-            root = __import__("logging").getLogger()
-            for handler in list(root.handlers):
-                if getattr(handler, "_kaalwatch", False):
-                    root.removeHandler(handler)
-                    handler.close()
+            logs.remove_handlers()
 
 
 @pytest.mark.slow

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, logs
 from kaalwatch.cli import main
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Settings
@@ -21,10 +20,7 @@ from tests.delivery.conftest import deliver_files, noise
 def _drop_log_handlers() -> Iterator[None]:
     """``main`` sets up logging into the test's workspace; take those handlers away afterwards."""
     yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_kaalwatch", False)]:
-        root.removeHandler(handler)
-        handler.close()
+    logs.remove_handlers()
 
 
 @pytest.fixture

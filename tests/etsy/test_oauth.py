@@ -12,7 +12,7 @@ import requests
 from kaalwatch.errors import AuthError
 from kaalwatch.etsy.oauth import connect, parse_redirect, pkce_pair
 from kaalwatch.etsy.tokens import TokenStore, describe
-from kaalwatch.logs import scrub
+from kaalwatch.logs import remove_handlers, scrub
 from kaalwatch.sandbox import Sandbox
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
@@ -27,6 +27,9 @@ def secrets_of(sandbox: Sandbox, ws: Workspace) -> list[str]:
 
 def test_loopback_flow_stores_tokens_privately(sandbox: Sandbox, sb_settings: Settings, sb_ws: Workspace,
                                                caplog: pytest.LogCaptureFixture) -> None:
+    # A command run by an earlier test may have left its scrubbing handlers on the root logger; they rewrite
+    # records in place, and this test must see what the code logged before any scrubbing.
+    remove_handlers()
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="urllib3")  # kaalwatch.logs.setup() quiets it in other tests
     lines: list[str] = []

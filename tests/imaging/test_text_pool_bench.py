@@ -16,7 +16,8 @@ from PIL import Image
 
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging import FileKind, PreviewPool, PreviewSpec, WatermarkSpec, verify_decodes, watermark_text
-from kaalwatch.imaging.watermark import DEFAULT_TEMPLATE, MAX_FIELD_CHARS, MAX_TEXT_CHARS, clean_field
+from kaalwatch.imaging.watermark import DEFAULT_TEMPLATE, MAX_FIELD_CHARS, MAX_TEXT_CHARS
+from kaalwatch.naming import clean_text
 from tests.support.polling import wait_for
 
 from .conftest import artwork, png_bytes
@@ -65,7 +66,7 @@ def test_any_buyer_text_gives_a_clean_bounded_line(name: str, shop: str) -> None
     text = watermark_text("{buyer_first_name} {shop} {receipt_id}", {"buyer_first_name": name, "shop": shop})
     assert len(text) <= MAX_TEXT_CHARS
     assert all(unicodedata.category(ch)[0] != "C" for ch in text)
-    assert text == clean_field(text, MAX_TEXT_CHARS)
+    assert text == clean_text(text, MAX_TEXT_CHARS, ellipsis=True)
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,11 +27,7 @@ def logged(ws: Workspace) -> Iterator[Path]:
     """Log to the workspace's log file the way every command does; the file is searched afterwards."""
     logs.setup("debug", ws.logs_dir)
     yield ws.logs_dir / "kaalwatch.log"
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_kaalwatch", False):
-            root.removeHandler(handler)
-            handler.close()
+    logs.remove_handlers()
 
 
 @pytest.fixture

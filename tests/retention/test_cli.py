@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, logs
 from kaalwatch.cli import main
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
@@ -19,10 +18,7 @@ from kaalwatch.store import Workspace
 @pytest.fixture(autouse=True)
 def _drop_log_handlers() -> Iterator[None]:
     yield
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_kaalwatch", False)]:
-        root.removeHandler(handler)
-        handler.close()
+    logs.remove_handlers()
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def test_files_step_deletes_references_and_unused_versions_only(
 def test_dry_run_reports_exactly_what_purge_then_does(ws: Workspace, settings: Settings, lived) -> None:
     lived()
     now = later(settings.retention.anonymise_days + 1)
-    retention.pseudonym_salt(ws)
+    ws.secrets.salt()
     before = tree(ws.root)
 
     dry = retention.purge(ws, settings, now=now, dry_run=True)
@@ -87,7 +87,7 @@ def test_anonymised_order_keeps_no_personal_data_anywhere(
         assert secret.casefold() not in text.casefold(), secret
     after = ws.load(rid)
     assert after.anonymised_at and after.buyer_name == after.pseudonym == lifecycle.pseudonym_for(
-        rid, retention.pseudonym_salt(ws))
+        rid, ws.secrets.salt())
     assert ws.folder_of(rid).name.startswith(f"{rid} {after.pseudonym}")
     # Still there for history and statistics: ids, dates, listing, states.
     assert after.receipt_id == rid and after.ordered_at == order.ordered_at
@@ -100,8 +100,8 @@ def test_anonymised_order_keeps_no_personal_data_anywhere(
 
 
 def test_pseudonym_salt_is_private_and_stable(ws: Workspace) -> None:
-    first = retention.pseudonym_salt(ws)
-    assert retention.pseudonym_salt(ws) == first and len(first) == 64
+    first = ws.secrets.salt()
+    assert ws.secrets.salt() == first and len(first) == 64
     assert stat.S_IMODE((ws.secrets_dir / "pseudonym_salt").stat().st_mode) == 0o600
 
 

@@ -89,7 +89,7 @@ def _password_hash() -> str:
 def store_password(ws: Workspace) -> None:
     """What ``security.set_password`` writes, hashed once per run (argon2 is slow on purpose)."""
     ws.secrets_dir.mkdir(parents=True, exist_ok=True)
-    path = security.password_path(ws)
+    path = ws.secrets.password_path
     path.write_text(_password_hash() + "\n")
     path.chmod(0o600)
 

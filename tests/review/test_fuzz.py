@@ -26,7 +26,7 @@ from werkzeug.routing import Rule
 
 from kaalwatch.model import Order
 from kaalwatch.store import Workspace
-from review_app import security, sessions
+from review_app import sessions
 from review_app.runtime import runtime
 from tests.review.conftest import PASSWORD, add_reference, add_versions, csrf, jpeg, login
 
@@ -79,7 +79,7 @@ def env(app: Flask, ws: Workspace, order: Order, make_order: Callable[..., Order
     logged_in = app.test_client()
     login(logged_in)
     rules = [r for r in app.url_map.iter_rules()]
-    secrets = [security.password_path(ws).read_bytes().strip()]
+    secrets = [ws.secrets.password_path.read_bytes().strip()]
     yield Env(app=app, ws=ws, order=ws.load(order.receipt_id), clients={"user": logged_in,
               "anon": app.test_client()}, rules=rules, allowed_images=allowed, secrets=secrets)
 

@@ -109,7 +109,7 @@ def test_login_attempts_are_throttled_per_account_whatever_the_address(app: Flas
 
 def test_throttle_backs_off_exponentially_and_refused_guesses_do_not_extend_it(ws: Workspace) -> None:
     now = [0.0]
-    throttle = sessions.LoginThrottle(sessions.Database(sessions.db_path(ws)), free=2, base_seconds=10,
+    throttle = sessions.LoginThrottle(sessions.Database(ws.secrets), free=2, base_seconds=10,
                                       max_seconds=35, clock=lambda: now[0])
     assert throttle.admit() == 0 and throttle.wait_seconds() == 0
     assert throttle.admit() == 0 and throttle.wait_seconds() == 10
@@ -146,7 +146,7 @@ def test_logout(client: FlaskClient) -> None:
 
 def test_password_is_argon2_and_private(ws: Workspace) -> None:
     security.set_password(ws, "a fine password")
-    path = security.password_path(ws)
+    path = ws.secrets.password_path
     assert path.read_text().startswith("$argon2id$")
     assert path.stat().st_mode & 0o777 == 0o600
     assert security.verify_password(ws, "a fine password") and not security.verify_password(ws, "a fine passworD")
@@ -157,7 +157,7 @@ def test_password_is_argon2_and_private(ws: Workspace) -> None:
 def test_sessions_live_server_side_in_a_private_file(client: FlaskClient, ws: Workspace) -> None:
     cookie = client.get_cookie("kaalwatch_session")
     assert cookie is not None and len(cookie.value) < 64  # a random id, no data
-    path = sessions.db_path(ws)
+    path = ws.secrets.sessions_path
     assert path.stat().st_mode & 0o777 == 0o600
     assert cookie.value.encode() not in path.read_bytes()  # only its hash is stored
 

@@ -81,7 +81,7 @@ def test_an_idle_session_ends(app: Flask, ws: Workspace) -> None:
     now = [5000.0]
     limits = sessions.SessionLimits(idle_seconds=600, max_age_seconds=12 * 3600)
     app.session_interface = sessions.ServerSessionInterface(
-        sessions.SessionStore(sessions.Database(sessions.db_path(ws)), limits, clock=lambda: now[0]))
+        sessions.SessionStore(sessions.Database(ws.secrets), limits, clock=lambda: now[0]))
     client = app.test_client()
     response = client.post("/login", data={"password": PASSWORD, "csrf_token": _META.search(
         client.get("/login").get_data(as_text=True)).group(1)})  # type: ignore[union-attr]

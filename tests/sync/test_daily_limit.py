@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kaalwatch.daemon import Daemon
 from kaalwatch.etsy.client import EtsyClient
 from kaalwatch.etsy.oauth import Connection
 from kaalwatch.etsy.ratelimit import NotBefore
+from kaalwatch.health import Health
 from kaalwatch.sandbox import Sandbox
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.sync import sync_once
+from kaalwatch.sync_job import SyncJob
 from review_app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +51,11 @@ def test_a_daily_429_stops_every_request_until_the_time_passes(
         report = sync_once(sb_ws, sb_settings, make_client(sleep=lambda s: None))
         assert report.fatal and report.api_calls == 0
     # The daemon's own sync job: ten runs, no request, and not counted as failures (no backoff piles up).
-    daemon = Daemon(sb_settings)
-    daemon.ws = sb_ws
+    job = SyncJob(sb_ws, sb_settings, Health(), on_new_downloads=lambda: None)
     for _ in range(10):
-        daemon._sync()
-    assert daemon.health.last_sync_result and "no Etsy request before" in daemon.health.last_sync_result
-    assert daemon._sync_backoff.failures == 0
+        job.run()
+    assert job.health.last_sync_result and "no Etsy request before" in job.health.last_sync_result
+    assert job.backoff.failures == 0
     # A hand-run sync in another process.
     hand = _cli(["sync", "--no-downloads"], sandbox, sb_settings, tmp_path)
     assert hand.returncode != 0 and "daily request limit" in hand.stderr and "retry after" in hand.stderr

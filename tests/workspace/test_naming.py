@@ -78,3 +78,9 @@ def test_unique_name_counts_up_case_insensitively() -> None:
 def test_clean_text_keeps_words_apart_and_caps_length() -> None:
     assert clean_text("a\u2028b\x00c", max_chars=10) == "a bc"
     assert len(clean_text("x" * 10_000)) == 200
+
+
+def test_clean_text_for_reading_ends_a_cut_with_an_ellipsis() -> None:
+    assert clean_text("Ann\x1cMarie\u202e  \t Lee", max_chars=40, ellipsis=True) == "Ann Marie Lee"
+    assert clean_text("word " * 20, max_chars=12, ellipsis=True) == "word word w…"
+    assert clean_text("short", max_chars=12, ellipsis=True) == "short"

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from kaalwatch.errors import ConfigError
-from kaalwatch.settings import Settings, load_settings, render_default_config, write_secrets
+from kaalwatch.settings import Settings, load_settings, render_default_config
 from kaalwatch.settings_sources import env_name
+from kaalwatch.vault import Secrets, secrets_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,7 @@ def test_platform_config_dir_is_used_when_nothing_is_named(tmp_path: Path, monke
 
 def test_secrets_file_supplies_credentials_and_env_still_wins(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
-    path = write_secrets(workspace, "key123", "secret456")
+    path = Secrets(secrets_dir(workspace)).write_app_keys("key123", "secret456")
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     text = f"workspace: {workspace}\n"
     settings = load(tmp_path, text)
@@ -69,7 +70,7 @@ def test_secrets_file_supplies_credentials_and_env_still_wins(tmp_path: Path) ->
 
 def test_secrets_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
-    path = write_secrets(workspace, "k", "s")
+    path = Secrets(secrets_dir(workspace)).write_app_keys("k", "s")
     os.chmod(path, 0o644)
     with pytest.raises(ConfigError, match=r"readable by others .*chmod 600"):
         load(tmp_path, f"workspace: {workspace}\n")

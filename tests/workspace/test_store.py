@@ -149,7 +149,7 @@ def test_index_that_cannot_be_opened_is_a_workspace_error_naming_it(settings: Se
     def no_room(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr("kaalwatch.store.sqlite3.connect", no_room)
+    monkeypatch.setattr("kaalwatch.index.sqlite3.connect", no_room)
     with pytest.raises(WorkspaceError, match=r"^cannot use the index .*index\.sqlite: disk I/O error \(free some"):
         Workspace(settings).jobs()
 
@@ -164,7 +164,7 @@ def test_manifest_written_but_index_not_updated_is_not_a_failure(ws: Workspace, 
     def full(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ws, "_index_order", full)
+    monkeypatch.setattr(ws.index, "record", full)
     with ws.edit(order.receipt_id) as loaded:
         lifecycle.add_note(loaded, "saved anyway")
     monkeypatch.undo()
