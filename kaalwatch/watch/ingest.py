@@ -60,6 +60,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from kaalwatch import delivery, lifecycle, private
+from kaalwatch.atomic import atomic_open, is_temp_name
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import RenderResult, classify
 from kaalwatch.imaging.complete import incomplete
@@ -99,20 +100,14 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     staged = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex}{suffix}"
     digest = hashlib.sha256()
     size = 0
-    try:
-        with open(src, "rb") as fh:
-            before = os.fstat(fh.fileno())
-            with open(staged, "wb") as out:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        os.chmod(staged, private.read_only_mode())  # an immutable copy, private by default
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
+    # An immutable copy, private by default. Its staging name is not what is kept (commit renames it), so
+    # its own rename needs no directory fsync.
+    with open(src, "rb") as fh, atomic_open(staged, private.read_only_mode(), sync_dir=False) as out:
+        before = os.fstat(fh.fileno())
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
     return staged, digest.hexdigest(), size, before
 
 
@@ -422,7 +417,9 @@ def clean_staging(ws: Workspace, older_than_seconds: float = 3600.0) -> int:
     for base in (ws.versions_dir, ws.previews_dir):
         for root, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(STAGING_PREFIX) or (name.startswith(".") and name.endswith(".tmp")):
+                # Also the temp files of atomic writes, and of the preview writer before it used them (".tmp").
+                old_temp = name.startswith(".") and name.endswith(".tmp")
+                if name.startswith(STAGING_PREFIX) or is_temp_name(name) or old_temp:
                     path = Path(root) / name
                     try:
                         if path.stat().st_mtime < limit:

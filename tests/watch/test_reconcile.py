@@ -7,12 +7,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, private
 from kaalwatch.model import JobState
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService, rebuild_previews, rescan_all, rescan_order
-from kaalwatch.watch.ingest import stage_copy
+from kaalwatch.watch.ingest import clean_staging, stage_copy
 from tests.support.polling import wait_for
 from tests.watch.helpers import png, psd
 
@@ -172,3 +172,26 @@ def test_misplaced_warning_clears_after_the_file_is_moved_and_rescanned(ws: Work
     assert loaded.errors == {} and loaded.jobs[0].versions[0].source_name == "stray.png"
     assert not [w for row in ws.jobs() for w in row.errors]
     assert [e.details["source"] for e in loaded.history if e.event == "error_cleared"] == ["watcher"]
+
+
+def test_clean_staging_removes_what_a_killed_process_left_and_nothing_recent(ws: Workspace) -> None:
+    folder = ws.previews_dir / "1" / "10"
+    folder.mkdir(parents=True)
+    left = [folder / ".staging-ab12.jpg", folder / ".p.jpg.kw-tmp-1a2b3c4d", folder / ".p.jpg.x9y8.tmp"]
+    keep = [folder / "3-abc.jpg", folder / ".staging-recent.jpg"]
+    for path in left + keep:
+        path.write_bytes(b"x")
+    hour_ago = os.stat(folder).st_mtime - 7200
+    for path in [*left, keep[0]]:
+        os.utime(path, (hour_ago, hour_ago))
+    assert clean_staging(ws) == len(left)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in keep)
+
+
+def test_stage_copy_writes_a_private_read_only_copy_and_leaves_no_temp_behind(tmp_path: Path) -> None:
+    src = tmp_path / "portrait.png"
+    src.write_bytes(png(1))
+    staged, sha, size, before = stage_copy(src, tmp_path / "staging")
+    assert staged.read_bytes() == src.read_bytes() and size == before.st_size == src.stat().st_size
+    assert len(sha) == 64 and os.stat(staged).st_mode & 0o777 == private.read_only_mode()
+    assert [p.name for p in staged.parent.iterdir()] == [staged.name]
