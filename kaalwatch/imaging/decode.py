@@ -331,16 +331,13 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PIXELS,
+def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
            kind: FileKind | None = None, background: tuple[int, int, int] | None = None,
            on_header: Callable[[tuple[int, int], int], None] | None = None) -> Decoded:
     """Decode ``path`` to a loaded image no smaller than needed for a ``target_edge`` px long edge.
 
     With ``background``, transparent images come back already flattened onto it (RGB), which is
     the cheap way to reduce them (see ``flatten_reduce``).
-
-    ``target_edge=None`` decodes for verification only: as small as the format allows (JPEG at 1/8,
-    which still runs the entropy decoder over every byte, so truncation is still caught).
 
     ``on_header(source_size, orientation)`` is called once the header has passed the pixel cap and before
     any pixel is decoded, so a caller can prepare work that needs only the size (the preview builds its
@@ -360,7 +357,7 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
             on_header(source_size, _orientation(im))
         if im.format in ("JPEG", "MPO"):
             long_edge = max(im.size)
-            want = DRAFT_GAP * target_edge if target_edge else 1
+            want = DRAFT_GAP * target_edge
             scale = next((s for s in (8, 4, 2) if long_edge / s >= want), 1)
             if scale > 1:
                 im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None,
@@ -372,10 +369,9 @@ def decode(path: Path, target_edge: int | None, max_pixels: int = DEFAULT_MAX_PI
         orientation = _orientation(im)
         icc = im.info.get("icc_profile") or None
         im = _normalise_mode(im)
-        if target_edge:
-            factor = reduce_factor(max(im.size), target_edge)
-            if background is not None and im.mode in ("RGBA", "LA"):
-                im = flatten_reduce(im, factor, background)
-            else:
-                im = reduce_image(im, factor)
+        factor = reduce_factor(max(im.size), target_edge)
+        if background is not None and im.mode in ("RGBA", "LA"):
+            im = flatten_reduce(im, factor, background)
+        else:
+            im = reduce_image(im, factor)
         return Decoded(im, kind, source_size, orientation, icc, low_res, note)
