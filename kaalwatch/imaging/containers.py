@@ -117,7 +117,7 @@ def compose_psd(path: Path, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # psd-tools replaces channels it cannot decompress with black and only warns: for us a
-            # broken channel is a broken file (truncation must never pass the stability check).
+            # broken channel is a broken file (a truncated document must never become a version).
             warnings.filterwarnings("error", module=r"psd_tools")
             psd = PSDImage.open(path)
             check_pixels(path, (psd.width, psd.height), max_pixels)

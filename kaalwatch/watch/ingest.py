@@ -157,8 +157,7 @@ class Save:
     pair: tuple[str, str] | None = None  # (its layered source's path in the job, that source's hash)
     completes: int | None = None  # the layered source's lone version this export completes
     predicted: int = 0  # the version number the watermark shows
-    key: str = ""
-    text: str = ""
+    key: str = ""  # the preview's cache key (``spec_key``)
     tmp_preview: Path | None = None
     tmp_thumb: Path | None = None
     result: RenderResult | None = None
@@ -194,8 +193,10 @@ class Ingestor(PreviewMixin):
         self._count_lock = threading.Lock()
 
     def ingest(self, path: Path, stable: Signature | None = None) -> Outcome:
-        """Process one path that the stability tracker (or a rescan) found quiet; ``stable`` is the
-        (size, mtime_ns) it kept while quiet: other bytes by now mean a writer started meanwhile."""
+        """The pipeline of one path the stability tracker (or a rescan) found quiet: locate, confirm it is
+        still stable, stage, render, commit. A stage that decides what the file is ends it (``Finished``).
+        ``stable`` is the (size, mtime_ns) the path kept while quiet: other bytes by now mean a writer
+        started meanwhile."""
         with self._count_lock:
             self.ingests += 1  # the cost figure of issue 23: work must grow with what changed
         save: Save | None = None
@@ -282,13 +283,13 @@ class Ingestor(PreviewMixin):
         """The watermarked preview of the staged copy, into staging names beside the previews."""
         assert save.staged is not None
         save.predicted = save.completes or _next_number(save.job)
-        spec, save.text, save.key = watermark_for(self.settings, save.order, save.job, save.predicted)
+        spec, text, save.key = watermark_for(self.settings, save.order, save.job, save.predicted)
         preview_dir = self.ws.previews_dir / str(save.loc.receipt_id) / safe_component(save.job_id)
         token = uuid.uuid4().hex[:12]
         save.tmp_preview = preview_dir / f"{STAGING_PREFIX}{token}.jpg"
         save.tmp_thumb = preview_dir / f"{STAGING_PREFIX}{token}-thumb.jpg"
         try:
-            save.result = self._render(save.staged, save.tmp_preview, save.tmp_thumb, spec, save.text)
+            save.result = self._render(save.staged, save.tmp_preview, save.tmp_thumb, spec, text)
         except ImageError as exc:
             verdicts.remember(self.seen, save.loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
             raise Finished(verdicts.unreadable(self.ws, save.loc, artist_facing(exc.message, save.staged))) from None

@@ -259,7 +259,10 @@ def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], settin
     while len(tracker) and time.monotonic() < deadline:
         for path, signature in tracker.due_signed(time.monotonic()):
             if in_flight is not None and in_flight(path):
-                continue  # the watcher is ingesting it right now
+                # The watcher is ingesting it right now: looked at again once its quiet period has passed
+                # once more (that ingest may fail: a full disk), rather than dropped from this scan.
+                tracker.touch(path, time.monotonic())
+                continue
             try:
                 outcome = ingestor.ingest(path, signature)
             except (KaalwatchError, OSError) as exc:
