@@ -412,7 +412,7 @@ class WatchService:
         found: list[tuple[Path, int]] = []
         folders = None if receipt_id is None else [self.ws.folder_of(receipt_id)]
         report = self.reconciler.scan(folders, lambda p, m: found.append((p, m)),
-                                      lambda r, j, n: self.ingestor.render_version(r, j, n),
+                                      self.ingestor.render_version,
                                       force=receipt_id is not None)
 
         def busy(path: Path) -> bool:
