@@ -2,7 +2,8 @@
 """Set up and run kaalwatch from a checkout with nothing but Python 3.11+: ``python3 tasks.py demo|test|bench|lint``.
 
 Each task creates ``.venv`` on first use and reinstalls when ``pyproject.toml`` changed, so every task is
-idempotent and needs no other tool (no make, no global pip installs).
+idempotent and needs no other tool (no make, no global pip installs). ``lint`` is ruff then mypy (configured
+in ``pyproject.toml``); ``test`` is lint then pytest.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def ensure_venv() -> Path:
     return python
 
 
+def lint(python: Path) -> None:
+    run(python, "-m", "ruff", "check", *LINT_PATHS)
+    run(python, "-m", "mypy")  # paths, strictness and the cache folder are in pyproject.toml
+
+
 def main(argv: list[str]) -> None:
     tasks = ("demo", "test", "bench", "lint")
     if not argv or argv[0] not in tasks:
@@ -51,9 +57,9 @@ def main(argv: list[str]) -> None:
     if task == "demo":
         run(BIN / "kaalwatch", "demo", *rest)
     elif task == "lint":
-        run(python, "-m", "ruff", "check", *LINT_PATHS)
+        lint(python)
     elif task == "test":
-        run(python, "-m", "ruff", "check", *LINT_PATHS)
+        lint(python)
         run(python, "-m", "pytest", *rest)
     elif task == "bench":
         run(python, "-m", "bench", *rest)

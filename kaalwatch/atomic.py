@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,12 +34,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int | None = None, *, sync_dir: bool = True) -> Iterator[BinaryIO]:
+def atomic_open(path: Path, mode: int | None = None, *, check: Callable[[Path], None] | None = None,
+                sync_dir: bool = True) -> Iterator[BinaryIO]:
     """Yield a binary file whose content replaces ``path`` only when the block finishes without error.
 
     The file gets ``mode``, by default the private mode (:func:`kaalwatch.private.file_mode`): what the tool
-    writes holds buyer data or secrets, and the umask must not widen that. ``sync_dir=False`` skips making
-    the rename itself durable, for a cache that is rebuilt when lost (previews: one fsync less per file).
+    writes holds buyer data or secrets, and the umask must not widen that. ``check`` is called with the
+    finished temporary file before it takes ``path``'s place; what it raises leaves ``path`` as it was.
+    ``sync_dir=False`` skips making the rename itself durable, for a cache that is rebuilt when lost
+    (previews: one fsync per file, as before this writer was shared).
     """
     path = Path(path)
     mode = private.file_mode() if mode is None else mode
@@ -50,6 +54,8 @@ def atomic_open(path: Path, mode: int | None = None, *, sync_dir: bool = True) -
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -69,6 +75,12 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     """Replace ``path`` with UTF-8 ``text`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def atomic_copy(src: Path, dst: Path, mode: int | None = None) -> None:
+    """Replace ``dst`` with a copy of ``src`` atomically, streamed (no whole file in memory)."""
+    with open(src, "rb") as source, atomic_open(dst, mode) as handle:
+        shutil.copyfileobj(source, handle)
 
 
 def is_temp_name(name: str) -> bool:

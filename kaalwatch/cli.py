@@ -12,12 +12,16 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from kaalwatch import __version__
 from kaalwatch.errors import KaalwatchError
+
+if TYPE_CHECKING:  # imported when used, so that `kaalwatch --help` stays fast
+    from kaalwatch.settings import Settings
+    from kaalwatch.store import Workspace
 
 # name -> "module:attribute", in the order --help lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -46,19 +50,20 @@ class Context:
 
     config_path: Path | None
     debug: bool
-    _settings: Any = None
+    _settings: Settings | None = None
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         if self._settings is None:
             from kaalwatch import private
             from kaalwatch.settings import load_settings
 
-            self._settings = load_settings(self.config_path)
-            private.configure(self._settings.private_files)  # before any command writes a file
+            settings = load_settings(self.config_path)
+            private.configure(settings.private_files)  # before any command writes a file
+            self._settings = settings
         return self._settings
 
-    def workspace(self, *, check: bool = True) -> Any:
+    def workspace(self, *, check: bool = True) -> Workspace:
         """The workspace of the loaded settings, with logging to its log folder set up."""
         from kaalwatch import logs
         from kaalwatch.store import Workspace

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +71,8 @@ def prepare_workspace(root: Path | None) -> Path:
     return root
 
 
-def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str, *, page_port: int) -> dict:
+def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str, *,
+                page_port: int) -> dict[str, object]:
     """The demo workspace's settings: sandbox Etsy, short intervals, loopback page without a password."""
     return {
         "workspace": str(root),
@@ -90,7 +91,7 @@ def demo_config(root: Path, sandbox_url: str, keystring: str, shared_secret: str
     }
 
 
-def write_config(root: Path, data: dict) -> Path:
+def write_config(root: Path, data: Mapping[str, object]) -> Path:
     path = root / CONFIG_NAME
     # JSON is valid YAML: the file stays readable and editable, and no YAML emitter quirks apply.
     path.write_text("# written by `kaalwatch demo`; delete the folder when done\n" + json.dumps(data, indent=2)

@@ -27,20 +27,20 @@ import contextlib
 import hashlib
 import http.client
 import ipaddress
+import itertools
 import os
-import secrets
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from kaalwatch import naming
-from kaalwatch.atomic import TEMP_MARK
+from kaalwatch.atomic import atomic_open
 from kaalwatch.errors import DownloadError
 from kaalwatch.settings import Settings
 
@@ -282,55 +282,53 @@ def _save(resp: http.client.HTTPResponse, conn: _Connection, folder: Path, stem:
     if length.isdigit() and int(length) > max_bytes:
         raise DownloadError(f"too big ({int(length) // 1024 // 1024} MB; the limit is "
                             f"{max_bytes // 1024 // 1024} MB)")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".download{TEMP_MARK}{secrets.token_hex(6)}"
     digest = hashlib.sha256()
-    size = 0
+    chunks = _chunks(resp, conn, length, max_bytes, deadline)
     head = b""
-    try:
-        with open(tmp, "wb") as out:
-            while True:
-                left = deadline.left()
-                if conn.sock is not None:
-                    conn.sock.settimeout(left)
-                try:
-                    chunk = resp.read1(CHUNK)  # returns what one read brings: the deadline is checked per read
-                except (OSError, http.client.HTTPException, ValueError) as exc:
-                    deadline.left()
-                    raise DownloadError(f"the download broke off ({exc.__class__.__name__})") from None
-                if not chunk:
-                    deadline.left()  # a connection cut by the timer also ends in b""
-                    break
-                if len(head) < 64:
-                    head += chunk[: 64 - len(head)]
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadError(f"too big (more than {max_bytes // 1024 // 1024} MB)")
-                digest.update(chunk)
-                out.write(chunk)
-            if length.isdigit() and size < int(length):
-                raise DownloadError("the download broke off (fewer bytes than announced)")
-            out.flush()
-            os.fsync(out.fileno())
-        kind = _sniff(head)
-        if kind not in IMAGE_SUFFIXES:
-            raise DownloadError(f"not an image (the bytes are {kind or 'of an unknown kind'})")
-        _check_pixels(tmp, kind, max_pixels)
-        name = unique_file_name(stem, IMAGE_SUFFIXES[kind], taken | set(os.listdir(folder)))
-        final = folder / name
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    for chunk in chunks:  # the first bytes say what the file is, and so its name, before anything is written
+        head += chunk
+        if len(head) >= 64:
+            break
+    kind = _sniff(head[:64])
+    if kind not in IMAGE_SUFFIXES:
+        raise DownloadError(f"not an image (the bytes are {kind or 'of an unknown kind'})")
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / reference_file_name(stem, IMAGE_SUFFIXES[kind], taken | set(os.listdir(folder)))
+    size = 0
+    with atomic_open(final, check=lambda tmp: _check_pixels(tmp, kind, max_pixels)) as out:
+        for chunk in itertools.chain((head,), chunks):
+            size += len(chunk)
+            digest.update(chunk)
+            out.write(chunk)
     return Downloaded(path=final, sha256=digest.hexdigest(), size=size, kind=kind)
 
 
-def unique_file_name(stem: str, suffix: str, taken: set[str]) -> str:
+def _chunks(resp: http.client.HTTPResponse, conn: _Connection, length: str, max_bytes: int,
+            deadline: _Clock) -> Iterator[bytes]:
+    """The body, one read at a time, within the deadline and ``max_bytes``; complete as announced."""
+    size = 0
+    while True:
+        left = deadline.left()
+        if conn.sock is not None:
+            conn.sock.settimeout(left)
+        try:
+            chunk = resp.read1(CHUNK)  # returns what one read brings: the deadline is checked per read
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            deadline.left()
+            raise DownloadError(f"the download broke off ({exc.__class__.__name__})") from None
+        if not chunk:
+            deadline.left()  # a connection cut by the timer also ends in b""
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise DownloadError(f"too big (more than {max_bytes // 1024 // 1024} MB)")
+        yield chunk
+    if length.isdigit() and size < int(length):
+        raise DownloadError("the download broke off (fewer bytes than announced)")
+
+
+def reference_file_name(stem: str, suffix: str, taken: set[str]) -> str:
     """``<stem><suffix>``, or ``<stem> (2)<suffix>``… — safe, and not in ``taken`` (case-insensitively)."""
     base = naming.safe_component(stem, fallback="reference", max_bytes=80)
-    lowered = {t.casefold() for t in taken}
-    name, n = base + suffix, 2
-    while name.casefold() in lowered or name.startswith("."):
-        name, n = f"{base} ({n}){suffix}", n + 1
-    return name
+    stems = {name[: len(name) - len(suffix)] for name in taken if name.casefold().endswith(suffix.casefold())}
+    return naming.unique_name(base, stems) + suffix

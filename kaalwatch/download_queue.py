@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -30,8 +29,8 @@ from typing import Any
 from filelock import FileLock
 
 from kaalwatch import lifecycle
-from kaalwatch.atomic import TEMP_MARK
-from kaalwatch.download import Downloaded, DownloadPolicy, Resolver, fetch, unique_file_name
+from kaalwatch.atomic import atomic_copy
+from kaalwatch.download import Downloaded, DownloadPolicy, Resolver, fetch, reference_file_name
 from kaalwatch.errors import DownloadError, KaalwatchError
 from kaalwatch.model import Reference
 from kaalwatch.settings import Settings
@@ -237,8 +236,6 @@ class DownloadQueue:
 def _copy_into(source: Downloaded, target: Path, stem: str, taken: set[str]) -> Downloaded:
     """The same listing image for another order: copied, not downloaded again."""
     target.mkdir(parents=True, exist_ok=True)
-    name = unique_file_name(stem, source.path.suffix, taken | set(os.listdir(target)))
-    tmp = target / f".copy{TEMP_MARK}{os.getpid()}.{threading.get_ident()}"
-    shutil.copyfile(source.path, tmp)
-    os.replace(tmp, target / name)
-    return Downloaded(path=target / name, sha256=source.sha256, size=source.size, kind=source.kind)
+    path = target / reference_file_name(stem, source.path.suffix, taken | set(os.listdir(target)))
+    atomic_copy(source.path, path)
+    return Downloaded(path=path, sha256=source.sha256, size=source.size, kind=source.kind)

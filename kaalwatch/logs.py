@@ -10,12 +10,12 @@ folder can still be matched, and meaningless to anyone reading the log).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import logging.handlers
 import os
 import re
 from pathlib import Path
-from typing import TextIO
 
 from kaalwatch import private
 
@@ -91,7 +91,7 @@ class ScrubFilter(logging.Filter):
 class _PrivateRotatingHandler(logging.handlers.RotatingFileHandler):
     """The rotating log, made private (0600) each time a file is opened, the first and every rotated one."""
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         stream = super()._open()
         private.restrict(Path(self.baseFilename))
         return stream
@@ -121,7 +121,7 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     for handler in handlers:
         handler.setFormatter(fmt)
         handler.addFilter(ScrubFilter(orders_dir))
-        handler._kaalwatch = True  # type: ignore[attr-defined]
+        handler._kaalwatch = True  # type: ignore[attr-defined]  # the mark setup() and the tests remove by
         root.addHandler(handler)
     for noisy in ("urllib3", "watchdog", "PIL", "apscheduler.executors", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

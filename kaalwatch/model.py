@@ -239,6 +239,16 @@ class Event:
 
 
 @dataclass
+class Shipment:
+    """Whether Etsy was asked to mark the order shipped (delivery.create_shipment), and what it answered."""
+
+    status: str  # "created" | "refused" | "failed" | "gave_up"
+    attempts: int = 0
+    at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
 class Order:
     """Everything the artist needs about one Etsy receipt; the source of truth is its ``order.yaml``."""
 
@@ -260,6 +270,7 @@ class Order:
     history: list[Event] = field(default_factory=list)
     etsy_updated_at: datetime | None = None
     etsy_completed: bool = False
+    upload_claimed_at: datetime | None = None  # "I have uploaded these" for the files now ready; Etsy to confirm
     synced_at: datetime | None = None
     cancelled_at: datetime | None = None
     files_purged_at: datetime | None = None
@@ -268,6 +279,7 @@ class Order:
     keep_until: datetime | None = None  # retention waits until then (an explicit, recorded choice)
     total: str | None = None  # Etsy's grand total ("23.80") and its currency: the shop's books keep them
     currency: str | None = None
+    shipment: Shipment | None = None
     errors: dict[str, str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys a human added, kept as they were
 

@@ -291,9 +291,10 @@ class Notifier:
 
     def _attempted(self, notice: Notice, ok: bool) -> None:
         now = utcnow()
+        sent_at = now.isoformat(timespec="seconds")  # utcnow() is UTC already: what iso() writes
         with self._lock:
             for key in notice.keys:
-                self._sent[key] = iso(now)
+                self._sent[key] = sent_at
                 self._pending.discard(key)
             cutoff = now - KEEP_KEYS
             self._sent = {k: at for k, at in self._sent.items() if (parse_time(at) or now) >= cutoff}

@@ -151,10 +151,10 @@ def mac_protected_folder(workspace: Path, home: Path) -> str | None:
 # Installing
 
 
-Runner = Callable[[list[str]], subprocess.CompletedProcess]
+Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -178,7 +178,7 @@ def launchd_plist_path(home: Path | None = None) -> Path:
     return (home or Path.home()) / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist"
 
 
-def _checked(result: subprocess.CompletedProcess, what: str) -> None:
+def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout or "").strip().splitlines()
         raise KaalwatchError(f"{what} failed: {detail[0] if detail else f'exit {result.returncode}'}",

@@ -38,6 +38,7 @@ from filelock import FileLock
 
 from kaalwatch import naming, private
 from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
+from kaalwatch.deliver_folder import drop_stale
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, order_from_dict, order_to_dict, parse_time
 from kaalwatch.search import TOKENIZER, job_text, match_query
@@ -355,26 +356,27 @@ class Workspace:
     def _make_unique_dir(self, name: str) -> Path:
         """Create ``orders/name``, or ``name (2)``… — by trying, so it costs nothing per existing order and
         a case-insensitive filesystem's collisions count too."""
-        candidate, n = name, 1
+        taken: set[str] = set()
         while True:
-            folder = self.orders_dir / candidate
+            folder = self.orders_dir / naming.unique_name(name, taken)
             try:
                 private.make_dir(folder, parents=False, exist_ok=False)
             except FileExistsError:
-                n += 1
-                candidate = f"{name} ({n})"
+                taken.add(folder.name)
                 continue
             return folder
 
     @contextlib.contextmanager
     def edit(self, receipt_id: int) -> Iterator[Order]:
-        """Load the order fresh under its lock, let the caller change it through :mod:`lifecycle`, and
-        write it back atomically — only if something changed, so an idle sync touches no file."""
+        """Load the order fresh under its lock, let the caller change it through :mod:`lifecycle`, keep
+        ``deliver/`` to the files of ready jobs (:mod:`kaalwatch.deliver_folder`), and write it back
+        atomically — only if something changed, so an idle sync touches no file."""
         with self.lock(receipt_id):
             folder = self.folder_of(receipt_id)
             order = self.read_folder(folder)
             before = dump_manifest(order)
             yield order
+            drop_stale(order, folder / DELIVER)
             if dump_manifest(order) != before:
                 self._write(folder, order)
 

@@ -33,6 +33,12 @@ def _changes(details: dict[str, Any]) -> str:
     return text + (" — beyond the included rounds" if details.get("beyond_included") else "")
 
 
+def _undone(details: dict[str, Any]) -> str:
+    what = str(details.get("what"))
+    words = WORDS.get(what)
+    return f"Undone: {(words({}) if words is not None else what).lower()}"
+
+
 _REFERENCE_FROM = {"buyer": "Buyer's photos arrived", "listing": "Listing's style sample saved",
                    "artist": "Reference added to the folder"}
 
@@ -66,7 +72,7 @@ WORDS: dict[str, Words] = {
     "error": lambda d: f"Warning ({_source(d)}): {d.get('message')}",
     "error_cleared": lambda d: f"Warning cleared ({_source(d)})",
     "note_added": lambda d: "Note added",
-    "undone": lambda d: f"Undone: {WORDS.get(str(d.get('what')), lambda _: str(d.get('what')))({}).lower()}",
+    "undone": _undone,
     "anonymised": lambda d: "Buyer's details removed (retention)",
     "files_purged": lambda d: "Old files deleted (retention)",
     "file_names_redacted": lambda d: "File names made anonymous (retention)",

@@ -8,7 +8,6 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import current_app
 
@@ -78,8 +77,9 @@ class Runtime:
     orders: OrderCache
     throttle: LoginThrottle
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["kaalwatch"]  # type: ignore[no-any-return]
+    found = current_app.extensions["kaalwatch"]
+    assert isinstance(found, Runtime), "create_app stores the Runtime"
+    return found

@@ -63,7 +63,7 @@ class ReviewServer:
         except OSError as exc:
             raise ConfigError(f"the review page cannot listen on {self.host}:{self.requested_port}: "
                               f"{exc.strerror or exc}", hint="choose another review.port") from None
-        self._server = server  # type: ignore[assignment]  # one address: never the multi-socket server
+        self._server = server  # one address: never the multi-socket server
         # The Host allow-list learns the real port (port 0 in tests) and an explicitly bound address.
         policy: security.HostPolicy = self.app.extensions["kaalwatch_hosts"]
         policy.ports.add(self.port)

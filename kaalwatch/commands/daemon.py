@@ -8,11 +8,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kaalwatch.cli import Context
 from kaalwatch.errors import KaalwatchError
+
+if TYPE_CHECKING:
+    from kaalwatch.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ def service() -> None:
     """Install kaalwatch as a per-user background service (systemd user unit, LaunchAgent, logon task)."""
 
 
-def _spec(ctx: Context):  # type: ignore[no-untyped-def]
+def _spec(ctx: Context) -> ServiceSpec:
     from kaalwatch.service import default_spec
     from kaalwatch.settings import default_config_path
 

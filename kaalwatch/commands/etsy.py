@@ -6,8 +6,9 @@ import dataclasses
 import sys
 import time
 import webbrowser
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from kaalwatch.cli import Context
 from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import RUN_AUTH
 from kaalwatch.model import iso, parse_time
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # the only module that names the type click.progressbar returns
 
 
 @click.group(invoke_without_command=True)
@@ -45,8 +49,7 @@ def auth(click_ctx: click.Context, no_browser: bool, port: int | None, keystring
         click.echo(f"Saved the app credentials in {path} (mode 0600).", err=True)
         settings = dataclasses.replace(settings, etsy=dataclasses.replace(
             etsy, keystring=keystring, shared_secret=shared_secret))
-    connection = connect(settings, ws, webbrowser.open, paste=no_browser,
-                         input_stream=click.get_text_stream("stdin"), output=click.echo, port=port)
+    connection = connect(settings, ws, webbrowser.open, paste=no_browser, output=click.echo, port=port)
     click.echo(f"Connected to {connection.shop_name or 'your shop'} (shop {connection.shop_id}); "
                f"scopes: {' '.join(connection.scopes)}")
 
@@ -100,7 +103,7 @@ def status(ctx: Context) -> None:
         raise AuthError(said, hint="run `kaalwatch auth` to connect again")
 
 
-def _recorded_refusal(state: dict[str, Any], connected_at: float) -> str | None:
+def _recorded_refusal(state: Mapping[str, object], connected_at: float) -> str | None:
     """The refusal the last sync recorded (``needs_reauth``), unless the shop was connected again since."""
     if not state.get("needs_reauth"):
         return None
@@ -155,7 +158,7 @@ class _LazyBar:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.bar: Any = None
+        self.bar: ProgressBar[int] | None = None
         self.done = 0
 
     def __call__(self, done: int, total: int) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import click
 
@@ -15,7 +17,7 @@ from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
 from kaalwatch.model import ERROR_SOURCES, JobState, parse_time, utcnow
-from kaalwatch.settings import default_config_path, render_default_config
+from kaalwatch.settings import Settings, default_config_path, render_default_config
 from kaalwatch.steps import GROUPS
 from kaalwatch.store import JobRow, Workspace
 from kaalwatch.workflows import by_name
@@ -57,7 +59,30 @@ def _days_left(ship_by: datetime | None, now: datetime) -> int | None:
     return None if ship_by is None else (ship_by.date() - now.date()).days
 
 
-def job_summary(row: JobRow, settings, now: datetime) -> dict:  # type: ignore[no-untyped-def]
+class JobWarning(TypedDict):
+    source: str
+    message: str
+
+
+class JobSummary(TypedDict):
+    """One line of `status` and one element of `status --json`'s ``jobs``."""
+
+    receipt_id: int
+    job_id: str
+    listing: str
+    state: str
+    next: str
+    marker: str | None
+    ship_by: str | None
+    days_left: int | None
+    overdue: bool
+    due: bool
+    versions: int
+    warnings: list[JobWarning]
+    folder: str
+
+
+def job_summary(row: JobRow, settings: Settings, now: datetime) -> JobSummary:
     """One job as plain data for the table and --json (days left, due and overdue flags)."""
     # An on-hold job does not count down: it is not late while the owner deliberately waits.
     days = None if row.state is JobState.ON_HOLD else _days_left(row.ship_by, now)
@@ -82,7 +107,7 @@ def job_summary(row: JobRow, settings, now: datetime) -> dict:  # type: ignore[n
 STALE_HEALTH_SECONDS = 30
 
 
-def daemon_line(health: dict, now: datetime) -> str:  # type: ignore[type-arg]
+def daemon_line(health: Mapping[str, object], now: datetime) -> str:
     """One line about the daemon from its health file: running or not, watcher, queue, last sync."""
     if not health:
         return "daemon: not running (start it with `kaalwatch run` or `kaalwatch service install`)"

@@ -10,7 +10,7 @@ makes that one careful minute; each module does one job:
 * :mod:`~kaalwatch.delivery.names` — file names from a template; :mod:`~kaalwatch.delivery.limits` — Etsy's limits;
 * :mod:`~kaalwatch.delivery.preparing` — :func:`prepare` builds into ``deliver/`` and marks jobs ready;
 * :mod:`~kaalwatch.delivery.reframe` — the owner moves a crop frame;
-* :mod:`~kaalwatch.delivery.folder` — the ``deliver/`` folder and its stale files;
+* :mod:`~kaalwatch.delivery.folder` — the ``deliver/`` folder (kept to ready jobs' files by ``Workspace.edit``);
 * :mod:`~kaalwatch.delivery.after_upload` — "I have uploaded these", and marking the order shipped;
 * :mod:`~kaalwatch.delivery.overview` — what the review page and ``kaalwatch deliver`` show.
 
@@ -18,7 +18,7 @@ Logs name receipt and job ids only.
 """
 
 from kaalwatch.delivery.after_upload import SHIPMENT_ATTEMPTS, confirm_uploaded, etsy_order_url, ship_confirmed_orders
-from kaalwatch.delivery.folder import deliver_dir, drop_stale, remove_stale
+from kaalwatch.delivery.folder import deliver_dir
 from kaalwatch.delivery.overview import Panel, PanelFile, PanelPlan, panel
 from kaalwatch.delivery.preparing import BuiltFile, DeliveryReport, nothing_to_build, prepare
 from kaalwatch.delivery.reframe import set_framing
@@ -32,12 +32,10 @@ __all__ = [
     "PanelPlan",
     "confirm_uploaded",
     "deliver_dir",
-    "drop_stale",
     "etsy_order_url",
     "nothing_to_build",
     "panel",
     "prepare",
-    "remove_stale",
     "set_framing",
     "ship_confirmed_orders",
 ]

@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 from kaalwatch import lifecycle
 from kaalwatch.errors import AuthError, DeliveryError, EtsyError, EtsyForbiddenError, EtsyNotFoundError
-from kaalwatch.model import JobState, Order, iso, utcnow
+from kaalwatch.etsy.shop import ShopClient
+from kaalwatch.etsy.shop import shop_id as find_shop_id
+from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 
@@ -36,7 +38,7 @@ def confirm_uploaded(ws: Workspace, receipt_id: int, *, manual: bool, actor: str
             for job_id in ready:
                 lifecycle.mark_delivered(order, job_id, confirmed_by="manual", actor=actor)
         else:
-            lifecycle.record(order, actor, "upload_claimed", None, jobs=ready)
+            lifecycle.claim_upload(order, actor)
             if order.etsy_completed:
                 # Etsy already showed the receipt completed: no later sync will report it again.
                 lifecycle.etsy_completed(order, actor=actor)
@@ -54,18 +56,8 @@ def etsy_order_url(settings: Settings, receipt_id: int) -> str:
     return f"https://www.etsy.com/your/orders/sold?order_id={int(receipt_id)}"
 
 
-class ShipmentClient(Protocol):
+class ShipmentClient(ShopClient, Protocol):
     def create_receipt_shipment(self, shop_id: int, receipt_id: int, note_to_buyer: str) -> Any: ...
-
-
-def _shop_id(client: Any) -> int:
-    shop_id = getattr(client, "shop_id", None)
-    if shop_id is None and hasattr(client, "get_me"):
-        me = client.get_me()
-        shop_id = me.get("shop_id") if isinstance(me, dict) else getattr(me, "shop_id", None)
-    if not shop_id:
-        raise DeliveryError("the connected Etsy account has no shop", hint="run `kaalwatch auth` as the shop owner")
-    return int(shop_id)
 
 
 def _delivered(order: Order) -> bool:
@@ -86,14 +78,11 @@ def ship_confirmed_orders(ws: Workspace, settings: Settings, client: ShipmentCli
     for _folder, order in ws.iter_orders():
         if not isinstance(order, Order) or not _delivered(order) or order.anonymised_at:
             continue
-        record = order.extra.get("shipment") or {}
-        if record.get("status") in ("created", "refused", "gave_up"):
+        if order.shipment is not None and order.shipment.status in ("created", "refused", "gave_up"):
             continue
         if shop_id is None:
-            shop_id = _shop_id(client)
-        outcome = _ship_one(ws, settings, client, shop_id, order.receipt_id)
-        if outcome:
-            outcomes.append(outcome)
+            shop_id = find_shop_id(client)
+        outcomes.append(_ship_one(ws, settings, client, shop_id, order.receipt_id))
     return outcomes
 
 
@@ -106,19 +95,10 @@ def _ship_one(ws: Workspace, settings: Settings, client: ShipmentClient, shop_id
     except EtsyError as exc:
         status, error = "failed", str(exc)
     with ws.edit(receipt_id) as order:
-        record = dict(order.extra.get("shipment") or {})
-        attempts = int(record.get("attempts", 0)) + 1
+        attempts = (order.shipment.attempts if order.shipment else 0) + 1
         if status == "failed" and attempts >= SHIPMENT_ATTEMPTS:
             status = "gave_up"
-        order.extra["shipment"] = {"status": status, "attempts": attempts, "at": iso(utcnow()),
-                                   **({"error": error} if error else {})}
-        lifecycle.record(order, ACTOR, f"shipment_{status}", None, attempts=attempts,
-                         **({"error": error} if error else {}))
-        if status in ("refused", "gave_up"):
-            lifecycle.set_error(order, None, f"Etsy did not mark this order shipped ({error}); the files were "
-                                "delivered; mark it on Etsy by hand if needed", ACTOR, source="shipment")
-        elif status == "created":
-            lifecycle.set_error(order, None, None, ACTOR, source="shipment")
+        lifecycle.record_shipment(order, status, error, ACTOR)
     if status == "created":
         log.info("order %s: marked shipped on Etsy", receipt_id)
     else:

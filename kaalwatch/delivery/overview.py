@@ -143,7 +143,7 @@ def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None =
     # What a delivered job built was uploaded already: it is the record of the delivery, not a stranger.
     delivered = {d.name for job in order.jobs if job.state is JobState.DELIVERED for d in job.deliverables}
     strangers = [p.name for p in visible_files(deliver) if p.name not in built | delivered]
-    claimed = any(event.event == "upload_claimed" for event in order.history[-20:])
+    claimed = order.upload_claimed_at is not None
     plans, job_checks = _plans(ws, settings, order)
     return Panel(order.receipt_id, deliver, etsy_order_url(settings, order.receipt_id), files,
                  count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs, claimed,

@@ -24,7 +24,7 @@ from PIL import Image
 from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_write_bytes
 from kaalwatch.delivery.build import Encoded, encode, halve_for, load_source, shape
-from kaalwatch.delivery.folder import deliver_dir, drop_stale, visible_files
+from kaalwatch.delivery.folder import deliver_dir, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks
 from kaalwatch.delivery.names import fill, name_fields
 from kaalwatch.delivery.promises import PlannedFile, plan_files, plan_job, promises, workflow_of
@@ -245,14 +245,13 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
             if current.state not in _BUILDABLE or current.approved_version != job.approved_version:
                 report.problems.append(f"job {job.job_id}'s approval changed while its files were built; "
                                        f"run deliver again")
-        report.removed = drop_stale(order, folder, actor)
         if report.problems:
             for job in targets:
                 lifecycle.set_error(order, job.job_id, f"cannot deliver: {report.problems[0]}", ACTOR,
                                     source="delivery")
             log.warning("order %s: deliverables not ready: %d problem(s)", receipt_id, len(report.problems))
             return
-        report.removed += _write_files(order, folder, planned, targets)
+        report.removed = _write_files(order, folder, planned, targets)
         by_job: dict[str, list[Deliverable]] = {}
         for item in planned:
             size = len(item.encoded.data)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kaalwatch import lifecycle
-from kaalwatch.delivery.folder import deliver_dir, drop_stale
+from kaalwatch.deliver_folder import built
 from kaalwatch.store import Workspace
 
 
@@ -12,5 +12,6 @@ def set_framing(ws: Workspace, receipt_id: int, job_id: str, key: str, position:
     """Save where deliverable ``key``'s frame sits on ``job_id``'s artwork (None = centred), or margins instead
     of a crop. Files built with the old frame leave deliver/ (returned): the next build uses the new one."""
     with ws.edit(int(receipt_id)) as order:
+        before = built(order)
         lifecycle.set_framing(order, job_id, key, position, margins, actor)
-        return drop_stale(order, deliver_dir(ws, int(receipt_id)), actor)
+    return sorted(before - built(order))

@@ -59,13 +59,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from kaalwatch import delivery, lifecycle, private
+from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_open, is_temp_name
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import RenderResult, classify
 from kaalwatch.imaging.complete import incomplete
 from kaalwatch.imaging.decode import check_identity
-from kaalwatch.model import Job, JobState, Order, Version
+from kaalwatch.model import Job, Order, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
@@ -304,11 +304,6 @@ class Ingestor(PreviewMixin):
             job = order.job(job_id)
             if not version_of(job, save.sha):  # else another thread or process recorded these bytes meanwhile
                 number, replaced = self._record_version(order, job, save)
-                if job.deliverables and job.state is JobState.IN_PROGRESS:
-                    # This save cleared the approval the files in deliver/ were built from: take them out now,
-                    # before anyone uploads a version the buyer did not approve.
-                    removed = delivery.drop_stale(order, delivery.deliver_dir(self.ws, rid), ACTOR)
-                    log.info("order %s job %s: %d stale deliverable(s) removed", rid, job_id, len(removed))
                 if save.conflict_of is not None:
                     lifecycle.note_conflict(order, job_id, save.loc.job_rel, ACTOR, version=number,
                                             original=save.conflict_of, sha256=save.sha)

@@ -129,7 +129,7 @@ def walk_order_folders(folder: Path) -> list[Path]:
 
 
 Deliver = Callable[[Path, int], None]
-Rerender = Callable[[int, str, int], object]  # what it returns is not used
+Rerender = Callable[[int, str, int], object]
 
 
 class Reconciler:

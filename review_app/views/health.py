@@ -33,10 +33,10 @@ def status(now: datetime | None = None) -> dict[str, Any]:
         watcher = "watcher alive"
     else:
         watcher = "watcher stopped"
-    errors = health.get("errors") if isinstance(health.get("errors"), list) else []
+    errors = listed if isinstance(listed := health.get("errors"), list) else []
     retention = ws.read_state("retention")
-    upcoming = retention.get("next") if isinstance(retention.get("next"), dict) else {}
-    warned = upcoming.get("warnings") if isinstance(upcoming.get("warnings"), dict) else {}
+    upcoming = planned if isinstance(planned := retention.get("next"), dict) else {}
+    warned = told if isinstance(told := upcoming.get("warnings"), dict) else {}
     return {
         "retention_last": retention.get("last_run"),
         "retention_summary": retention.get("summary") if isinstance(retention.get("summary"), str) else "",

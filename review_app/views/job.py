@@ -18,7 +18,8 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from kaalwatch import delivery, lifecycle, steps
+from kaalwatch import lifecycle, steps
+from kaalwatch.deliver_folder import built
 from kaalwatch.errors import KaalwatchError, TransitionError
 from kaalwatch.model import ERROR_SOURCES, Job, JobState, Order, Version, utcnow
 from kaalwatch.retention import clock
@@ -207,7 +208,7 @@ def _back(receipt_id: int, job_id: str) -> Response:
     return redirect(url_for("job.page", receipt_id=receipt_id, job_id=job_id), code=303)
 
 
-def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], None], done: str,
+def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], object], done: str,
          *, check_seen: bool = True) -> Response:
     """Apply one lifecycle change under the order's lock; refusals become a message on the page."""
     seen = request.form.get("seen") if check_seen else None
@@ -217,10 +218,11 @@ def _act(receipt_id: int, job_id: str, change: Callable[[Order, Job], None], don
             job = order.job(job_id)
             if seen is not None and seen != fingerprint(job):
                 raise TransitionError("this job changed since the page was shown; nothing was done — look again")
+            before = built(order)
             change(order, job)
-            # A job that stopped being ready (another version approved, reopened) must not leave its old
-            # files in the folder the owner uploads from.
-            removed = delivery.drop_stale(order, delivery.deliver_dir(ws, receipt_id), "review")
+        # A job that stopped being ready (another version approved, reopened) left its old files in the folder
+        # the owner uploads from: the workspace took them out on leaving the edit.
+        removed = before - built(order)
     except TransitionError as exc:
         flash(str(exc), "error")
         return _back(receipt_id, job_id)

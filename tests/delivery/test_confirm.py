@@ -10,6 +10,7 @@ import pytest
 
 from kaalwatch import delivery, lifecycle
 from kaalwatch.errors import AuthError, DeliveryError, EtsyError
+from kaalwatch.etsy.tokens import Tokens
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings
@@ -73,7 +74,11 @@ def test_etsy_order_url_real_and_sandbox(settings: Settings) -> None:
 class FakeClient:
     """Records createReceiptShipment calls; raises what it is told to."""
 
-    shop_id = 77
+    def tokens(self) -> Tokens:
+        return Tokens(access_token="a", refresh_token="r", expires_at=0, refresh_issued_at=0)  # no shop id known
+
+    def get_me(self) -> dict[str, Any]:
+        return {"user_id": 1, "shop_id": 77}
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
@@ -100,7 +105,7 @@ def test_shipment_is_off_by_default_and_sent_once_when_on(
     assert delivery.ship_confirmed_orders(ws, _shipping(settings), client) == [f"{rid}: created"]
     assert delivery.ship_confirmed_orders(ws, _shipping(settings), client) == []
     assert client.calls == [(77, rid, settings.delivery.shipment_note)]
-    assert ws.load(rid).extra["shipment"]["status"] == "created"
+    assert ws.load(rid).shipment.status == "created"
 
 
 def test_shipment_not_sent_before_delivery(ws: Workspace, settings: Settings, ready_order: Order) -> None:
@@ -117,7 +122,7 @@ def test_refused_shipment_is_recorded_and_never_retried(
     assert delivery.ship_confirmed_orders(ws, _shipping(settings), client) == []
     assert len(client.calls) == 1
     order = ws.load(rid)
-    assert order.extra["shipment"]["status"] == "refused"
+    assert order.shipment is not None and order.shipment.status == "refused"
     assert "did not mark this order shipped" in order.errors["shipment"]
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from kaalwatch import lifecycle
+from kaalwatch.download_plan import plan_references
 from kaalwatch.etsy.parse import NewOrder, Upload
 from kaalwatch.model import Answer, Order
 from kaalwatch.settings import Settings
-from kaalwatch.sync import plan_references
 
 PHOTOS = ["https://i.etsystatic.com/u/1/a.jpg", "https://i.etsystatic.com/u/1/b.jpg"]
 TYPED = ["http://evil.example/grab.jpg", "https://photos.allowed.example/c.jpg"]
@@ -41,6 +42,6 @@ def test_links_typed_into_free_text_are_fetched_only_from_allowed_hosts(
 def test_an_order_fetches_at_most_the_configured_number_of_files_and_says_so(
         settings: Settings, make_order: Callable[..., Order]) -> None:
     new = _new(make_order)
-    refs = plan_references(new, dataclasses.replace(settings.sync, download_max_files=2))
+    refs = lifecycle.plan_downloads(new.order, plan_references(new, settings.sync), 2)
     assert [r.url for r in refs] == PHOTOS
     assert new.order.last_error and "only the first 2 of 3 files" in new.order.last_error

@@ -11,6 +11,7 @@ import pytest
 from kaalwatch import lifecycle
 from kaalwatch.errors import NotFoundError, TransitionError
 from kaalwatch.lifecycle import TRANSITIONS, can_move
+from kaalwatch.lifecycle.moves import _move
 from kaalwatch.model import Deliverable, JobState, Order, Version, derive_order_state, utcnow
 
 S = JobState
@@ -35,7 +36,7 @@ def test_every_legal_move_is_applied_and_recorded(make_order: Callable[..., Orde
             order = make_order()
             job = order.jobs[0]
             job.state = current  # arranging the starting point of the table test only
-            lifecycle._move(order, job, target, "test", "moved")
+            _move(order, job, target, "test", "moved")
             assert job.state is target
             assert order.history[-1].details == {"from": current.value, "to": target.value}
 
@@ -48,7 +49,7 @@ def test_every_illegal_move_is_refused_and_changes_nothing(make_order: Callable[
             job.state = current
             refused = f"this item is {re.escape(current.words)}, so it cannot become “{target.label}”"
             with pytest.raises(TransitionError, match=refused):
-                lifecycle._move(order, job, target, "test", "moved")
+                _move(order, job, target, "test", "moved")
             assert job.state is current
             assert order.history == []
 
