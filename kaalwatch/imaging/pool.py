@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import os
 import threading
@@ -83,12 +84,19 @@ def _init_worker(parent_pid: int | None = None) -> None:
         pass
 
 
+def render_threads(cores: int, in_flight: int) -> int:
+    """Threads one render may use when ``in_flight`` renders (itself included) share ``cores``: a lone save
+    on an idle machine resamples on two threads, a burst that keeps every worker busy on one each."""
+    return max(1, cores // max(1, in_flight))
+
+
 def _ready() -> None:
     """Nothing: submitted to make the pool start a worker (see ``PreviewPool.warm``)."""
 
 
-def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str) -> RenderResult:
-    return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text)
+def _render_job(src: str, preview_out: str, thumb_out: str, spec: PreviewSpec, text: str,
+                threads: int) -> RenderResult:
+    return render_previews(Path(src), Path(preview_out), Path(thumb_out), spec, text, threads=threads)
 
 
 class PreviewPool:
@@ -97,6 +105,9 @@ class PreviewPool:
     def __init__(self, workers: int | None = None, max_pending: int | None = None) -> None:
         self.workers = workers if workers and workers > 0 else default_workers()
         self.max_pending = max_pending if max_pending and max_pending > 0 else 2 * self.workers
+        self._cores = default_workers()
+        self._in_flight = 0  # renders submitted and not yet done (at most ``workers`` of them run)
+        self._count_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_pending)
         self._lock = threading.Lock()
         self._closed = False
@@ -118,21 +129,29 @@ class PreviewPool:
             raise RuntimeError("PreviewPool is shut down")
         self._slots.acquire()
         try:
+            with self._count_lock:
+                self._in_flight += 1
+                threads = render_threads(self._cores, min(self._in_flight, self.workers))
+            job = functools.partial(_render_job, str(src), str(preview_out), str(thumb_out), spec, text, threads)
             with self._lock:
                 try:
-                    future = self._executor.submit(
-                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+                    future = self._executor.submit(job)
                 except BrokenProcessPool:
                     # A worker died earlier; its futures already carry the error. Start afresh.
                     self._executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = self._new_executor()
-                    future = self._executor.submit(
-                        _render_job, str(src), str(preview_out), str(thumb_out), spec, text)
+                    future = self._executor.submit(job)
         except BaseException:
-            self._slots.release()
+            self._done()
             raise
-        future.add_done_callback(lambda _f: self._slots.release())
+        future.add_done_callback(lambda _f: self._done())
         return future
+
+    def _done(self) -> None:
+        # Its own lock: cancelled futures call this inside ``submit`` while ``_lock`` is held.
+        with self._count_lock:
+            self._in_flight -= 1
+        self._slots.release()
 
     def warm(self) -> None:
         """Start every worker now, without waiting for them; a no-op once this pool's workers started.

@@ -22,10 +22,13 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFont
 
@@ -298,10 +301,59 @@ def watermark_masks(size: tuple[int, int], spec: WatermarkSpec, text: str) -> tu
     return fill, (ImageChops.subtract(stroked, fill) if stroked is not None else None)
 
 
-#: Layers kept per worker: an artist saving one order again and again reuses its layer; a new order
-#: builds its own in a few milliseconds, so keeping many (7.5 MB each at 1600 px) is not worth the memory.
-@functools.lru_cache(maxsize=4)
-def watermark_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
+class LayerCacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    currsize: int
+
+
+_LayerKey = tuple[tuple[int, int], WatermarkSpec, str, str]
+
+
+class _Layers:
+    """The last ``kept`` layers, least recently used first; ``functools.lru_cache``'s calls and counters.
+
+    Unlike ``lru_cache`` it drops the oldest layer *before* building a new one, not after: a new order's
+    first save then builds into the buffers the dropped layer gave back, instead of holding both (7.2 MB
+    at 1600 px) at the worker's peak.
+    """
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._layers: OrderedDict[_LayerKey, tuple[Image.Image, Image.Image]] = OrderedDict()
+        self._lock = threading.Lock()  # the layer is built ahead on a second thread
+        self._hits = self._misses = 0
+
+    def __call__(self, size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
+            Image.Image, Image.Image]:
+        key = (size, spec, text, mode)
+        with self._lock:
+            found = self._layers.get(key)
+            if found is not None:
+                self._layers.move_to_end(key)
+                self._hits += 1
+                return found
+            self._misses += 1
+            while len(self._layers) >= self.kept:
+                self._layers.popitem(last=False)
+        built = _build_layer(size, spec, text, mode)
+        with self._lock:
+            self._layers[key] = built
+            while len(self._layers) > self.kept:  # two threads built at once
+                self._layers.popitem(last=False)
+        return built
+
+    def cache_info(self) -> LayerCacheInfo:
+        with self._lock:
+            return LayerCacheInfo(self._hits, self._misses, len(self._layers))
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._layers.clear()
+            self._hits = self._misses = 0
+
+
+def _build_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
         Image.Image, Image.Image]:
     """(colour layer, mask) to burn in with one masked paste; the opacity is folded into the mask.
 
@@ -325,6 +377,11 @@ def watermark_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode:
         layer = bands[pairs[0]].convert("RGB") if len(bands) == 1 else Image.merge("RGB", [bands[p] for p in pairs])
         mask = stroked.point(opacity)
     return (layer if mode == "RGB" else layer.convert(mode)), mask
+
+
+#: Layers kept per worker: an artist saving one order again and again reuses its layer; a new order
+#: builds its own in a few milliseconds, so keeping many (7.5 MB each at 1600 px) is not worth the memory.
+watermark_layer = _Layers(kept=4)
 
 
 def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str) -> Image.Image:

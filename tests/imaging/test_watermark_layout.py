@@ -91,3 +91,24 @@ def test_long_runs_are_split_so_no_rotation_spans_the_image() -> None:
     assert "".join(run for run, _ in runs) == "京都アートスタジオ京都アートスタジオ#12"
     offsets = [x for _, x in runs]
     assert offsets == sorted(offsets) and offsets[0] == 0
+
+
+def test_the_oldest_layer_is_dropped_before_a_new_one_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So a new order's layer reuses the dropped one's buffers instead of both being held at the peak."""
+    layers = wm._Layers(kept=2)
+    held_while_building: list[int] = []
+    real = wm._build_layer
+
+    def build(size: tuple[int, int], spec: wm.WatermarkSpec, text: str, mode: str) -> tuple[Image.Image, Image.Image]:
+        held_while_building.append(layers.cache_info().currsize)
+        return real(size, spec, text, mode)
+
+    monkeypatch.setattr(wm, "_build_layer", build)
+    spec = wm.WatermarkSpec()
+    first = layers((200, 100), spec, "PROOF #1", "RGB")
+    for n in range(2, 5):
+        layers((200, 100), spec, f"PROOF #{n}", "RGB")
+    assert held_while_building == [0, 1, 1, 1]
+    assert layers((200, 100), spec, "PROOF #4", "RGB") is layers((200, 100), spec, "PROOF #4", "RGB")
+    assert layers.cache_info() == (2, 4, 2)
+    assert layers((200, 100), spec, "PROOF #1", "RGB") is not first  # dropped long ago: built again
