@@ -34,13 +34,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int | None = None, *,
-                check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
+def atomic_open(path: Path, mode: int | None = None, *, check: Callable[[Path], None] | None = None,
+                sync_dir: bool = True) -> Iterator[BinaryIO]:
     """Yield a binary file whose content replaces ``path`` only when the block finishes without error.
 
     The file gets ``mode``, by default the private mode (:func:`kaalwatch.private.file_mode`): what the tool
     writes holds buyer data or secrets, and the umask must not widen that. ``check`` is called with the
     finished temporary file before it takes ``path``'s place; what it raises leaves ``path`` as it was.
+    ``sync_dir=False`` skips making the rename itself durable, for a cache that is rebuilt when lost
+    (previews: one fsync per file, as before this writer was shared).
     """
     path = Path(path)
     mode = private.file_mode() if mode is None else mode
@@ -60,7 +62,8 @@ def atomic_open(path: Path, mode: int | None = None, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:

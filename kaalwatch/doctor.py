@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaalwatch.errors import KaalwatchError
+from kaalwatch.fsprobe import filesystem_type, is_network
 from kaalwatch.settings import Settings
 
-# Filesystem types where inotify/FSEvents miss changes made by other machines: polling is advised there.
-NETWORK_FS = frozenset({
-    "nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "afpfs", "9p", "afs", "ceph", "glusterfs",
-    "fuse.sshfs", "sshfs", "davfs", "fuse.davfs2", "fuse.rclone", "fuse.s3fs", "webdav", "lustre", "gpfs",
-})
 LOW_DISK_BYTES = 2 * 1024**3
 MIN_DISK_BYTES = 200 * 1024**2
 
@@ -67,34 +63,12 @@ def check_workspace(settings: Settings) -> Check:
     return Check("workspace", True, f"{ws.root} exists and is writable")
 
 
-def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
-    """The filesystem type of the mount holding ``path`` (Linux ``/proc/self/mountinfo``), else None."""
-    if mountinfo is None:
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8")
-        except OSError:
-            return None
-    target = str(path.resolve())
-    best: tuple[int, str] | None = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5:
-            continue
-        mount_point = fields[4].replace("\\040", " ")
-        fstype = right.split()[0] if right.split() else "?"
-        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and (best is None or len(mount_point) >= best[0]):
-            best = (len(mount_point), fstype)
-    return best[1] if best else None
-
-
 def check_filesystem(settings: Settings, fstype: str | None = None) -> Check:
     path = settings.workspace if settings.workspace.exists() else settings.workspace.parent
     fstype = fstype if fstype is not None else filesystem_type(path)
     if fstype is None:
         return Check("filesystem", True, "type unknown on this system (assumed local)")
-    if fstype in NETWORK_FS or (fstype.startswith("fuse.") and fstype != "fuse.portal"):
+    if is_network(fstype):
         if settings.watcher.backend == "polling":
             return Check("filesystem", True, f"network filesystem ({fstype}); watcher polls, as it should")
         return Check("filesystem", True, f"network filesystem ({fstype}): change events from other machines are missed",

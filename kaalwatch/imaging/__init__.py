@@ -3,7 +3,6 @@
 Public API (what the watcher calls)::
 
     classify(path) -> FileKind                        # by name: RASTER, PSD, KRA, ORA, PROCREATE, HEIC, OTHER
-    verify_decodes(path, max_pixels) -> FileKind      # "it opens and decodes", else ImageError
     watermark_text(template, fields) -> str           # known {keys} only, values sanitised and capped
     spec_key(spec, text) -> str                       # 12 hex digits; with the content hash = cache name
     render_previews(src, preview_out, thumb_out, spec, text) -> RenderResult
@@ -15,8 +14,8 @@ Every decoding failure is a ``kaalwatch.errors.ImageError`` with a one-line mess
 
 from __future__ import annotations
 
-from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, verify_decodes
-from kaalwatch.imaging.formats import PREVIEWABLE_KINDS, FileKind, classify, is_previewable
+from kaalwatch.imaging.formats import FileKind, classify
+from kaalwatch.imaging.limits import DEFAULT_MAX_PIXELS
 from kaalwatch.imaging.pool import PreviewPool
 from kaalwatch.imaging.preview import (
     PreviewSpec,
@@ -29,17 +28,14 @@ from kaalwatch.imaging.watermark import WatermarkSpec, watermark_text
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
-    "PREVIEWABLE_KINDS",
     "FileKind",
     "PreviewPool",
     "PreviewSpec",
     "RenderResult",
     "WatermarkSpec",
     "classify",
-    "is_previewable",
     "render_previews",
     "render_reference_thumbnail",
     "spec_key",
-    "verify_decodes",
     "watermark_text",
 ]

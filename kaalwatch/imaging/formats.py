@@ -65,13 +65,6 @@ def _optional_raster() -> dict[str, FileKind]:
 
 _SUFFIXES.update(_optional_raster())
 
-#: Kinds for which ``render_previews`` produces pixels (everything except OTHER).
-PREVIEWABLE_KINDS: frozenset[FileKind] = frozenset(set(FileKind) - {FileKind.OTHER})
-
-#: Kinds whose preview is only a low-resolution thumbnail stored inside the file.
-LOW_RES_KINDS: frozenset[FileKind] = frozenset({FileKind.PROCREATE})
-
-
 def suffix_of(path: Path | str) -> str:
     """The lower-case suffix of a name, as ``Path.suffix`` gives it, without building a Path (a rescan asks
     this for every file of every order folder)."""
@@ -83,13 +76,3 @@ def suffix_of(path: Path | str) -> str:
 def classify(path: Path | str) -> FileKind:
     """Return the kind of ``path`` from its suffix (case-insensitive); unknown suffixes are OTHER."""
     return _SUFFIXES.get(suffix_of(path), FileKind.OTHER)
-
-
-def is_previewable(path: Path | str) -> bool:
-    """True when ``render_previews`` can make pixels from this name (it may still fail to decode)."""
-    return classify(path) in PREVIEWABLE_KINDS
-
-
-def suffixes_for(kind: FileKind) -> frozenset[str]:
-    """The lower-case suffixes (with dot) that classify as ``kind``; OTHER has none by definition."""
-    return frozenset(s for s, k in _SUFFIXES.items() if k is kind)

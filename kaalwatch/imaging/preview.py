@@ -30,17 +30,14 @@ import functools
 import hashlib
 import itertools
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from PIL import Image, ImageCms, ImageColor
 
-from kaalwatch import private
+from kaalwatch.atomic import atomic_open
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode, upright
 from kaalwatch.imaging.formats import FileKind, classify
@@ -169,35 +166,20 @@ def flatten(im: Image.Image, background: str) -> Image.Image:
 
 
 def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> None:
-    """Write each image as a metadata-free JPEG via temp file in the target dir + fsync + os.replace.
+    """Write each image as a metadata-free JPEG, each through ``atomic.atomic_open`` (temp file in the
+    target's folder, fsync, ``os.replace``; private mode from the start: a preview shows the buyer's portrait).
 
-    All temp files are written first and fsynced after: the first fsync's journal commit usually
-    carries the other file's data too, so two outputs cost about one commit instead of two. Nothing is
-    renamed into place until every file is safely on disk; on any error the temp files are removed.
+    Every image is encoded before the first file is synced: the first fsync's journal commit usually
+    carries the other file's data too, so two outputs cost about one commit instead of two. On any error
+    no temp file is left and no target is touched by the image that failed.
     """
-    pending: list[tuple[IO[bytes], Path, Path]] = []
-    try:
+    with contextlib.ExitStack() as stack:
         for im, out in items:
-            private.make_dir(out.parent)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-            fh = os.fdopen(fd, "wb")
-            pending.append((fh, Path(tmp_name), out))
-            os.fchmod(fd, private.file_mode())  # a preview shows the buyer's portrait: private by default
+            handle = stack.enter_context(atomic_open(out, sync_dir=False))  # a cache: as many fsyncs as files
             # No exif=/icc_profile= arguments, and no info: Pillow copies a source's JPEG comment and XMP
             # from ``im.info`` on its own, and a buyer's photo may carry their name or place in them.
             im.info = {}
-            im.save(fh, "JPEG", quality=quality)
-            fh.flush()
-        for fh, _tmp, _out in pending:
-            os.fsync(fh.fileno())
-        for fh, tmp, out in pending:
-            fh.close()
-            os.replace(tmp, out)
-    except BaseException:
-        for fh, tmp, _out in pending:
-            fh.close()
-            tmp.unlink(missing_ok=True)
-        raise
+            im.save(handle, "JPEG", quality=quality)
 
 
 def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:

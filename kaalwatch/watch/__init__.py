@@ -31,7 +31,7 @@ def _run(ws: Workspace, settings: Settings, receipt_id: int | None, *, max_wait:
         found: list[tuple[Path, int]] = []
         folders = None if receipt_id is None else [ws.folder_of(receipt_id)]
         report = reconciler.scan(folders, lambda p, m: found.append((p, m)),
-                                 lambda r, j, n: ingestor.render_version(r, j, n) and None,
+                                 ingestor.render_version,
                                  force=receipt_id is not None, progress=progress)
         ingest_when_stable(ingestor, found, settings, report, max_wait=max_wait)
         return report

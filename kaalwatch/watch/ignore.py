@@ -7,7 +7,7 @@ never evaluated), and the user can add more through ``watcher.ignore_patterns``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kaalwatch.imaging import FileKind, classify
@@ -116,11 +116,3 @@ def is_artwork_name(name: str) -> bool:
     if kind is FileKind.HEIC:
         return False  # phone photos are references, not artwork the artist saves
     return kind is not FileKind.OTHER or suffix_of(name) in CLOSED_SUFFIXES
-
-
-def any_ignored(parts: Iterable[str], rules: IgnoreRules) -> bool:
-    """True when any folder on the way (all but the last part) is ignored, or the name itself is."""
-    items = list(parts)
-    if not items:
-        return True
-    return any(rules.ignores_dir(p) for p in items[:-1]) or rules.ignores(items[-1])

@@ -1,4 +1,20 @@
-"""Turn one stable file into a version: hash, compare, immutable copy, manifest, watermarked preview.
+"""Turn one stable file into a version: the watcher's pipeline, stage by stage.
+
+One save goes through five stages, each a method of ``Ingestor`` called in order by ``Ingestor.ingest``:
+
+1. **stable** — the stability tracker saw the path quiet (``stability``; the caller's job);
+2. **locate** — which order and job the path belongs to and what it is there (``locate``): anything but
+   artwork ends here (ignored, misplaced, a reference); then ``confirm`` that it is still the file the
+   tracker saw quiet: the same stat, complete by its format's rule (``imaging.complete``), not bytes
+   already judged, not a layered source whose export is beside it;
+3. **stage** — the file streamed once into a staging copy in the tool area while it is hashed, and what
+   it pairs with (``pairing``);
+4. **render** — the watermarked preview, from the staged copy, in a worker;
+5. **commit** — under the order's lock: the copy renamed to its immutable name, the version recorded
+   through ``lifecycle``, the preview moved into place.
+
+A stage that decides the file is not a new version ends the pipeline with an ``Outcome`` (``verdicts``
+records it). The rules:
 
 Identity of a version is the SHA-256 of its bytes. Per job:
 
@@ -44,42 +60,36 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from kaalwatch import lifecycle, private
+from kaalwatch.atomic import atomic_open, is_temp_name
 from kaalwatch.errors import ImageError, KaalwatchError
-from kaalwatch.imaging import (
-    RenderResult,
-    classify,
-    render_reference_thumbnail,
-)
+from kaalwatch.imaging import RenderResult, classify
 from kaalwatch.imaging.complete import incomplete
 from kaalwatch.imaging.decode import check_identity
-from kaalwatch.model import Job, Order, Reference, Version
+from kaalwatch.model import Job, Order, Version
 from kaalwatch.naming import safe_component
 from kaalwatch.settings import Settings
-from kaalwatch.store import REFERENCES, Workspace
-from kaalwatch.watch.ignore import IgnoreRules, conflict_original, is_artwork_name
+from kaalwatch.store import Workspace
+from kaalwatch.watch import verdicts
+from kaalwatch.watch.ignore import IgnoreRules, conflict_original
 from kaalwatch.watch.locate import Location, Role, find_order_folder, locate_in
-from kaalwatch.watch.pairing import export_sibling, file_sha256, is_layered, layered_sibling
+from kaalwatch.watch.pairing import (
+    completes,
+    export_sibling,
+    file_sha256,
+    is_layered,
+    layered_sibling,
+    still_completes,
+    version_of,
+)
 from kaalwatch.watch.previews import ACTOR, PreviewMixin, Renderer, preview_spec, text_template, watermark_for
 from kaalwatch.watch.seen import SeenStore
 from kaalwatch.watch.stability import Signature
+from kaalwatch.watch.verdicts import UNREADABLE, Outcome
 
 log = logging.getLogger("kaalwatch.watch")
 
 _CHUNK = 1 << 20
 STAGING_PREFIX = ".staging-"
-
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one file: ``action`` is version, known, paired, error, changed, unfinished,
-    reference, misplaced, ignored or gone. ``detail`` never holds buyer text."""
-
-    action: str
-    receipt_id: int | None = None
-    job_id: str | None = None
-    version: int | None = None
-    detail: str = ""
 
 
 def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]:
@@ -90,33 +100,15 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     staged = folder / f"{STAGING_PREFIX}{uuid.uuid4().hex}{suffix}"
     digest = hashlib.sha256()
     size = 0
-    try:
-        with open(src, "rb") as fh:
-            before = os.fstat(fh.fileno())
-            with open(staged, "wb") as out:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        os.chmod(staged, private.read_only_mode())  # an immutable copy, private by default
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
+    # An immutable copy, private by default. Its staging name is not what is kept (commit renames it), so
+    # its own rename needs no directory fsync.
+    with open(src, "rb") as fh, atomic_open(staged, private.read_only_mode(), sync_dir=False) as out:
+        before = os.fstat(fh.fileno())
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
     return staged, digest.hexdigest(), size, before
-
-
-#: The seen-store's verdicts that are not content hashes (nothing matches them): a file its format said was
-#: cut off, one that cannot be decoded, and one that needs no work (a known reference, litter, misplaced).
-UNFINISHED = "unfinished"
-UNREADABLE = "unreadable"
-JUDGED = "judged"
-
-
-def _number_of(job: Job, sha: str) -> int | None:
-    """The version whose bytes, or whose paired layered source's bytes, are ``sha``."""
-    return next((v.number for v in reversed(job.versions) if sha in (v.sha256, v.paired_sha256)), None)
 
 
 def _unchanged(path: Path, stable: os.stat_result, before: os.stat_result, size: int) -> bool:
@@ -130,10 +122,54 @@ def _unchanged(path: Path, stable: os.stat_result, before: os.stat_result, size:
         and size == stable.st_size and after.st_ctime_ns == before.st_ctime_ns
 
 
+def _next_number(job: Job) -> int:
+    return (job.versions[-1].number + 1) if job.versions else 1
+
+
 def _remove(*paths: Path | None) -> None:
     for path in paths:
         if path is not None:
             path.unlink(missing_ok=True)
+
+
+class Finished(Exception):
+    """Raised by a stage that decided what the file is: the pipeline ends with ``outcome``."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.action)
+        self.outcome = outcome
+
+
+@dataclass
+class Save:
+    """One artwork save on its way through the pipeline (beets' import "task"): each stage fills in its part."""
+
+    path: Path
+    loc: Location
+    order: Order  # as read when the path was located (``commit`` re-reads it under the lock)
+    job_id: str
+    quiet: Signature | None  # (size, mtime_ns) the tracker saw quiet; None from a caller without one
+    st: os.stat_result | None = None
+    conflict_of: str | None = None  # the original's name when this is a sync client's conflict copy
+    staged: Path | None = None
+    sha: str = ""
+    size: int = 0
+    pair: tuple[str, str] | None = None  # (its layered source's path in the job, that source's hash)
+    completes: int | None = None  # the layered source's lone version this export completes
+    predicted: int = 0  # the version number the watermark shows
+    key: str = ""  # the preview's cache key (``spec_key``)
+    tmp_preview: Path | None = None
+    tmp_thumb: Path | None = None
+    result: RenderResult | None = None
+
+    @property
+    def job(self) -> Job:
+        return self.order.job(self.job_id)
+
+    @property
+    def stat(self) -> os.stat_result:
+        assert self.st is not None, "confirm() runs first"
+        return self.st
 
 
 class Ingestor(PreviewMixin):
@@ -146,133 +182,206 @@ class Ingestor(PreviewMixin):
     export pairing; undecodable files (retried, never given up); a preview worker that crashed.
     """
 
-    def __init__(self, ws: Workspace, settings: Settings, render: Renderer, seen: SeenStore,
+    def __init__(self, ws: Workspace, settings: Settings, renderer: Renderer, seen: SeenStore,
                  rules: IgnoreRules | None = None) -> None:
         self.ws = ws
         self.settings = settings
-        self.render = render
+        self.renderer = renderer
         self.seen = seen
         self.rules = rules or IgnoreRules(settings.watcher.ignore_patterns)
         self.ingests = 0
         self._count_lock = threading.Lock()
 
-    # ------------------------------------------------------------------------------------------ entry
-
-    def locate(self, path: Path) -> tuple[Location, Order] | None:
-        folder = find_order_folder(path, self.ws.orders_dir)
-        if folder is None:
-            return None
-        order = self.ws.read_folder(folder)
-        return locate_in(folder, order, path, self.rules), order
-
     def ingest(self, path: Path, stable: Signature | None = None) -> Outcome:
-        """Process one path that the stability tracker (or a rescan) found quiet; ``stable`` is the
-        (size, mtime_ns) it kept while quiet: other bytes by now mean a writer started meanwhile."""
+        """The pipeline of one path the stability tracker (or a rescan) found quiet: locate, confirm it is
+        still stable, stage, render, commit. A stage that decides what the file is ends it (``Finished``).
+        ``stable`` is the (size, mtime_ns) the path kept while quiet: other bytes by now mean a writer
+        started meanwhile."""
         with self._count_lock:
             self.ingests += 1  # the cost figure of issue 23: work must grow with what changed
-        found = self.locate(path)
-        if found is None:
-            return Outcome("ignored")
-        loc, order = found
-        if loc.role is Role.IGNORED:
-            self._judged(loc, path)
-            return Outcome("ignored", loc.receipt_id)
-        if loc.role is Role.MISPLACED:
-            return self.misplaced(loc, path)
+        save: Save | None = None
+        try:
+            save = self.locate(path, stable)
+            self.confirm(save)
+            self.stage(save)
+            self.render(save)
+            return self.commit(save)
+        except Finished as done:
+            return done.outcome
+        finally:
+            if save is not None:
+                _remove(save.staged, save.tmp_preview, save.tmp_thumb)
+
+    # --------------------------------------------------------------------------------------- the stages
+
+    def locate(self, path: Path, stable: Signature | None) -> Save:
+        """Which order and job ``path`` belongs to; anything but artwork is judged here and ends the pipeline."""
         folder = find_order_folder(path, self.ws.orders_dir)
-        if "watcher" in order.errors and folder is not None:
+        if folder is None:
+            raise Finished(Outcome("ignored"))
+        order = self.ws.read_folder(folder)
+        loc = locate_in(folder, order, path, self.rules)
+        if loc.role is Role.IGNORED:
+            verdicts.remember(self.seen, loc, path)
+            raise Finished(Outcome("ignored", loc.receipt_id))
+        if loc.role is Role.MISPLACED:
+            raise Finished(verdicts.misplaced(self.ws, self.seen, loc, path))
+        if "watcher" in order.errors:
             self.misplaced_gone(folder, order)
         if loc.role is Role.REFERENCE:
-            return self.reference(loc, order, path)
-        return self.artwork(loc, order, path, stable)
+            raise Finished(verdicts.reference(self.ws, self.seen, self.settings, loc, order, path))
+        assert loc.job_id is not None
+        return Save(path, loc, order, loc.job_id, stable)
 
-    # ---------------------------------------------------------------------------------------- artwork
-
-    def artwork(self, loc: Location, order: Order, path: Path, stable: Signature | None = None) -> Outcome:
-        rid, job_id = loc.receipt_id, loc.job_id
-        assert job_id is not None
+    def confirm(self, save: Save) -> None:
+        """Still the file the tracker saw quiet, finished by its format's rule, and bytes not yet judged."""
+        loc, path = save.loc, save.path
+        outcome = Outcome("gone", loc.receipt_id, save.job_id)
         try:
-            st = path.stat()
+            st = save.st = path.stat()
         except OSError:
-            return Outcome("gone", rid, job_id)
+            raise Finished(outcome) from None
         if not stat_module.S_ISREG(st.st_mode) or st.st_size == 0:
-            return Outcome("gone", rid, job_id)
-        job = order.job(job_id)
-        conflict_of = conflict_original(path.name, lambda name: (path.parent / name).is_file())
-        seen = self.seen.file(rid, loc.rel)
-        if seen and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns) and _number_of(job, seen.sha256):
-            if conflict_of is None:
-                return Outcome("known", rid, job_id)
-            return self._known(loc, path, st, seen.sha256, conflict_of)
-        if stable is not None and stable != (st.st_size, st.st_mtime_ns):
-            return Outcome("changed", rid, job_id)
+            raise Finished(outcome)
+        save.conflict_of = conflict_original(path.name, lambda name: (path.parent / name).is_file())
+        seen = self.seen.file(loc.receipt_id, loc.rel)
+        if seen and (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns) and version_of(save.job, seen.sha256):
+            if save.conflict_of is None:
+                raise Finished(Outcome("known", loc.receipt_id, save.job_id))
+            raise Finished(verdicts.known(self.ws, self.seen, loc, st, seen.sha256, save.conflict_of))
+        if save.quiet is not None and save.quiet != (st.st_size, st.st_mtime_ns):
+            raise Finished(Outcome("changed", loc.receipt_id, save.job_id))
         if reason := incomplete(path):
             try:
                 check_identity(path)
             except ImageError as exc:  # not cut off but something else (a ZIP posing as PNG, a polyglot)
-                self._judged(loc, path, UNREADABLE, st)
-                return self._unreadable(loc, artist_facing(exc.message, path))
-            return self._unfinished(loc, st, reason)
+                verdicts.remember(self.seen, loc, path, UNREADABLE, st)
+                raise Finished(verdicts.unreadable(self.ws, loc, artist_facing(exc.message, path))) from None
+            raise Finished(verdicts.unfinished(self.ws, self.seen, loc, st, reason))
         if is_layered(path.name):
             export = export_sibling(path, st)
             if export is not None:
-                return self._pair_source(loc, path, st, export, conflict_of)
-        staging_dir = self.ws.versions_dir / str(rid) / safe_component(job_id)
-        staged, sha, size, before = stage_copy(path, staging_dir)
-        if not _unchanged(path, st, before, size) or incomplete(staged):
-            # A writer started after the quiet period: what was read may mix two saves.
-            _remove(staged)
-            return Outcome("changed", rid, job_id)
-        if _number_of(job, sha):
-            _remove(staged)
-            return self._known(loc, path, st, sha, conflict_of)
-        layered = None if is_layered(path.name) else layered_sibling(path, st)
-        try:
-            return self._new_version(loc, order, path, st, staged, sha, size, layered)
-        finally:
-            _remove(staged)
+                raise Finished(verdicts.paired_source(self.ws, self.seen, loc, path, st, export, save.conflict_of))
 
-    def _new_version(self, loc: Location, order: Order, path: Path, st: os.stat_result, staged: Path, sha: str,
-                     size: int, layered: Path | None) -> Outcome:
-        rid, job_id = loc.receipt_id, loc.job_id
-        assert job_id is not None
-        job = order.job(job_id)
-        pair: tuple[str, str] | None = None
-        complete: int | None = None
+    def stage(self, save: Save) -> None:
+        """Copy the bytes into the tool area while hashing them; known bytes end here. Then what they pair with."""
+        loc, st = save.loc, save.stat
+        staging_dir = self.ws.versions_dir / str(loc.receipt_id) / safe_component(save.job_id)
+        save.staged, save.sha, save.size, before = stage_copy(save.path, staging_dir)
+        if not _unchanged(save.path, st, before, save.size) or incomplete(save.staged):
+            # A writer started after the quiet period: what was read may mix two saves.
+            raise Finished(Outcome("changed", loc.receipt_id, save.job_id))
+        if version_of(save.job, save.sha):
+            raise Finished(verdicts.known(self.ws, self.seen, loc, st, save.sha, save.conflict_of))
+        layered = None if is_layered(save.path.name) else layered_sibling(save.path, st)
         if layered is not None:
-            layered_rel = layered.relative_to(loc.order_folder / job.folder).as_posix()
-            layered_sha = self._sha_of(rid, layered)
-            pair = (layered_rel, layered_sha)
-            latest = job.latest
-            if latest is not None and latest.sha256 == layered_sha and latest.paired_sha256 is None \
-                    and job.approved_version != latest.number and all(p.version != latest.number for p in job.proofs):
-                complete = latest.number  # the layered save was versioned alone: its export completes it
-        predicted = complete or ((job.versions[-1].number + 1) if job.versions else 1)
-        spec, text, key = watermark_for(self.settings, order, job, predicted)
-        preview_dir = self.ws.previews_dir / str(rid) / safe_component(job_id)
+            layered_sha = self._sha_of(loc.receipt_id, layered)
+            save.pair = (layered.relative_to(loc.order_folder / save.job.folder).as_posix(), layered_sha)
+            save.completes = completes(save.job, layered_sha)
+
+    def render(self, save: Save) -> None:
+        """The watermarked preview of the staged copy, into staging names beside the previews."""
+        assert save.staged is not None
+        save.predicted = save.completes or _next_number(save.job)
+        spec, text, save.key = watermark_for(self.settings, save.order, save.job, save.predicted)
+        preview_dir = self.ws.previews_dir / str(save.loc.receipt_id) / safe_component(save.job_id)
         token = uuid.uuid4().hex[:12]
-        tmp_preview = preview_dir / f"{STAGING_PREFIX}{token}.jpg"
-        tmp_thumb = preview_dir / f"{STAGING_PREFIX}{token}-thumb.jpg"
+        save.tmp_preview = preview_dir / f"{STAGING_PREFIX}{token}.jpg"
+        save.tmp_thumb = preview_dir / f"{STAGING_PREFIX}{token}-thumb.jpg"
         try:
-            result = self._render(staged, tmp_preview, tmp_thumb, spec, text)
+            save.result = self._render(save.staged, save.tmp_preview, save.tmp_thumb, spec, text)
         except ImageError as exc:
-            _remove(tmp_preview, tmp_thumb)
-            self._judged(loc, path, UNREADABLE, st)  # the next save (a new stat) is looked at again
-            return self._unreadable(loc, artist_facing(exc.message, staged))
-        try:
-            number, rerender = self._commit(loc, st, staged, sha, size, pair, complete, result,
-                                            predicted, key, text, tmp_preview, tmp_thumb)
-        finally:
-            _remove(tmp_preview, tmp_thumb)
+            verdicts.remember(self.seen, save.loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
+            raise Finished(verdicts.unreadable(self.ws, save.loc, artist_facing(exc.message, save.staged))) from None
+
+    def commit(self, save: Save) -> Outcome:
+        """Under the order's lock: the copy under its immutable name, the version and its preview recorded."""
+        rid, job_id, st = save.loc.receipt_id, save.job_id, save.stat
+        number: int | None = None
+        replaced: list[str] = []
+        rerender = False
+        with self.ws.edit(rid) as order:
+            job = order.job(job_id)
+            if not version_of(job, save.sha):  # else another thread or process recorded these bytes meanwhile
+                number, replaced = self._record_version(order, job, save)
+                if save.conflict_of is not None:
+                    lifecycle.note_conflict(order, job_id, save.loc.job_rel, ACTOR, version=number,
+                                            original=save.conflict_of, sha256=save.sha)
+                rerender = self._place_preview(order, job, save, number)
+                # The save worked: an unreadable earlier save of this item is no longer a problem.
+                lifecycle.set_error(order, job_id, None, ACTOR)
+        self._drop_tool_files(replaced)
         # Only once the manifest holds it (a kill before must leave the file unjudged for the next rescan).
         # The folder event of that manifest write finds the file in flight or judged: no second ingest.
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
+        self.seen.put_file(rid, save.loc.rel, st.st_size, st.st_mtime_ns, save.sha)
         if number is None:
             return Outcome("known", rid, job_id)
         if rerender:
             self.render_version(rid, job_id, number)
-        log.info("order %s job %s: version %s %s", rid, job_id, number, "completed" if complete else "saved")
-        return Outcome("paired" if complete else "version", rid, job_id, number)
+        done = "completed" if save.completes else "saved"
+        log.info("order %s job %s: version %s %s", rid, job_id, number, done)
+        return Outcome("paired" if save.completes else "version", rid, job_id, number)
+
+    # ------------------------------------------------------------------------------------- commit's parts
+
+    def _record_version(self, order: Order, job: Job, save: Save) -> tuple[int, list[str]]:
+        """Rename the staged copy to its immutable name and record it: a new version, or the layered
+        source's lone version completed by this export. Returns its number and the files it replaced."""
+        loc, pair, st = save.loc, save.pair, save.stat
+        complete = save.completes
+        if complete is not None and not (pair and still_completes(job, complete, pair[1])):
+            complete = None  # the job moved on meanwhile: the export is a save of its own
+        number = complete or _next_number(job)
+        name = PurePosixPath(loc.rel).name
+        kind = classify(name).value
+        assert save.staged is not None
+        copy = self.ws.version_copy_path(loc.receipt_id, job.job_id, number, save.sha, Path(name).suffix)
+        private.make_dir(copy.parent)
+        os.replace(save.staged, copy)
+        here = loc.order_folder / loc.rel
+        save.conflict_of = conflict_original(name, lambda other: here.with_name(other).is_file())
+        if complete is not None and pair is not None:
+            old = job.version(complete)
+            assert old is not None
+            replaced = [p for p in (old.copy, old.preview, old.thumb) if p]
+            lifecycle.complete_version(order, job.job_id, complete, ACTOR, copy=self.ws.relative_to_tool(copy),
+                                       sha256=save.sha, size=save.size, source_name=loc.job_rel, kind=kind,
+                                       paired_with=pair[0], paired_sha256=pair[1])
+            return number, replaced
+        version = Version(number=number, source_name=loc.job_rel, sha256=save.sha, size=save.size,
+                          saved_at=datetime.fromtimestamp(st.st_mtime, UTC), copy=self.ws.relative_to_tool(copy),
+                          kind=kind, conflict=save.conflict_of is not None, paired_with=pair[0] if pair else None,
+                          paired_sha256=pair[1] if pair else None)
+        lifecycle.add_version(order, job.job_id, version, ACTOR)
+        return number, []
+
+    def _place_preview(self, order: Order, job: Job, save: Save, number: int) -> bool:
+        """Move the rendered preview to its name and record it on the version; True when the watermark
+        shows another number than ``number`` (another save got in first) and it must be rendered again."""
+        result = save.result
+        assert result is not None and save.tmp_preview is not None and save.tmp_thumb is not None
+        rerender = False
+        fields: dict[str, object] = {"kind": result.source_kind.value, "note": result.note}
+        if result.preview_path is not None:
+            fields.update(width=result.width, height=result.height, low_res=result.low_res)
+            if number == save.predicted or "{version}" not in text_template(order, job, self.settings):
+                preview, thumb = self.ws.preview_paths(order.receipt_id, job.job_id, number, save.key)
+                os.replace(save.tmp_preview, preview)
+                os.replace(save.tmp_thumb, thumb)
+                fields.update(preview=self.ws.relative_to_tool(preview), thumb=self.ws.relative_to_tool(thumb),
+                              preview_key=save.key)
+            else:
+                rerender = True  # the number in the watermark moved on: render again with the right one
+        lifecycle.update_version(order, job.job_id, number, ACTOR, **fields)
+        return rerender
+
+    def _drop_tool_files(self, relatives: list[str]) -> None:
+        """The layered copy and preview a completed version no longer refers to."""
+        for rel in relatives:
+            try:
+                self.ws.tool_path(rel).unlink(missing_ok=True)
+            except (KaalwatchError, OSError):
+                continue
 
     def _sha_of(self, rid: int, path: Path) -> str:
         """The content hash of a file in order ``rid``: from the seen-store when its stat still matches."""
@@ -286,195 +395,9 @@ class Ingestor(PreviewMixin):
         self.seen.put_file(rid, rel, st.st_size, st.st_mtime_ns, sha)
         return sha
 
-    def _known(self, loc: Location, path: Path, st: os.stat_result, sha: str, conflict_of: str | None) -> Outcome:
-        """Bytes that are already version N (or its layered source) under this name: a conflict copy is
-        flagged; a file that is no longer where version N came from was moved or renamed (history only)."""
-        rid, job_id = loc.receipt_id, loc.job_id
-        assert job_id is not None
-        order = self.ws.load(rid)
-        job = order.job(job_id)
-        number = _number_of(job, sha)
-        if number is None:
-            return Outcome("known", rid, job_id)
-        version = job.version(number)
-        assert version is not None
-        old = version.source_name if version.sha256 == sha else (version.paired_with or "")
-        job_folder = loc.order_folder / job.folder
-        moved = conflict_of is None and old != loc.job_rel and not (job_folder / old).exists()
-        if conflict_of is not None or moved:
-            with self.ws.edit(rid) as fresh:
-                if conflict_of is not None:
-                    lifecycle.note_conflict(fresh, job_id, loc.job_rel, ACTOR, version=number, original=conflict_of,
-                                            sha256=sha)
-                else:
-                    lifecycle.record_move(fresh, job_id, number, old, loc.job_rel, ACTOR)
-        # Remembered after the manifest change: a kill in between leaves the file to be judged again.
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
-        return Outcome("known", rid, job_id, number)
-
-    def _pair_source(self, loc: Location, path: Path, st: os.stat_result, export: Path,
-                     conflict_of: str | None) -> Outcome:
-        """A layered file whose export is beside it: recorded on the export's version, never one of its own."""
-        rid, job_id = loc.receipt_id, loc.job_id
-        assert job_id is not None
-        sha, before = file_sha256(path)
-        if (before.st_size, before.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            return Outcome("changed", rid, job_id)
-        order = self.ws.load(rid)
-        job = order.job(job_id)
-        if _number_of(job, sha):
-            return self._known(loc, path, st, sha, conflict_of)
-        export_seen = self.seen.file(rid, PurePosixPath(loc.rel).with_name(export.name).as_posix())
-        number = _number_of(job, export_seen.sha256) if export_seen else None
-        if number is not None:
-            with self.ws.edit(rid) as fresh:
-                lifecycle.update_version(fresh, job_id, number, ACTOR, paired_with=loc.job_rel, paired_sha256=sha)
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)  # its export's version names it now
-        return Outcome("paired", rid, job_id, number, detail=export.name)
-
-    def _unreadable(self, loc: Location, reason: str) -> Outcome:
-        message = f"'{loc.job_rel}' cannot be read as an image ({reason}): it was not made a version; " \
-                  "save or export it again"
-        with self.ws.edit(loc.receipt_id) as fresh:
-            lifecycle.set_error(fresh, loc.job_id, message, ACTOR)
-        return Outcome("error", loc.receipt_id, loc.job_id, detail=reason)
-
-    def _unfinished(self, loc: Location, st: os.stat_result, reason: str) -> Outcome:
-        """A file its format says is cut off: "still being written", no version. The next event (the writer
-        going on) or a changed stat at a rescan looks again; an abandoned one is not re-read meanwhile."""
-        rid, job_id = loc.receipt_id, loc.job_id
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, UNFINISHED)
-        message = (f"'{loc.job_rel}' is still being written or was cut off (it {reason}): no version yet; "
-                   "it becomes one when the save completes, or save it again")
-        with self.ws.edit(rid) as fresh:
-            lifecycle.set_error(fresh, job_id, message, ACTOR)  # recorded once: the same message is no change
-        return Outcome("unfinished", rid, job_id, detail=reason)
-
-    def _commit(self, loc: Location, st: os.stat_result, staged: Path, sha: str, size: int,
-                pair: tuple[str, str] | None, complete: int | None, result: RenderResult, predicted: int, key: str,
-                text: str, tmp_preview: Path, tmp_thumb: Path) -> tuple[int | None, bool]:
-        rid, job_id = loc.receipt_id, loc.job_id
-        assert job_id is not None
-        name = PurePosixPath(loc.rel).name
-        kind = classify(name).value
-        rerender = False
-        replaced: list[str] = []
-        with self.ws.edit(rid) as order:
-            job = order.job(job_id)
-            if _number_of(job, sha):
-                return None, False  # another thread or process recorded these bytes meanwhile
-            if complete is not None and (job.latest is None or job.latest.number != complete
-                                         or job.latest.sha256 != (pair[1] if pair else None)):
-                complete = None  # the job moved on meanwhile: the export is a save of its own
-            number = complete or ((job.versions[-1].number + 1) if job.versions else 1)
-            copy = self.ws.version_copy_path(rid, job_id, number, sha, Path(name).suffix)
-            private.make_dir(copy.parent)
-            os.replace(staged, copy)
-            conflict_of = conflict_original(name, lambda other: (loc.order_folder / loc.rel).with_name(other).is_file())
-            if complete is not None and pair is not None:
-                old = job.version(complete)
-                assert old is not None
-                replaced = [p for p in (old.copy, old.preview, old.thumb) if p]
-                lifecycle.complete_version(order, job_id, complete, ACTOR, copy=self.ws.relative_to_tool(copy),
-                                           sha256=sha, size=size, source_name=loc.job_rel, kind=kind,
-                                           paired_with=pair[0], paired_sha256=pair[1])
-            else:
-                version = Version(number=number, source_name=loc.job_rel, sha256=sha, size=size,
-                                  saved_at=datetime.fromtimestamp(st.st_mtime, UTC),
-                                  copy=self.ws.relative_to_tool(copy), kind=kind, conflict=conflict_of is not None,
-                                  paired_with=pair[0] if pair else None, paired_sha256=pair[1] if pair else None)
-                lifecycle.add_version(order, job_id, version, ACTOR)
-            if conflict_of is not None:
-                lifecycle.note_conflict(order, job_id, loc.job_rel, ACTOR, version=number, original=conflict_of,
-                                        sha256=sha)
-            fields: dict[str, object] = {"kind": result.source_kind.value, "note": result.note}
-            if result.preview_path is not None:
-                fields.update(width=result.width, height=result.height, low_res=result.low_res)
-                if number == predicted or "{version}" not in text_template(order, job, self.settings):
-                    preview, thumb = self.ws.preview_paths(rid, job_id, number, key)
-                    os.replace(tmp_preview, preview)
-                    os.replace(tmp_thumb, thumb)
-                    fields.update(preview=self.ws.relative_to_tool(preview), thumb=self.ws.relative_to_tool(thumb),
-                                  preview_key=key)
-                else:
-                    rerender = True  # the number in the watermark moved on: render again with the right one
-            lifecycle.update_version(order, job_id, number, ACTOR, **fields)
-            # The save worked: an unreadable earlier save of this item is no longer a problem.
-            lifecycle.set_error(order, job_id, None, ACTOR)
-        self._drop_tool_files(replaced)
-        return number, rerender
-
-    def _drop_tool_files(self, relatives: list[str]) -> None:
-        """The layered copy and preview a completed version no longer refers to."""
-        for rel in relatives:
-            try:
-                self.ws.tool_path(rel).unlink(missing_ok=True)
-            except (KaalwatchError, OSError):
-                continue
-
-    # ------------------------------------------------------------------------------ references, misplaced
-
-    def reference(self, loc: Location, order: Order, path: Path) -> Outcome:
-        """A file the artist dropped into ``references/``: recorded once, with a thumbnail when it is an image."""
-        rid = loc.receipt_id
-        name = loc.job_rel
-        folder_of = {job.job_id: job.folder for job in order.jobs}
-        here = PurePosixPath(loc.rel).parent.as_posix()
-        try:
-            st = path.stat()
-        except OSError:
-            return Outcome("gone", rid, loc.job_id)
-        for ref in order.references:
-            job_folder = folder_of.get(ref.job_id or "", "") if ref.job_id else ""
-            if ref.name == name and here in ((PurePosixPath(job_folder) / REFERENCES).as_posix(), REFERENCES):
-                # Judged: a sync download or an earlier drop. Remembered, so rescans skip it while unchanged.
-                self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, ref.sha256 or JUDGED)
-                return Outcome("known", rid, loc.job_id)
-        sha, _before = file_sha256(path)
-        thumb_rel: str | None = None
-        error: str | None = None
-        out = self.ws.previews_dir / str(rid) / REFERENCES / f"{sha[:16]}-thumb.jpg"
-        try:
-            render_reference_thumbnail(path, out, edge=self.settings.preview.thumb_edge,
-                                       max_pixels=int(self.settings.preview.max_megapixels * 1_000_000))
-            thumb_rel = self.ws.relative_to_tool(out)
-        except ImageError as exc:
-            error = exc.message
-        ref = Reference(name=name, source="artist", job_id=loc.job_id, sha256=sha, size=st.st_size,
-                        status="ok" if error is None else "failed", error=error, thumb=thumb_rel)
-        with self.ws.edit(rid) as fresh:
-            added = lifecycle.add_reference(fresh, ref, ACTOR)
-        self.seen.put_file(rid, loc.rel, st.st_size, st.st_mtime_ns, sha)
-        return Outcome("reference" if added else "known", rid, loc.job_id)
-
     def misplaced_gone(self, folder: Path, order: Order) -> None:
         """Clear the order's "move this file into an item's folder" warning once no such file is left."""
-        if len(order.jobs) < 2:
-            return
-        try:
-            top = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
-        except OSError:
-            return
-        if any(is_artwork_name(name) and not self.rules.ignores(name) for name in top):
-            return
-        with self.ws.edit(order.receipt_id) as fresh:
-            lifecycle.set_error(fresh, None, None, ACTOR)
-
-    def misplaced(self, loc: Location, path: Path) -> Outcome:
-        message = (f"'{loc.rel}' is at the top of an order with several items: move it into one item's folder "
-                   "so it becomes a version of that item")
-        with self.ws.edit(loc.receipt_id) as order:
-            lifecycle.set_error(order, None, message, ACTOR)
-        self._judged(loc, path)
-        return Outcome("misplaced", loc.receipt_id, detail=loc.rel)
-
-    def _judged(self, loc: Location, path: Path, verdict: str = JUDGED, st: os.stat_result | None = None) -> None:
-        """Remember the stat of a file that needs no more work while it stays as it is (rescans skip it)."""
-        try:
-            st = st or path.stat()
-        except OSError:
-            return
-        self.seen.put_file(loc.receipt_id, loc.rel, st.st_size, st.st_mtime_ns, verdict)
+        verdicts.clear_misplaced(self.ws, self.rules, folder, order)
 
 
 def artist_facing(reason: str, staged: Path) -> str:
@@ -490,7 +413,9 @@ def clean_staging(ws: Workspace, older_than_seconds: float = 3600.0) -> int:
     for base in (ws.versions_dir, ws.previews_dir):
         for root, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(STAGING_PREFIX) or (name.startswith(".") and name.endswith(".tmp")):
+                # Also the temp files of atomic writes, and of the preview writer before it used them (".tmp").
+                old_temp = name.startswith(".") and name.endswith(".tmp")
+                if name.startswith(STAGING_PREFIX) or is_temp_name(name) or old_temp:
                     path = Path(root) / name
                     try:
                         if path.stat().st_mtime < limit:
@@ -501,4 +426,4 @@ def clean_staging(ws: Workspace, older_than_seconds: float = 3600.0) -> int:
     return removed
 
 
-__all__ = ["Ingestor", "Outcome", "clean_staging", "preview_spec", "watermark_for"]
+__all__ = ["Ingestor", "Outcome", "clean_staging", "preview_spec", "stage_copy", "watermark_for"]

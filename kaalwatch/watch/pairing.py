@@ -5,6 +5,7 @@ stem (``portrait.kra`` + ``portrait.png``) are one save when their mtimes lie wi
 ``PAIR_WINDOW_SECONDS`` of each other, whichever was written first: the export is the version (it is
 what the buyer sees and what is delivered) and the layered file is recorded with it (``paired_with``,
 ``paired_sha256``). The rule reads only names and mtimes, so a restart or a rescan decides the same.
+Which version a pair makes (``completes``, ``still_completes``, ``version_of``) is decided from the job alone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import stat as stat_module
 from pathlib import Path
 
 from kaalwatch.imaging import FileKind, classify
+from kaalwatch.model import Job
 
 #: An export and its layered source saved this close together (either first) are the same save.
 PAIR_WINDOW_SECONDS = 120.0
@@ -64,6 +66,27 @@ def layered_sibling(path: Path, st: os.stat_result) -> Path | None:
     return None
 
 
+def version_of(job: Job, sha: str) -> int | None:
+    """The version whose bytes, or whose paired layered source's bytes, are ``sha``."""
+    return next((v.number for v in reversed(job.versions) if sha in (v.sha256, v.paired_sha256)), None)
+
+
+def completes(job: Job, layered_sha: str) -> int | None:
+    """The version an export completes: the job's latest, when it is its layered source saved alone (its
+    bytes are ``layered_sha`` and nothing is paired with it yet) and no proof or approval has used it."""
+    latest = job.latest
+    if latest is not None and latest.sha256 == layered_sha and latest.paired_sha256 is None \
+            and job.approved_version != latest.number and all(p.version != latest.number for p in job.proofs):
+        return latest.number
+    return None
+
+
+def still_completes(job: Job, number: int, layered_sha: str) -> bool:
+    """At commit, under the order's lock: the job has not moved on since ``completes`` chose ``number``."""
+    latest = job.latest
+    return latest is not None and latest.number == number and latest.sha256 == layered_sha
+
+
 def file_sha256(path: Path) -> tuple[str, os.stat_result]:
     """The content hash of ``path`` and its stat taken before reading (the caller compares it after)."""
     digest = hashlib.sha256()
@@ -74,5 +97,5 @@ def file_sha256(path: Path) -> tuple[str, os.stat_result]:
     return digest.hexdigest(), before
 
 
-__all__ = ["EXPORT_SUFFIXES", "LAYERED_KINDS", "PAIR_WINDOW_SECONDS", "export_sibling", "file_sha256", "is_layered",
-           "layered_sibling", "paired"]
+__all__ = ["EXPORT_SUFFIXES", "LAYERED_KINDS", "PAIR_WINDOW_SECONDS", "completes", "export_sibling", "file_sha256",
+           "is_layered", "layered_sibling", "paired", "still_completes", "version_of"]

@@ -60,11 +60,11 @@ class PreviewMixin:
 
     ws: Workspace
     settings: Settings
-    render: Renderer
+    renderer: Renderer
 
     def _render(self, src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
         try:
-            return self.render(src, preview, thumb, spec, text)
+            return self.renderer(src, preview, thumb, spec, text)
         except BrokenExecutor:
             # The worker died on this file (a decoder crash, the OOM killer): treat it as undecodable.
             raise ImageError("the preview worker crashed while decoding it") from None

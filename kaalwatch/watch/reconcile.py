@@ -102,37 +102,30 @@ def walk_candidates(folder: Path | str, rules: IgnoreRules,
     return out
 
 
-def listed_order_folders(orders_dir: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
-    """Every order folder under ``orders_dir`` (at any depth, as ``Workspace.iter_order_folders``) with its
-    listing, so a full rescan lists each folder once."""
-    stack = [str(orders_dir)]
+def listed_order_folders(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """The order folders (holding a manifest) at or below ``root``, each with its listing, not looking inside
+    them (an order's own subfolders hold no other order): the order folders of ``Workspace.iter_order_folders``
+    with what a full rescan needs to list each folder only once."""
+    stack = [str(root)]
     while stack:
         folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
+        entries = _listing(folder)
         if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
             yield folder, entries
-            continue  # an order's own subfolders (jobs, references) hold no other order
-        stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+        else:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def _listing(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:
+        return []
 
 
 def walk_order_folders(folder: Path) -> list[Path]:
-    """The order folders (holding a manifest) at or below ``folder``, not looking inside them."""
-    found: list[Path] = []
-    stack = [folder]
-    while stack:
-        current = stack.pop()
-        if (current / MANIFEST).is_file():
-            found.append(current)
-            continue
-        try:
-            stack.extend(Path(e.path) for e in os.scandir(current) if e.is_dir(follow_symlinks=False)
-                         and not e.name.startswith("."))
-        except OSError:
-            continue
-    return found
+    """The order folders at or below ``folder`` (a folder event's hint: a folder of orders moved in whole)."""
+    return [Path(found) for found, _entries in listed_order_folders(folder)]
 
 
 Deliver = Callable[[Path, int], None]
@@ -266,7 +259,10 @@ def ingest_when_stable(ingestor: Ingestor, found: list[tuple[Path, int]], settin
     while len(tracker) and time.monotonic() < deadline:
         for path, signature in tracker.due_signed(time.monotonic()):
             if in_flight is not None and in_flight(path):
-                continue  # the watcher is ingesting it right now
+                # The watcher is ingesting it right now: looked at again once its quiet period has passed
+                # once more (that ingest may fail: a full disk), rather than dropped from this scan.
+                tracker.touch(path, time.monotonic())
+                continue
             try:
                 outcome = ingestor.ingest(path, signature)
             except (KaalwatchError, OSError) as exc:

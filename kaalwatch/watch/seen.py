@@ -46,9 +46,6 @@ CREATE TABLE IF NOT EXISTS folders (
 );
 """
 
-#: The hash recorded for a layered source that was paired with its export instead of being versioned.
-PAIRED = "paired"
-
 
 @dataclass(frozen=True)
 class SeenFile:

@@ -24,6 +24,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 
 from kaalwatch.errors import KaalwatchError, WorkspaceError
+from kaalwatch.fsprobe import filesystem_type, is_network
 from kaalwatch.imaging import PreviewPool, PreviewSpec, RenderResult
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, REFERENCES, Workspace
@@ -36,10 +37,6 @@ from kaalwatch.watch.stability import Signature, StabilityTracker, quiet_for
 
 log = logging.getLogger("kaalwatch.watch")
 
-NETWORK_FILESYSTEMS = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "sshfs", "9p", "afs", "ceph", "glusterfs",
-    "fuse.glusterfs", "davfs", "fuse.davfs", "fuse.rclone", "virtiofs", "fuse.s3fs", "lustre", "gpfs",
-})
 INOTIFY_HINT = ("raise the limit: `sudo sysctl fs.inotify.max_user_watches=524288` (and add "
                 "`fs.inotify.max_user_watches=524288` to /etc/sysctl.d/90-kaalwatch.conf to keep it)")
 HEALTH_SECONDS = 1.0
@@ -59,30 +56,11 @@ def default_observer(backend: str, poll_interval: float) -> BaseObserver:
     return Observer()
 
 
-def filesystem_type(path: Path, mounts: Path = Path("/proc/self/mounts")) -> str | None:
-    """The type of the filesystem ``path`` lives on (Linux), from the longest matching mount point."""
-    try:
-        lines = mounts.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    target = str(path.resolve())
-    best, kind = "", None
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1].replace("\\040", " ")
-        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-            best, kind = point, fields[2]
-    return kind
-
-
 def choose_backend(setting: str, path: Path, fs_type: Callable[[Path], str | None] = filesystem_type) -> str:
     """native or polling: ``auto`` polls on network filesystems, where inotify sees no remote changes."""
     if setting in ("native", "polling"):
         return setting
-    kind = fs_type(path)
-    return "polling" if kind in NETWORK_FILESYSTEMS else "native"
+    return "polling" if is_network(fs_type(path)) else "native"
 
 
 class _Enqueue(FileSystemEventHandler):
@@ -96,9 +74,8 @@ class _Enqueue(FileSystemEventHandler):
             return  # a read changes nothing (and the watcher's own reads of a save would wake it again)
         try:
             self.put(os.fsdecode(event.src_path))
-            dest = getattr(event, "dest_path", "")
-            if dest:
-                self.put(os.fsdecode(dest))
+            if event.dest_path:  # moves and renames: the new name is a path of its own
+                self.put(os.fsdecode(event.dest_path))
         except Exception:
             log.exception("watcher: could not queue an event; the next rescan will find the file")
 
@@ -147,9 +124,9 @@ class WatchService:
         self.ws.orders_dir.mkdir(parents=True, exist_ok=True)
         if self._pool is None:
             self._pool = PreviewPool(self.watcher.workers or None)
-        workers = getattr(self._pool, "workers", 2)
         # Each ingest thread mostly waits for its preview; twice the pool keeps every worker busy.
-        self._executor = ThreadPoolExecutor(max_workers=max(2, 2 * workers), thread_name_prefix="kaalwatch-ingest")
+        self._executor = ThreadPoolExecutor(max_workers=max(2, 2 * self._pool.workers),
+                                            thread_name_prefix="kaalwatch-ingest")
         clean_staging(self.ws)
         self._start_observer(choose_backend(self.watcher.backend, self.ws.orders_dir, self._fs_type))
         self._next_rescan = time.monotonic()
@@ -435,7 +412,7 @@ class WatchService:
         found: list[tuple[Path, int]] = []
         folders = None if receipt_id is None else [self.ws.folder_of(receipt_id)]
         report = self.reconciler.scan(folders, lambda p, m: found.append((p, m)),
-                                      lambda r, j, n: self.ingestor.render_version(r, j, n),
+                                      self.ingestor.render_version,
                                       force=receipt_id is not None)
 
         def busy(path: Path) -> bool:

@@ -55,7 +55,18 @@ def huge_exif_jpeg() -> bytes:
     return out.getvalue()
 
 
+def kra(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
 HOSTILE: dict[str, bytes] = {
+    # A merged image that inflates 1000-fold (a zip bomb), and one with no merged image but hostile names.
+    "zip-bomb.kra": kra({"mergedimage.png": b"\0" * (50 << 20)}),
+    "no-merged.kra": kra({"../../escape.txt": b"zip slip", "/etc/x": b"1"}),
     "bomb.png": bomb(),
     "truncated.png": good_png()[:300],
     "corrupt.jpg": b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20,

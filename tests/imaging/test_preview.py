@@ -18,7 +18,6 @@ from kaalwatch.imaging import (
     render_previews,
     render_reference_thumbnail,
     spec_key,
-    verify_decodes,
 )
 
 from .conftest import artwork, icc_swapped_primaries, png_bytes, write_psd, write_zip
@@ -57,7 +56,6 @@ def test_raster_formats_render(make, out: Path, name: str, fmt: str, save: dict)
         assert (p.format, p.size) == ("JPEG", (1600, 1200))
         assert (t.format, t.size) == ("JPEG", (400, 300))
     assert result.preview_size == (1600, 1200) and result.thumb_size == (400, 300)
-    assert verify_decodes(src) is FileKind.RASTER
 
 
 def test_layered_tiff_uses_the_first_page_as_composite(tmp_path: Path, out: Path) -> None:
@@ -105,7 +103,7 @@ def test_psd_without_composite_composes_with_psd_tools(tmp_path: Path, out: Path
     cut = tmp_path / "cut.psd"
     cut.write_bytes(src.read_bytes()[:200])
     with pytest.raises(ImageError):
-        verify_decodes(cut)
+        _render(cut, out)
 
 
 @pytest.mark.parametrize("kind", ["kra", "ora"])
@@ -115,7 +113,7 @@ def test_krita_and_openraster_merged_image(tmp_path: Path, out: Path, kind: str)
     src = write_zip(tmp_path / f"art.{kind}", members)
     result = _render(src, out)
     assert (result.width, result.height) == (1000, 700) and not result.low_res
-    assert verify_decodes(src) is FileKind(kind)
+    assert result.source_kind is FileKind(kind)
 
 
 def test_procreate_thumbnail_is_marked_low_res(tmp_path: Path, out: Path) -> None:
@@ -272,3 +270,41 @@ def test_large_jpeg_uses_draft_and_stays_sharp_enough(make, out: Path) -> None:
         reference = original.convert("RGB").resize((1600, 1200), Image.Resampling.LANCZOS)
     diff = np.abs(np.asarray(reference, dtype=np.int16) - np.asarray(Image.open(out / "p.jpg"), dtype=np.int16))
     assert diff.mean() < 3.0
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def test_preview_and_thumbnail_cost_one_fsync_each_and_leave_no_temp_file(tmp_path: Path, out: Path,
+                                                                          monkeypatch) -> None:
+    src = tmp_path / "a.png"
+    artwork(900, 600).save(src)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    _render(src, out)
+    # A cache rebuilt when lost: the files are synced before their rename, the folder is not.
+    assert len(synced) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["p.jpg", "t.jpg"]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
+
+
+def test_a_preview_that_fails_to_encode_replaces_nothing(tmp_path: Path, out: Path, monkeypatch) -> None:
+    src = tmp_path / "a.png"
+    artwork(900, 600).save(src)
+    _render(src, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    real_save = Image.Image.save
+    calls: list[int] = []
+
+    def thumbnail_fails(self: Image.Image, *args, **kwargs) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the preview is encoded into its temp file; the thumbnail's encode fails
+            raise OSError("disk full")
+        real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", thumbnail_fails)
+    with pytest.raises(OSError, match="disk full"):
+        _render(src, out, text="another watermark: other bytes")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,4 +1,4 @@
-"""Hostile watermark text, the PNG streaming verifier, the worker pool and the benchmark harness."""
+"""Hostile watermark text, PNG layouts and oddities, the worker pool and the benchmark harness."""
 
 from __future__ import annotations
 
@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from kaalwatch.errors import ConfigError, ImageError
-from kaalwatch.imaging import FileKind, PreviewPool, PreviewSpec, WatermarkSpec, verify_decodes, watermark_text
+from kaalwatch.imaging import (
+    FileKind,
+    PreviewPool,
+    PreviewSpec,
+    RenderResult,
+    WatermarkSpec,
+    render_previews,
+    watermark_text,
+)
+from kaalwatch.imaging.complete import incomplete
 from kaalwatch.imaging.watermark import DEFAULT_TEMPLATE, MAX_FIELD_CHARS, MAX_TEXT_CHARS
 from kaalwatch.naming import clean_text
 from tests.support.polling import wait_for
@@ -84,7 +93,8 @@ def test_bad_preview_settings_are_config_errors() -> None:
             PreviewSpec(**kwargs)
 
 
-# ------------------------------------------------------------------------------ PNG streaming verify
+# ------------------------------------------------------------------------------ PNG layouts and oddities
+# Through what the watcher runs on a save: the completeness rule, then the preview worker's render.
 
 
 def _png_variant(tmp_path: Path, name: str, im: Image.Image, **save: object) -> Path:
@@ -93,7 +103,12 @@ def _png_variant(tmp_path: Path, name: str, im: Image.Image, **save: object) -> 
     return path
 
 
-def test_png_stream_verifier_accepts_every_layout(tmp_path: Path) -> None:
+def _render(path: Path) -> RenderResult:
+    out = path.parent / "out"
+    return render_previews(path, out / f"{path.stem}.jpg", out / f"{path.stem}-t.jpg", PreviewSpec(), "x")
+
+
+def test_every_png_layout_is_complete_and_renders(tmp_path: Path) -> None:
     samples = [
         _png_variant(tmp_path, "rgb.png", artwork(97, 61)),
         _png_variant(tmp_path, "rgba.png", artwork(97, 61, alpha=True)),
@@ -103,27 +118,25 @@ def test_png_stream_verifier_accepts_every_layout(tmp_path: Path) -> None:
         _png_variant(tmp_path, "la.png", artwork(33, 21, alpha=True).convert("LA")),
     ]
     for path in samples:
-        assert verify_decodes(path) is FileKind.RASTER, path.name
+        assert incomplete(path) is None, path.name
+        result = _render(path)
+        assert result.source_kind is FileKind.RASTER and result.preview_path is not None, path.name
 
 
-def test_png_stream_verifier_accepts_interlaced_png() -> None:
+def test_interlaced_png_renders(tmp_path: Path) -> None:
     # Pillow cannot write Adam7; tests/samples holds a tiny interlaced PNG made for this test.
     sample = Path(__file__).resolve().parent.parent / "samples" / "interlaced.png"
-    assert verify_decodes(sample) is FileKind.RASTER
     with Image.open(sample) as im:
         assert im.info.get("interlace") == 1
+        size = im.size
+    assert incomplete(sample) is None
+    result = render_previews(sample, tmp_path / "p.jpg", tmp_path / "t.jpg", PreviewSpec(), "x")
+    assert (result.width, result.height) == size
 
 
-def test_png_bad_crc_and_trailing_idat_garbage(tmp_path: Path) -> None:
-    data = bytearray(png_bytes(artwork(50, 40)))
-    idat = data.index(b"IDAT")
-    (length,) = struct.unpack(">I", data[idat - 4:idat])
-    data[idat + 4 + length] ^= 0xFF  # the stored CRC, so the data itself still inflates
-    bad = tmp_path / "crc.png"
-    bad.write_bytes(bytes(data))
-    with pytest.raises(ImageError, match="checksum"):
-        verify_decodes(bad)
-    # A stream that inflates to more than the header allows.
+def test_png_whose_data_inflates_past_its_header_decodes_only_the_header_size(tmp_path: Path) -> None:
+    # A 4 x 4 greyscale header over 10 kB of scanlines: the decoder stops at the header's size, so a
+    # stream that claims little and inflates to much never grows the worker's memory.
     big = zlib.compress(b"\x00" * 10_000)
     chunk = b"IDAT" + big
     ihdr = b"IHDR" + struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0)
@@ -132,16 +145,32 @@ def test_png_bad_crc_and_trailing_idat_garbage(tmp_path: Path) -> None:
            + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
     over = tmp_path / "over.png"
     over.write_bytes(png)
-    with pytest.raises(ImageError, match="more image data"):
-        verify_decodes(over)
+    assert incomplete(over) is None
+    assert (_render(over).width, _render(over).height) == (4, 4)
 
 
-def test_png_missing_end_is_truncated(tmp_path: Path) -> None:
+def test_png_with_a_wrong_data_checksum_renders_the_pixels_it_holds(tmp_path: Path) -> None:
+    # Only the stored CRC is damaged, the data inflates whole: the preview shows exactly those pixels
+    # (the decoder does not check pixel-data CRCs; a cut-off file is caught by the completeness rule).
+    data = bytearray(png_bytes(artwork(50, 40)))
+    idat = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[idat - 4:idat])
+    data[idat + 4 + length] ^= 0xFF
+    bad = tmp_path / "crc.png"
+    bad.write_bytes(bytes(data))
+    result = _render(bad)
+    assert (result.width, result.height) == (50, 40)
+
+
+def test_png_missing_its_end_is_still_being_written(tmp_path: Path) -> None:
     data = png_bytes(artwork(50, 40))
     cut = tmp_path / "noend.png"
     cut.write_bytes(data[: data.index(b"IEND") - 4])
+    assert incomplete(cut) == "ends without its IEND chunk"
+    cut.write_bytes(data[: len(data) // 2])
+    assert incomplete(cut)
     with pytest.raises(ImageError, match="truncated"):
-        verify_decodes(cut)
+        _render(cut)
 
 
 # ---------------------------------------------------------------------------------------------- pool

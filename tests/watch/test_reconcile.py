@@ -7,12 +7,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from kaalwatch import lifecycle
+from kaalwatch import lifecycle, private
+from kaalwatch.imaging import render_previews
 from kaalwatch.model import JobState
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.watch import WatchService, rebuild_previews, rescan_all, rescan_order
-from kaalwatch.watch.ingest import stage_copy
+from kaalwatch.watch.ingest import Ingestor, clean_staging, stage_copy
+from kaalwatch.watch.reconcile import RescanReport, ingest_when_stable
+from kaalwatch.watch.seen import SeenStore
 from tests.support.polling import wait_for
 from tests.watch.helpers import png, psd
 
@@ -172,3 +175,48 @@ def test_misplaced_warning_clears_after_the_file_is_moved_and_rescanned(ws: Work
     assert loaded.errors == {} and loaded.jobs[0].versions[0].source_name == "stray.png"
     assert not [w for row in ws.jobs() for w in row.errors]
     assert [e.details["source"] for e in loaded.history if e.event == "error_cleared"] == ["watcher"]
+
+
+def test_clean_staging_removes_what_a_killed_process_left_and_nothing_recent(ws: Workspace) -> None:
+    folder = ws.previews_dir / "1" / "10"
+    folder.mkdir(parents=True)
+    left = [folder / ".staging-ab12.jpg", folder / ".p.jpg.kw-tmp-1a2b3c4d", folder / ".p.jpg.x9y8.tmp"]
+    keep = [folder / "3-abc.jpg", folder / ".staging-recent.jpg"]
+    for path in left + keep:
+        path.write_bytes(b"x")
+    hour_ago = os.stat(folder).st_mtime - 7200
+    for path in [*left, keep[0]]:
+        os.utime(path, (hour_ago, hour_ago))
+    assert clean_staging(ws) == len(left)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in keep)
+
+
+def test_stage_copy_writes_a_private_read_only_copy_and_leaves_no_temp_behind(tmp_path: Path) -> None:
+    src = tmp_path / "portrait.png"
+    src.write_bytes(png(1))
+    staged, sha, size, before = stage_copy(src, tmp_path / "staging")
+    assert staged.read_bytes() == src.read_bytes() and size == before.st_size == src.stat().st_size
+    assert len(sha) == 64 and os.stat(staged).st_mode & 0o777 == private.read_only_mode()
+    assert [p.name for p in staged.parent.iterdir()] == [staged.name]
+
+
+def test_a_rescan_waits_for_a_file_the_watcher_is_ingesting_instead_of_dropping_it(
+        ws: Workspace, settings: Settings, order_at: Callable) -> None:
+    # The watcher's own ingest of the file may fail (a full disk): the on-demand rescan must still look at it.
+    order, folder = order_at()
+    (folder / "portrait.png").write_bytes(png(5))
+    seen = SeenStore(ws.tool_dir / "watch.sqlite")
+    try:
+        ingestor = Ingestor(ws, settings, render_previews, seen)
+        asked: list[Path] = []
+
+        def busy(path: Path) -> bool:
+            asked.append(path)
+            return len(asked) < 3  # in flight twice, then the watcher's attempt is over
+
+        report = RescanReport()
+        ingest_when_stable(ingestor, [(folder / "portrait.png", 0)], settings, report, in_flight=busy)
+    finally:
+        seen.close()
+    assert len(asked) == 3 and report.versions == 1 and report.pending == 0
+    assert [v.number for v in ws.load(order.receipt_id).jobs[0].versions] == [1]
