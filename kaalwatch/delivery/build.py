@@ -130,10 +130,11 @@ def halve_for(source: Source, frames: list[Frame]) -> None:
 
 
 def _resample(source: Source, frame: Frame) -> Image.Image:
-    image, box = source.image, tuple(float(v) for v in frame.box)
+    image = source.image
+    left, top, right, bottom = (float(v) for v in frame.box)
     if source.half is not None and frame.size[0] * 2 <= frame.canvas[0]:
-        image, box = source.half, tuple(v / 2 for v in box)
-    left, top, right, bottom = box
+        image, left, top, right, bottom = source.half, left / 2, top / 2, right / 2, bottom / 2
+    box = (left, top, right, bottom)
     if (right - left, bottom - top) == frame.size and all(v.is_integer() for v in box):
         return image.crop((int(left), int(top), int(right), int(bottom)))  # an exact halving: nothing to filter
     return image.resize(frame.size, Image.Resampling.LANCZOS, box=box)
@@ -201,6 +202,9 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, backgroun
         return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi,
                              icc_profile=icc)
 
+    def pdf(quality: int, resolution: float) -> Callable[[], bytes]:
+        return lambda: _save(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
+
     qualities = sorted({q for q in (promise.quality, 90, MIN_QUALITY) if MIN_QUALITY <= q <= promise.quality},
                        reverse=True)
     if promise.format == "png":
@@ -221,8 +225,7 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, backgroun
         # Page size = pixels / dpi: 2400x3000 px at 300 DPI is an 8x10 in page; with a print size the page is
         # that size whatever the pixels (fewer pixels print at a lower DPI, which the checks warn about).
         return [
-            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI",
-             (lambda q=q: _save(flat(), "PDF", resolution=page_dpi, quality=q, subsampling=0)))
+            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI", pdf(q, page_dpi))
             for q in qualities
         ]
     ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))

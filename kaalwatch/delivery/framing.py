@@ -136,7 +136,8 @@ def plan(width: int, height: int, promise: Promise, *, position: float = CENTRE,
                 new_h = max(1, round(width * rh / rw))
                 top = _half_up((height - new_h) * position)
                 box, canvas = (0, top, width, top + new_h), (width, new_h)
-    print_size = _oriented(inches(promise), *canvas, promise.square) if inches(promise) else None
+    inch = inches(promise)
+    print_size = _oriented(inch, *canvas, promise.square) if inch else None
     target = promise.long_edge or (round(max(print_size) * promise.dpi) if print_size else 0)
     size = canvas
     if target and max(canvas) > target:

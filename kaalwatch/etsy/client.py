@@ -315,11 +315,12 @@ class EtsyClient:
                             params=params)
         return Page(results=_results(body), count=_count(body), offset=offset)
 
-    def iter_receipt_pages(self, shop_id: int, **filters: int | str | bool | None) -> Iterator[Page]:
+    def iter_receipt_pages(self, shop_id: int, *, limit: int = PAGE_LIMIT,
+                           **filters: int | str | bool | None) -> Iterator[Page]:
         """Every page of ``getShopReceipts`` with these filters, until ``offset >= count``."""
         offset = 0
         while True:
-            page = self.get_shop_receipts(shop_id, offset=offset, **filters)
+            page = self.get_shop_receipts(shop_id, offset=offset, limit=limit, **filters)
             yield page
             offset += len(page.results)
             if not page.results or offset >= page.count:

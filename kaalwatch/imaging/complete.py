@@ -235,7 +235,7 @@ def zip_directory(fh: BinaryIO, size: int) -> str | None:
         fh.seek(0)
         with zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
-            start = zf.start_dir  # type: ignore[attr-defined]
+            start = zf.start_dir
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error):
         return "has no complete ZIP directory yet"
     if not infos:

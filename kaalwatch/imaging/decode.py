@@ -148,7 +148,7 @@ def _check_container(path: Path, kind: FileKind, fh: IO[bytes], size: int) -> st
     if found != "zip" and _has_zip_tail(fh, size):
         raise fail(path, f"is a {found} image with a ZIP archive appended (a polyglot file); refused")
     fh.seek(0)
-    return found  # type: ignore[return-value]
+    return found
 
 
 def check_identity(path: Path) -> None:
@@ -250,7 +250,7 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
         # 16-bit and float greyscale: scale to 8 bits instead of clipping (convert("L") would clip).
         im = im.convert("I") if mode.startswith("I;16") else im
         scale = 1 / 257 if mode.startswith("I") else 255.0
-        return im.point(lambda v: v * scale).convert("L")  # type: ignore[arg-type, operator]
+        return im.point(lambda v: v * scale).convert("L")
     if mode in ("La", "RGBa"):
         return im.convert(mode.replace("a", "A"))
     return im.convert("RGB")  # YCbCr, LAB, HSV: rare in art files

@@ -175,7 +175,8 @@ def _stamp(font_path: str, font_px: int, stroke: int, angle: float, run: str) ->
     font = _font(font_path, font_px)
     pad = stroke + 2
     left, top, right, bottom = font.getbbox(run, anchor="la", stroke_width=stroke)
-    width, height = right - left + 2 * pad, bottom - top + 2 * pad
+    # Pillow types the box as floats; FreeType answers whole pixels, so ceil() only satisfies the types.
+    width, height = math.ceil(right - left) + 2 * pad, math.ceil(bottom - top) + 2 * pad
     origin = (pad - left, pad - top)
     flat = Image.new("L", (width, height), 0)
     ImageDraw.Draw(flat).text(origin, run, font=font, fill=255, anchor="la")
