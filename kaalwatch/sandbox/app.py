@@ -81,7 +81,7 @@ class Sandbox:
         self.hostile = hostile
         self.redirect_uris = set(redirect_uris)
         self.verbose = verbose
-        self.application_id = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
+        self.application_id: int = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
         self.tokens = TokenStore(now=self.clock.now, access_ttl=token_ttl)
         self.limiter = RateLimiter(rate_per_second, rate_per_day, self.clock.now)
         self.faults = FaultInjector(seed)

@@ -39,8 +39,3 @@ class Clock:
         """Jump forward (or back, with a negative value) by ``seconds``."""
         with self._lock:
             self._offset += float(seconds)
-
-    @property
-    def frozen(self) -> bool:
-        """True when the clock only moves through :meth:`advance`."""
-        return self._frozen

@@ -161,12 +161,6 @@ class TokenStore:
                 entry.revoked = True
             self._codes.clear()
 
-    def live_access_tokens(self) -> int:
-        """How many access tokens would pass :meth:`check` right now."""
-        with self._lock:
-            now = self.now()
-            return sum(1 for t in self._access.values() if not t.revoked and t.expires_at > now)
-
 
 def s256(verifier: str) -> str:
     """PKCE S256: ``BASE64URL(SHA256(verifier))`` without padding (RFC 7636)."""

@@ -33,12 +33,13 @@ VALID_INCLUDES = ("Images", "Shop", "User", "Translations", "Videos", "Personali
 
 
 class ShopError(Exception):
-    """An Etsy-shaped failure: HTTP ``status`` and the ``{"error": message}`` body."""
+    """An Etsy-shaped failure: HTTP ``status``, the ``{"error": message}`` body and extra ``headers``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -184,6 +185,11 @@ class Shop:
             page = [self.receipts[rid] for rid in matches[offset : offset + limit]]
             return {"count": len(matches), "results": copy.deepcopy(page)}
 
+    def shop_body(self) -> JSON:
+        """``getShop`` body."""
+        with self.lock:
+            return dict(self.shop)
+
     def receipt(self, receipt_id: int) -> JSON:
         """``getShopReceipt`` body, or 404."""
         with self.lock:
@@ -272,14 +278,6 @@ class Shop:
     def _now_like(self, r: JSON) -> int | str:
         """Now, spelt as this receipt spells its update time (for timestamps written inside it)."""
         return spelled_like(next((r[k] for k in UPDATED if k in r), None), self._now())
-
-    def set_status(self, receipt_id: int, status: str) -> JSON:
-        """Set the title-case status and bump ``update_timestamp``."""
-        with self.lock:
-            r = self._receipt(receipt_id)
-            r["status"] = status
-            self._bump(r)
-            return copy.deepcopy(r)
 
     def cancel(self, receipt_id: int) -> JSON:
         """The seller cancelled: status ``Canceled``, the payment comes back as a refund."""
