@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -283,9 +284,10 @@ class Sandbox:
         """Remove every injected fault."""
         self.faults.clear()
 
-    def advance(self, seconds: float) -> None:
-        """Move the sandbox clock forward: expires tokens, rolls rate-limit windows."""
+    def advance(self, seconds: float) -> float:
+        """Move the sandbox clock forward (expires tokens, rolls rate-limit windows); returns the new time."""
         self.clock.advance(seconds)
+        return self.clock.now()
 
     # ----- request log ---------------------------------------------------------------------------------
 
@@ -319,58 +321,38 @@ class Sandbox:
                 "token_url": f"{self.url}/v3/public/oauth/token"}
 
     def _admin(self, method: str, path: str, query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any]:
-        """Dispatch ``/_sandbox/...``; documented in :mod:`kaalwatch.sandbox` (ADMIN_PATHS)."""
+        """Dispatch ``/_sandbox/...`` (the table in :mod:`kaalwatch.sandbox`); actions without an answer say ok."""
         parts = [p for p in path.split("/") if p]
-        if method == "GET" and not parts:
-            return 200, self.info()
-        if parts == ["orders"] and method == "POST":
-            allowed = {"listing_id", "buyer_name", "answers", "uploads", "quantity", "message", "is_gift",
-                       "gift_message", "extra_listing_ids", "skip_optional", "upload_urls"}
-            unknown = set(body) - allowed
-            if unknown:
-                raise ShopError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-            return 201, self.add_order(**body)
-        if parts == ["orders", "hostile"] and method == "POST":
-            return 201, self.add_hostile_order(body.get("other_port"))
-        if len(parts) == 3 and parts[0] == "receipts" and method == "POST":
-            rid = int(parts[1])
-            action = parts[2]
-            if action == "cancel":
-                return 200, self.cancel(rid)
-            if action == "refund":
-                return 200, self.refund(rid, bool(body.get("partial", False)), bump=body.get("bump"))
-            if action == "complete":
-                return 200, self.complete(rid)
-            if action == "touch":
-                return 200, self.touch(rid, **dict(body.get("changes") or {}))
-        if parts == ["tokens", "expire"] and method == "POST":
-            self.expire_tokens()
-            return 200, {"ok": True}
-        if parts == ["tokens", "revoke"] and method == "POST":
-            self.revoke_all_tokens()
-            return 200, {"ok": True}
-        if parts == ["faults"]:
-            if method == "POST":
-                try:
-                    self.inject_fault(**body)
-                except (TypeError, ValueError) as err:
-                    raise ShopError(400, str(err)) from None
-                return 201, {"ok": True}
-            if method == "DELETE":
-                self.clear_faults()
-                return 200, {"ok": True}
-            if method == "GET":
-                return 200, [vars(f) for f in self.faults.active]
-        if parts == ["requests"]:
-            if method == "GET":
-                return 200, [r.as_dict() for r in self.requests]
-            if method == "DELETE":
-                self.clear_requests()
-                return 200, {"ok": True}
-        if parts == ["clock", "advance"] and method == "POST":
-            self.advance(float(body.get("seconds", 0)))
-            return 200, {"now": self.clock.now()}
-        if parts == ["rate-limits", "reset"] and method == "POST":
-            self.limiter.reset()
-            return 200, {"ok": True}
-        raise ShopError(404, f"no admin endpoint {method} /_sandbox/{'/'.join(parts)}")
+        key, rid = "/".join(parts), ""
+        if len(parts) == 3 and parts[0] == "receipts":
+            key, rid = f"receipts/*/{parts[2]}", parts[1]
+        actions: dict[tuple[str, str], tuple[int, Callable[[], Any]]] = {
+            ("GET", ""): (200, self.info),
+            ("POST", "orders"): (201, lambda: self._admin_order(body)),
+            ("POST", "orders/hostile"): (201, lambda: self.add_hostile_order(body.get("other_port"))),
+            ("POST", "receipts/*/cancel"): (200, lambda: self.cancel(int(rid))),
+            ("POST", "receipts/*/refund"): (200, lambda: self.refund(int(rid), bool(body.get("partial", False)),
+                                                                     bump=body.get("bump"))),
+            ("POST", "receipts/*/complete"): (200, lambda: self.complete(int(rid))),
+            ("POST", "receipts/*/touch"): (200, lambda: self.touch(int(rid), **dict(body.get("changes") or {}))),
+            ("POST", "tokens/expire"): (200, self.expire_tokens),
+            ("POST", "tokens/revoke"): (200, self.revoke_all_tokens),
+            ("POST", "faults"): (201, lambda: self.inject_fault(**body)),
+            ("DELETE", "faults"): (200, self.clear_faults),
+            ("GET", "faults"): (200, lambda: [vars(f) for f in self.faults.active]),
+            ("GET", "requests"): (200, lambda: [r.as_dict() for r in self.requests]),
+            ("DELETE", "requests"): (200, self.clear_requests),
+            ("POST", "clock/advance"): (200, lambda: {"now": self.advance(float(body.get("seconds", 0)))}),
+            ("POST", "rate-limits/reset"): (200, self.limiter.reset),
+        }
+        if (method, key) not in actions:
+            raise ShopError(404, f"no admin endpoint {method} /_sandbox/{'/'.join(parts)}")
+        status, action = actions[method, key]
+        result = action()
+        return status, {"ok": True} if result is None else result
+
+    def _admin_order(self, body: Mapping[str, Any]) -> JSON:
+        unknown = set(body) - set(inspect.signature(self.add_order).parameters)
+        if unknown:
+            raise ShopError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        return self.add_order(**body)
