@@ -29,7 +29,6 @@ _DESC = {"desc", "descending", "down"}
 _SORT_COLUMNS: dict[str, int | None] = {"created": 0, "updated": 1, "receipt_id": None}
 # Documented minimum for every timestamp filter (2000-01-01).
 _MIN_TS = 946684800
-VALID_INCLUDES = ("Images", "Shop", "User", "Translations", "Videos", "Personalization", "BuyerPrice")
 
 
 class ShopError(Exception):
@@ -101,6 +100,27 @@ def _amount(money: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# getShopReceipts' boolean filters: what each one asks of a receipt.
+_FLAGS: dict[str, Callable[[Shop, int, Mapping[str, Any]], bool]] = {
+    "was_paid": lambda shop, rid, r: bool(r.get("is_paid")),
+    "was_shipped": lambda shop, rid, r: bool(r.get("is_shipped")),
+    "was_delivered": lambda shop, rid, r: rid in shop.delivered,
+    "was_canceled": lambda shop, rid, r: status_of(r) == "canceled",
+}
+
+# getListing's includes: the field each adds and its value (the sandbox has no users, translations, videos
+# or buyer prices to show).
+_INCLUDES: dict[str, tuple[str, Callable[[Shop, int], Any]]] = {
+    "Images": ("images", lambda shop, lid: shop.images.get(lid, [])),
+    "Shop": ("shop", lambda shop, lid: shop.shop),
+    "User": ("user", lambda shop, lid: None),
+    "Translations": ("translations", lambda shop, lid: None),
+    "Videos": ("videos", lambda shop, lid: []),
+    "Personalization": ("personalization", lambda shop, lid: shop.listing_personalization(lid)),
+    "BuyerPrice": ("buyer_price", lambda shop, lid: None),
+}
+
+
 class Shop:
     """One Etsy shop: its owner, listings (with images and personalization questions) and receipts."""
 
@@ -119,7 +139,7 @@ class Shop:
         self.lock = threading.RLock()
         self.user_id = user_id
         self.shop_id = int(shop["shop_id"])
-        self.shop = dict(shop)
+        self.shop: JSON = dict(shop)
         self.listings: dict[int, JSON] = {int(k): dict(v) for k, v in listings.items()}
         self.images: dict[int, list[JSON]] = {int(k): list(v) for k, v in images.items()}
         self.personalization: dict[int, JSON] = {int(k): dict(v) for k, v in personalization.items()}
@@ -140,13 +160,9 @@ class Shop:
         def ts(name: str) -> int | None:
             return parse_int(name, params[name], minimum=_MIN_TS) if name in params else None
 
-        def flag(name: str) -> bool | None:
-            return parse_bool(name, params[name]) if name in params else None
-
-        min_created, max_created = ts("min_created"), ts("max_created")
-        min_mod, max_mod = ts("min_last_modified"), ts("max_last_modified")
-        was_paid, was_shipped = flag("was_paid"), flag("was_shipped")
-        was_delivered, was_canceled = flag("was_delivered"), flag("was_canceled")
+        # (lowest, highest) allowed for each of a receipt's (created, updated) stamps.
+        ranges = [(ts("min_created"), ts("max_created")), (ts("min_last_modified"), ts("max_last_modified"))]
+        wanted = {name: parse_bool(name, params[name]) for name in _FLAGS if name in params}
         limit = parse_int("limit", params["limit"], minimum=1, maximum=100) if "limit" in params else 25
         offset = parse_int("offset", params["offset"], minimum=0) if "offset" in params else 0
         sort_on = params.get("sort_on", "created")
@@ -157,27 +173,13 @@ class Shop:
             raise ShopError(400, f"Invalid value for sort_order: {sort_order!r}.")
 
         with self.lock:
-            matches = []
             stamps = {rid: stamps_of(r) for rid, r in self.receipts.items()}
-            for rid, r in self.receipts.items():
-                created, updated = stamps[rid]
-                if min_created is not None and created < min_created:
-                    continue
-                if max_created is not None and created > max_created:
-                    continue
-                if min_mod is not None and updated < min_mod:
-                    continue
-                if max_mod is not None and updated > max_mod:
-                    continue
-                if was_paid is not None and bool(r.get("is_paid")) != was_paid:
-                    continue
-                if was_shipped is not None and bool(r.get("is_shipped")) != was_shipped:
-                    continue
-                if was_delivered is not None and (rid in self.delivered) != was_delivered:
-                    continue
-                if was_canceled is not None and (status_of(r) == "canceled") != was_canceled:
-                    continue
-                matches.append(rid)
+            matches = [
+                rid for rid, r in self.receipts.items()
+                if all((lo is None or lo <= at) and (hi is None or at <= hi)
+                       for at, (lo, hi) in zip(stamps[rid], ranges, strict=True))
+                and all(_FLAGS[name](self, rid, r) == want for name, want in wanted.items())
+            ]
             column = _SORT_COLUMNS[sort_on]
             # receipt_id breaks ties so paging over equal timestamps is stable, as it must be for offsets.
             matches.sort(key=lambda rid: (stamps[rid][column] if column is not None else rid, rid),
@@ -209,24 +211,10 @@ class Shop:
                 raise ShopError(404, f"Listing with id {listing_id} not found.")
             out = copy.deepcopy(base)
             for inc in includes:
-                if inc not in VALID_INCLUDES:
+                if inc not in _INCLUDES:
                     raise ShopError(400, f"Invalid value for includes: {inc!r}.")
-                if inc == "Images":
-                    out["images"] = copy.deepcopy(self.images.get(listing_id, []))
-                elif inc == "Shop":
-                    out["shop"] = copy.deepcopy(self.shop)
-                elif inc == "Personalization":
-                    out["personalization"] = copy.deepcopy(
-                        self.personalization.get(listing_id, {"personalization_questions": []})
-                    )
-                elif inc == "Videos":
-                    out["videos"] = []
-                elif inc == "Translations":
-                    out["translations"] = None
-                elif inc == "User":
-                    out["user"] = None
-                elif inc == "BuyerPrice":
-                    out["buyer_price"] = None
+                key, value = _INCLUDES[inc]
+                out[key] = copy.deepcopy(value(self, listing_id))
             return out
 
     def listings_batch(self, listing_ids: list[int], includes: Iterable[str] = ()) -> JSON:
