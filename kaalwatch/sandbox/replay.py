@@ -34,6 +34,9 @@ from kaalwatch.errors import ConfigError
 from kaalwatch.sandbox import seed as seeding
 from kaalwatch.sandbox.shop import JSON, Shop, stamps_of
 
+# Each kind by the keys that tell it apart, most specific first (a transaction also has a receipt_id).
+_KINDS = (("transaction", {"transaction_id"}), ("image", {"listing_image_id"}), ("receipt", {"receipt_id"}),
+          ("listing", {"listing_id", "title"}), ("question", {"question_id", "question_text"}))
 # The id each kind is filed under: it must be a whole number (as an int or a numeric string).
 _ID_OF = {"receipt": "receipt_id", "transaction": "receipt_id", "listing": "listing_id", "image": "listing_id"}
 PLACEABLE = "receipts, transactions, listings, listing images, personalization questions, a shop or getMe"
@@ -70,17 +73,7 @@ def item_kind(item: Any) -> str | None:
         return None
     if _is_v2(item):
         return "v2"
-    if "transaction_id" in item:
-        return "transaction"
-    if "listing_image_id" in item:
-        return "image"
-    if "receipt_id" in item:
-        return "receipt"
-    if "listing_id" in item and "title" in item:
-        return "listing"
-    if "question_id" in item and "question_text" in item:
-        return "question"
-    return None
+    return next((kind for kind, keys in _KINDS if keys <= item.keys()), None)
 
 
 @dataclass

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 - a URL path, not a secret
 ADMIN_PREFIX = "/_sandbox"
 FILES_PREFIX = "/_files/"
+# Browser pages: path -> (operation, the page over a GET's query or a POST's form).
+_PAGES = {CONNECT_PATH: ("oauthConnect", pages.connect), ORDER_PAGE_PATH: ("orderPage", pages.order_page)}
 # Handler threads give up on an idle keep-alive connection after this long (seconds).
 IDLE_TIMEOUT = 15.0
 
@@ -94,7 +96,6 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
     server_version = "kaalwatch-sandbox"
-    sys_version = ""
 
     def version_string(self) -> str:
         return self.server_version
@@ -219,9 +220,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _etsy(self) -> tuple[int, Any] | None:
         path, method = self.req_path, self.command
-        if path == CONNECT_PATH:
-            self.operation = "oauthConnect"
-            self._send_page(pages.connect(self.sb, method, self._page_params()))
+        if path in _PAGES:
+            self.operation, build = _PAGES[path]
+            self._send_page(build(self.sb, method, self._page_params()))
             return None
         if path.startswith(FILES_PREFIX):
             self.operation = "file"
@@ -231,10 +232,6 @@ class Handler(BaseHTTPRequestHandler):
             if page is None:
                 raise ShopError(404, "Not found.")
             self._send_page(page)
-            return None
-        if path == ORDER_PAGE_PATH:
-            self.operation = "orderPage"
-            self._send_page(pages.order_page(self.sb, method, self._page_params()))
             return None
         if path == TOKEN_PATH:
             self.operation = "oauthToken"
