@@ -124,21 +124,22 @@ class Sandbox:
     def _build(self) -> None:
         now = self.clock.now_int()
         if self.data_dir is not None:
-            from kaalwatch.sandbox.replay import load_shop
+            from kaalwatch.sandbox.replay import load_catalog
 
-            self._shop, catalog = load_shop(self.data_dir, self.seed, self.url, now, self.clock.now_int,
-                                            self.refund_bumps_update)
-            self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int)
-            return
-        catalog = seeding.build_catalog(self.seed, self.url, now)
+            catalog, receipts = load_catalog(self.data_dir, self.seed, self.url, now)
+        else:
+            catalog, receipts = seeding.build_catalog(self.seed, self.url, now), []
         self._shop = Shop(user_id=catalog.user_id, shop=catalog.shop, listings=catalog.listings,
-                          images=catalog.images, personalization=catalog.personalization, receipts=[],
+                          images=catalog.images, personalization=catalog.personalization, receipts=receipts,
                           now=self.clock.now_int, refund_bumps_update=self.refund_bumps_update)
+        # A replayed shop holds what was recorded: no seeded receipts, nothing hostile.
+        seeded = self.data_dir is None
         self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int,
-                                             hostile=self.hostile)
-        seeding.seed_receipts(self._factory, now, self.extra_receipts)
-        if self.hostile:
-            self.add_hostile_order()
+                                             hostile=self.hostile and seeded)
+        if seeded:
+            seeding.seed_receipts(self._factory, now, self.extra_receipts)
+            if self.hostile:
+                self.add_hostile_order()
 
     def _tick(self) -> None:
         assert self.orders_every is not None

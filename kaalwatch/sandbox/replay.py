@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kaalwatch.errors import ConfigError
 from kaalwatch.sandbox import seed as seeding
-from kaalwatch.sandbox.shop import JSON, Shop, stamps_of
+from kaalwatch.sandbox.shop import JSON, stamps_of
 
 # Each kind by the keys that tell it apart, most specific first (a transaction also has a receipt_id).
 _KINDS = (("transaction", {"transaction_id"}), ("image", {"listing_image_id"}), ("receipt", {"receipt_id"}),
@@ -206,9 +205,8 @@ def read_dir(data_dir: Path) -> _Loaded:
     return loaded
 
 
-def load_shop(data_dir: Path, seed: int, base_url: str, now: int, now_fn: Callable[[], int],
-              refund_bumps_update: bool) -> tuple[Shop, seeding.Catalog]:
-    """Read every JSON file of ``data_dir`` into a :class:`Shop` (and a catalog for new orders)."""
+def load_catalog(data_dir: Path, seed: int, base_url: str, now: int) -> tuple[seeding.Catalog, list[JSON]]:
+    """Every JSON file of ``data_dir`` as the shop's catalog (for new orders too) and its receipts."""
     loaded = read_dir(data_dir)
     catalog = seeding.build_catalog(seed, base_url, now)
     shop = loaded.shop
@@ -228,7 +226,4 @@ def load_shop(data_dir: Path, seed: int, base_url: str, now: int, now_fn: Callab
         catalog.images.update(loaded.images)
         catalog.personalization.update(loaded.personalization)
     catalog.user_id, catalog.shop = user_id, shop
-    result = Shop(user_id=user_id, shop=shop, listings=catalog.listings, images=catalog.images,
-                  personalization=catalog.personalization, receipts=loaded.receipts.values(), now=now_fn,
-                  refund_bumps_update=refund_bumps_update)
-    return result, catalog
+    return catalog, list(loaded.receipts.values())
