@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import inspect
 import threading
@@ -41,8 +42,7 @@ class Sandbox:
     receipts), ``clock`` (a :class:`Clock`; tests pass ``Clock(frozen=True)``), ``token_ttl``
     (``expires_in`` of access tokens), ``refund_bumps_update`` (False mimics Etsy bug open-api #513),
     ``hostile`` (seed hostile buyer text instead of believable buyers, and one receipt whose upload URLs
-    point off-sandbox), ``redirect_uris``
-    (non-loopback redirect URIs to accept besides any loopback one), ``verbose`` (log requests).
+    point off-sandbox), ``verbose`` (log requests).
 
     ``shop_id``, ``user_id`` and ``url`` are known once :meth:`start` returned.
     """
@@ -64,7 +64,6 @@ class Sandbox:
         token_ttl: int = 3600,
         refund_bumps_update: bool = True,
         hostile: bool = False,
-        redirect_uris: Sequence[str] = (),
         host: str = "127.0.0.1",
         verbose: bool = False,
     ) -> None:
@@ -80,7 +79,6 @@ class Sandbox:
         self.clock = clock or Clock()
         self.refund_bumps_update = refund_bumps_update
         self.hostile = hostile
-        self.redirect_uris = set(redirect_uris)
         self.verbose = verbose
         self.application_id: int = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
         self.tokens = TokenStore(now=self.clock.now, access_ttl=token_ttl)
@@ -341,7 +339,7 @@ class Sandbox:
             ("POST", "faults"): (201, lambda: self.inject_fault(**body)),
             ("DELETE", "faults"): (200, self.clear_faults),
             ("GET", "faults"): (200, lambda: [vars(f) for f in self.faults.active]),
-            ("GET", "requests"): (200, lambda: [r.as_dict() for r in self.requests]),
+            ("GET", "requests"): (200, lambda: [dataclasses.asdict(r) for r in self.requests]),
             ("DELETE", "requests"): (200, self.clear_requests),
             ("POST", "clock/advance"): (200, lambda: {"now": self.advance(float(body.get("seconds", 0)))}),
             ("POST", "rate-limits/reset"): (200, self.limiter.reset),

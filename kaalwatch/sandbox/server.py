@@ -96,13 +96,10 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
     server_version = "kaalwatch-sandbox"
+    timeout = IDLE_TIMEOUT  # StreamRequestHandler.setup() puts it on the socket
 
     def version_string(self) -> str:
         return self.server_version
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(IDLE_TIMEOUT)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Quiet by default: tests and the demo read the request log instead of stderr.
@@ -160,8 +157,7 @@ class Handler(BaseHTTPRequestHandler):
             self.log_error("internal error: %r", err)
             self._send_json(500, {"error": "Internal Server Error"})
         finally:
-            if self._pending_record:  # the handler died before answering
-                self._maybe_record(500)
+            self._maybe_record(500)  # only when the handler died before answering
 
     def _maybe_record(self, status: int) -> None:
         if self._pending_record:
