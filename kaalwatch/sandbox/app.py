@@ -25,6 +25,7 @@ DEFAULT_KEYSTRING = "sandbox-keystring"
 DEFAULT_SHARED_SECRET = "sandbox-secret"  # noqa: S105 - a published, sandbox-only credential
 
 
+@dataclasses.dataclass(eq=False)
 class Sandbox:
     """A local Etsy shop speaking Open API v3 over a real socket on 127.0.0.1.
 
@@ -47,43 +48,30 @@ class Sandbox:
     ``shop_id``, ``user_id`` and ``url`` are known once :meth:`start` returned.
     """
 
-    def __init__(
-        self,
-        seed: int = 1,
-        keystring: str = DEFAULT_KEYSTRING,
-        shared_secret: str = DEFAULT_SHARED_SECRET,
-        port: int = 0,
-        rate_per_second: int = 10,
-        rate_per_day: int = 10_000,
-        auto_approve: bool = False,
-        data_dir: str | Path | None = None,
-        orders_every: float | None = None,
-        receipts: int | None = None,
-        *,
-        clock: Clock | None = None,
-        token_ttl: int = 3600,
-        refund_bumps_update: bool = True,
-        hostile: bool = False,
-        host: str = "127.0.0.1",
-        verbose: bool = False,
-    ) -> None:
-        self.seed = seed
-        self.keystring = keystring
-        self.shared_secret = shared_secret
-        self.port = port
-        self.host = host
-        self.auto_approve = auto_approve
-        self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.orders_every = orders_every
-        self.extra_receipts = receipts or 0
-        self.clock = clock or Clock()
-        self.refund_bumps_update = refund_bumps_update
-        self.hostile = hostile
-        self.verbose = verbose
-        self.application_id: int = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
-        self.tokens = TokenStore(now=self.clock.now, access_ttl=token_ttl)
-        self.limiter = RateLimiter(rate_per_second, rate_per_day, self.clock.now)
-        self.faults = FaultInjector(seed)
+    seed: int = 1
+    keystring: str = DEFAULT_KEYSTRING
+    shared_secret: str = DEFAULT_SHARED_SECRET
+    port: int = 0
+    rate_per_second: int = 10
+    rate_per_day: int = 10_000
+    auto_approve: bool = False
+    data_dir: str | Path | None = None
+    orders_every: float | None = None
+    receipts: int | None = None
+    _: dataclasses.KW_ONLY
+    clock: Clock = dataclasses.field(default_factory=Clock)
+    token_ttl: int = 3600
+    refund_bumps_update: bool = True
+    hostile: bool = False
+    host: str = "127.0.0.1"
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.keystring.encode()).hexdigest()
+        self.application_id: int = int(digest[:8], 16) % 9_000_000 + 1_000_000
+        self.tokens = TokenStore(now=self.clock.now, access_ttl=self.token_ttl)
+        self.limiter = RateLimiter(self.rate_per_second, self.rate_per_day, self.clock.now)
+        self.faults = FaultInjector(self.seed)
         self.stopping = threading.Event()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
@@ -124,7 +112,7 @@ class Sandbox:
         if self.data_dir is not None:
             from kaalwatch.sandbox.replay import load_catalog
 
-            catalog, receipts = load_catalog(self.data_dir, self.seed, self.url, now)
+            catalog, receipts = load_catalog(Path(self.data_dir), self.seed, self.url, now)
         else:
             catalog, receipts = seeding.build_catalog(self.seed, self.url, now), []
         self._shop = Shop(user_id=catalog.user_id, shop=catalog.shop, listings=catalog.listings,
@@ -135,7 +123,7 @@ class Sandbox:
         self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int,
                                              hostile=self.hostile and seeded)
         if seeded:
-            seeding.seed_receipts(self._factory, now, self.extra_receipts)
+            seeding.seed_receipts(self._factory, now, self.receipts or 0)
             if self.hostile:
                 self.add_hostile_order()
 
