@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import socket
@@ -40,14 +41,14 @@ class Route:
     """One Etsy operation: method, path regex, operationId, required OAuth scope (None: api key only)."""
 
     method: str
-    pattern: re.Pattern[str]
+    template: str  # Etsy's path with {name} placeholders
     operation: str
     scope: str | None
     handler: OpHandler  # returns the 200 body; raises ShopError or OAuthError otherwise
 
-
-def _p(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -362,31 +363,27 @@ class Handler(BaseHTTPRequestHandler):
             raise ShopError(400, f"bad admin request: {err}") from None
 
 
-def _r(method: str, template: str, op: str, scope: str | None, handler: OpHandler) -> Route:
-    return Route(method, _p(template), op, scope, handler)
-
-
 A = "/v3/application"
 S = f"{A}/shops/{{shop_id}}"
 R = f"{S}/receipts/{{receipt_id}}"
 L = f"{A}/listings/{{listing_id}}"
 # Order matters: /listings/batch must win over /listings/{listing_id}.
 ROUTES: list[Route] = [
-    _r("GET", f"{A}/openapi-ping", "ping", None, lambda h, ids: {"application_id": h.sb.application_id}),
-    _r("POST", f"{A}/scopes", "tokenScopes", None, Handler.op_token_scopes),
-    _r("GET", f"{A}/users/me", "getMe", "shops_r",
-       lambda h, ids: {"user_id": h.sb.shop.user_id, "shop_id": h.sb.shop.shop_id}),
-    _r("GET", S, "getShop", None, lambda h, ids: h.sb.shop.shop_body()),
-    _r("GET", f"{S}/receipts", "getShopReceipts", "transactions_r", lambda h, ids: h.sb.shop.query_receipts(h._q())),
-    _r("GET", R, "getShopReceipt", "transactions_r", lambda h, ids: h.sb.shop.receipt(ids["receipt_id"])),
-    _r("PUT", R, "updateShopReceipt", "transactions_w", Handler.op_update_receipt),
-    _r("GET", f"{R}/transactions", "getShopReceiptTransactionsByReceipt", "transactions_r",
-       lambda h, ids: h.sb.shop.transactions(ids["receipt_id"])),
-    _r("POST", f"{R}/tracking", "createReceiptShipment", "transactions_w",
-       lambda h, ids: h.sb.shop.create_shipment(ids["receipt_id"], h._body_fields())),
-    _r("GET", f"{A}/listings/batch", "getListingsByListingIds", None, Handler.op_listings_batch),
-    _r("GET", L, "getListing", None, lambda h, ids: h.sb.shop.listing(ids["listing_id"], h._includes())),
-    _r("GET", f"{L}/images", "getListingImages", None, lambda h, ids: h.sb.shop.listing_images(ids["listing_id"])),
-    _r("GET", f"{L}/personalization", "getListingPersonalization", None,
-       lambda h, ids: h.sb.shop.listing_personalization(ids["listing_id"])),
+    Route("GET", f"{A}/openapi-ping", "ping", None, lambda h, ids: {"application_id": h.sb.application_id}),
+    Route("POST", f"{A}/scopes", "tokenScopes", None, Handler.op_token_scopes),
+    Route("GET", f"{A}/users/me", "getMe", "shops_r",
+          lambda h, ids: {"user_id": h.sb.shop.user_id, "shop_id": h.sb.shop.shop_id}),
+    Route("GET", S, "getShop", None, lambda h, ids: h.sb.shop.shop_body()),
+    Route("GET", f"{S}/receipts", "getShopReceipts", "transactions_r", lambda h, ids: h.sb.shop.query_receipts(h._q())),
+    Route("GET", R, "getShopReceipt", "transactions_r", lambda h, ids: h.sb.shop.receipt(ids["receipt_id"])),
+    Route("PUT", R, "updateShopReceipt", "transactions_w", Handler.op_update_receipt),
+    Route("GET", f"{R}/transactions", "getShopReceiptTransactionsByReceipt", "transactions_r",
+          lambda h, ids: h.sb.shop.transactions(ids["receipt_id"])),
+    Route("POST", f"{R}/tracking", "createReceiptShipment", "transactions_w",
+          lambda h, ids: h.sb.shop.create_shipment(ids["receipt_id"], h._body_fields())),
+    Route("GET", f"{A}/listings/batch", "getListingsByListingIds", None, Handler.op_listings_batch),
+    Route("GET", L, "getListing", None, lambda h, ids: h.sb.shop.listing(ids["listing_id"], h._includes())),
+    Route("GET", f"{L}/images", "getListingImages", None, lambda h, ids: h.sb.shop.listing_images(ids["listing_id"])),
+    Route("GET", f"{L}/personalization", "getListingPersonalization", None,
+          lambda h, ids: h.sb.shop.listing_personalization(ids["listing_id"])),
 ]

@@ -257,11 +257,13 @@ class Shop:
             raise ShopError(404, f"Receipt with id {receipt_id} not found.")
         return r
 
-    def _bump(self, r: JSON) -> None:
+    def _bumped(self, r: JSON) -> JSON:
+        """Move ``r``'s update time to now and return the receipt as served (a copy)."""
         # Etsy sends both spellings with the same value; keep them equal, and never move backwards.
         now = max(self._now(), stamps_of(r)[1])
         for key in [key for key in UPDATED if key in r] or UPDATED:
             r[key] = spelled_like(r.get(key), now)
+        return copy.deepcopy(r)
 
     def _now_like(self, r: JSON) -> int | str:
         """Now, spelt as this receipt spells its update time (for timestamps written inside it)."""
@@ -275,8 +277,7 @@ class Shop:
             if r.get("is_paid"):
                 refunds = r.setdefault("refunds", [])
                 refunds.append(self._refund_entry(_amount(r.get("grandtotal")), r, "Order canceled"))
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def refund(self, receipt_id: int, *, partial: bool = False, bump: bool | None = None) -> JSON:
         """Refund all or half; ``bump=False`` (or ``refund_bumps_update=False``) mimics open-api #513."""
@@ -287,9 +288,8 @@ class Shop:
             amount = total // 2 if partial else total - sum(_amount(x.get("amount")) for x in refunds)
             refunds.append(self._refund_entry(amount, r, "Partial refund" if partial else "Full refund"))
             r["status"] = "Partially Refunded" if partial else "Fully Refunded"
-            if self.refund_bumps_update if bump is None else bump:
-                self._bump(r)
-            return copy.deepcopy(r)
+            bump = self.refund_bumps_update if bump is None else bump
+            return self._bumped(r) if bump else copy.deepcopy(r)
 
     def _refund_entry(self, amount: int, r: JSON, reason: str) -> JSON:
         total = r.get("grandtotal")
@@ -312,8 +312,7 @@ class Shop:
             for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
             self.delivered.add(receipt_id)
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def touch(self, receipt_id: int, changes: Mapping[str, Any] | None = None) -> JSON:
         """Apply ``changes`` (default: a seller note) and bump ``update_timestamp``."""
@@ -323,8 +322,7 @@ class Shop:
                 r.update(copy.deepcopy(dict(changes)))
             else:
                 r["message_from_seller"] = f"Note updated at {self._now()}"
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def update_receipt(self, receipt_id: int, *, was_shipped: bool | None, was_paid: bool | None) -> JSON:
         """``updateShopReceipt``: only the two documented flags; shipped makes it Completed."""
@@ -338,8 +336,7 @@ class Shop:
                 r["is_shipped"] = was_shipped
                 if was_shipped and status_of(r) == "paid":
                     r["status"] = "Completed"
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def create_shipment(self, receipt_id: int, body: Mapping[str, Any]) -> JSON:
         """``createReceiptShipment``: records tracking (if any), marks shipped, 409 when cancelled."""
@@ -366,5 +363,4 @@ class Shop:
                 r["status"] = "Completed"
             for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
