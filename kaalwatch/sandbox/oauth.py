@@ -138,13 +138,6 @@ class TokenStore:
                 raise OAuthError(401, "invalid_token", "access token is expired")
             return entry.grant
 
-    def scopes_of(self, token: str) -> frozenset[str] | None:
-        """Scopes of a live access token (``tokenScopes``), else ``None``."""
-        try:
-            return self.check(token).scopes
-        except OAuthError:
-            return None
-
     # ----- admin ---------------------------------------------------------------------------------------
 
     def expire_tokens(self) -> None:

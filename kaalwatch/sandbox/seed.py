@@ -408,24 +408,22 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
 
 
 def _apply_status(shop: Shop, r: JSON, status: str) -> None:
-    rid = r["receipt_id"]
     stamp = r["update_timestamp"]
+    r["status"] = status
     if status == "Completed":
-        r["status"], r["is_shipped"] = "Completed", True
+        r["is_shipped"] = True
         for tx in r["transactions"]:
             tx["shipped_timestamp"] = stamp
-        shop.delivered.add(rid)
+        shop.delivered.add(r["receipt_id"])
     elif status == "Payment Processing":
-        r["status"], r["is_paid"] = "Payment Processing", False
+        r["is_paid"] = False
         for tx in r["transactions"]:
             tx["paid_timestamp"] = None
     elif status == "Canceled":
-        r["status"] = "Canceled"
         r["refunds"].append(_refund(r, r["grandtotal"]["amount"], stamp, "Buyer asked to cancel"))
     elif status in ("Fully Refunded", "Partially Refunded"):
         full = status == "Fully Refunded"
         amount = r["grandtotal"]["amount"] if full else r["grandtotal"]["amount"] // 3
-        r["status"] = status
         r["refunds"].append(_refund(r, amount, stamp, html.escape("Buyer's pet passed away") if full else None))
 
 

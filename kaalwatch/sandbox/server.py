@@ -247,8 +247,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ShopError(403, f"Insufficient scope: this call requires {route.scope}.")
         limit_key = f"{keystring}:{grant.user_id}" if grant else keystring
         decision = self.sb.limiter.hit(limit_key)
-        if not decision.allowed:
-            raise ShopError(429, decision.error or "", decision.headers)
+        if decision.error is not None:
+            raise ShopError(429, decision.error, decision.headers)
         self._extra_headers = decision.headers
         return 200, route.handler(self, self._path_ids(match))
 
@@ -298,10 +298,11 @@ class Handler(BaseHTTPRequestHandler):
     # ----- operations that need more than the path ids ------------------------------------------------
 
     def op_token_scopes(self, ids: dict[str, int]) -> JSON:
-        scopes = self.sb.tokens.scopes_of(str(self._form_only().get("token") or ""))
-        if scopes is None:
-            raise OAuthError(401, "invalid_token", "token is not valid")
-        return {"scopes": sorted(scopes)}
+        token = str(self._form_only().get("token") or "")
+        try:
+            return {"scopes": sorted(self.sb.tokens.check(token).scopes)}
+        except OAuthError:
+            raise OAuthError(401, "invalid_token", "token is not valid") from None
 
     def op_update_receipt(self, ids: dict[str, int]) -> JSON:
         fields = self._form_only()
