@@ -97,14 +97,12 @@ class Sandbox:
             httpd.server_close()
             raise
         self._httpd = httpd
-        serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name=f"sandbox-http-{self.port}", daemon=True)
-        serve.start()
-        self._threads = [serve]
+        self._threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                          name=f"sandbox-http-{self.port}", daemon=True)]
         if self.orders_every:
-            ticker = threading.Thread(target=self._tick, name=f"sandbox-orders-{self.port}", daemon=True)
-            ticker.start()
-            self._threads.append(ticker)
+            self._threads.append(threading.Thread(target=self._tick, name=f"sandbox-orders-{self.port}", daemon=True))
+        for thread in self._threads:
+            thread.start()
         return self
 
     def _build(self) -> None:
