@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import inspect
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,6 +25,7 @@ DEFAULT_KEYSTRING = "sandbox-keystring"
 DEFAULT_SHARED_SECRET = "sandbox-secret"  # noqa: S105 - a published, sandbox-only credential
 
 
+@dataclasses.dataclass(eq=False)
 class Sandbox:
     """A local Etsy shop speaking Open API v3 over a real socket on 127.0.0.1.
 
@@ -40,51 +43,35 @@ class Sandbox:
     receipts), ``clock`` (a :class:`Clock`; tests pass ``Clock(frozen=True)``), ``token_ttl``
     (``expires_in`` of access tokens), ``refund_bumps_update`` (False mimics Etsy bug open-api #513),
     ``hostile`` (seed hostile buyer text instead of believable buyers, and one receipt whose upload URLs
-    point off-sandbox), ``redirect_uris``
-    (non-loopback redirect URIs to accept besides any loopback one), ``verbose`` (log requests).
+    point off-sandbox), ``verbose`` (log requests).
 
     ``shop_id``, ``user_id`` and ``url`` are known once :meth:`start` returned.
     """
 
-    def __init__(
-        self,
-        seed: int = 1,
-        keystring: str = DEFAULT_KEYSTRING,
-        shared_secret: str = DEFAULT_SHARED_SECRET,
-        port: int = 0,
-        rate_per_second: int = 10,
-        rate_per_day: int = 10_000,
-        auto_approve: bool = False,
-        data_dir: str | Path | None = None,
-        orders_every: float | None = None,
-        receipts: int | None = None,
-        *,
-        clock: Clock | None = None,
-        token_ttl: int = 3600,
-        refund_bumps_update: bool = True,
-        hostile: bool = False,
-        redirect_uris: Sequence[str] = (),
-        host: str = "127.0.0.1",
-        verbose: bool = False,
-    ) -> None:
-        self.seed = seed
-        self.keystring = keystring
-        self.shared_secret = shared_secret
-        self.port = port
-        self.host = host
-        self.auto_approve = auto_approve
-        self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.orders_every = orders_every
-        self.extra_receipts = receipts or 0
-        self.clock = clock or Clock()
-        self.refund_bumps_update = refund_bumps_update
-        self.hostile = hostile
-        self.redirect_uris = set(redirect_uris)
-        self.verbose = verbose
-        self.application_id = int(hashlib.sha256(keystring.encode()).hexdigest()[:8], 16) % 9_000_000 + 1_000_000
-        self.tokens = TokenStore(now=self.clock.now, access_ttl=token_ttl)
-        self.limiter = RateLimiter(rate_per_second, rate_per_day, self.clock.now)
-        self.faults = FaultInjector(seed)
+    seed: int = 1
+    keystring: str = DEFAULT_KEYSTRING
+    shared_secret: str = DEFAULT_SHARED_SECRET
+    port: int = 0
+    rate_per_second: int = 10
+    rate_per_day: int = 10_000
+    auto_approve: bool = False
+    data_dir: str | Path | None = None
+    orders_every: float | None = None
+    receipts: int | None = None
+    _: dataclasses.KW_ONLY
+    clock: Clock = dataclasses.field(default_factory=Clock)
+    token_ttl: int = 3600
+    refund_bumps_update: bool = True
+    hostile: bool = False
+    host: str = "127.0.0.1"
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.keystring.encode()).hexdigest()
+        self.application_id: int = int(digest[:8], 16) % 9_000_000 + 1_000_000
+        self.tokens = TokenStore(now=self.clock.now, access_ttl=self.token_ttl)
+        self.limiter = RateLimiter(self.rate_per_second, self.rate_per_day, self.clock.now)
+        self.faults = FaultInjector(self.seed)
         self.stopping = threading.Event()
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
@@ -110,34 +97,33 @@ class Sandbox:
             httpd.server_close()
             raise
         self._httpd = httpd
-        serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name=f"sandbox-http-{self.port}", daemon=True)
-        serve.start()
-        self._threads = [serve]
+        self._threads = [threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                          name=f"sandbox-http-{self.port}", daemon=True)]
         if self.orders_every:
-            ticker = threading.Thread(target=self._tick, name=f"sandbox-orders-{self.port}", daemon=True)
-            ticker.start()
-            self._threads.append(ticker)
+            self._threads.append(threading.Thread(target=self._tick, name=f"sandbox-orders-{self.port}", daemon=True))
+        for thread in self._threads:
+            thread.start()
         return self
 
     def _build(self) -> None:
         now = self.clock.now_int()
         if self.data_dir is not None:
-            from kaalwatch.sandbox.replay import load_shop
+            from kaalwatch.sandbox.replay import load_catalog
 
-            self._shop, catalog = load_shop(self.data_dir, self.seed, self.url, now, self.clock.now_int,
-                                            self.refund_bumps_update)
-            self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int)
-            return
-        catalog = seeding.build_catalog(self.seed, self.url, now)
+            catalog, receipts = load_catalog(Path(self.data_dir), self.seed, self.url, now)
+        else:
+            catalog, receipts = seeding.build_catalog(self.seed, self.url, now), []
         self._shop = Shop(user_id=catalog.user_id, shop=catalog.shop, listings=catalog.listings,
-                          images=catalog.images, personalization=catalog.personalization, receipts=[],
+                          images=catalog.images, personalization=catalog.personalization, receipts=receipts,
                           now=self.clock.now_int, refund_bumps_update=self.refund_bumps_update)
+        # A replayed shop holds what was recorded: no seeded receipts, nothing hostile.
+        seeded = self.data_dir is None
         self._factory = seeding.OrderFactory(self._shop, catalog, self.url, self.seed, self.clock.now_int,
-                                             hostile=self.hostile)
-        seeding.seed_receipts(self._factory, now, self.extra_receipts)
-        if self.hostile:
-            self.add_hostile_order()
+                                             hostile=self.hostile and seeded)
+        if seeded:
+            seeding.seed_receipts(self._factory, now, self.receipts or 0)
+            if self.hostile:
+                self.add_hostile_order()
 
     def _tick(self) -> None:
         assert self.orders_every is not None
@@ -283,9 +269,10 @@ class Sandbox:
         """Remove every injected fault."""
         self.faults.clear()
 
-    def advance(self, seconds: float) -> None:
-        """Move the sandbox clock forward: expires tokens, rolls rate-limit windows."""
+    def advance(self, seconds: float) -> float:
+        """Move the sandbox clock forward (expires tokens, rolls rate-limit windows); returns the new time."""
         self.clock.advance(seconds)
+        return self.clock.now()
 
     # ----- request log ---------------------------------------------------------------------------------
 
@@ -319,58 +306,38 @@ class Sandbox:
                 "token_url": f"{self.url}/v3/public/oauth/token"}
 
     def _admin(self, method: str, path: str, query: Mapping[str, str], body: Mapping[str, Any]) -> tuple[int, Any]:
-        """Dispatch ``/_sandbox/...``; documented in :mod:`kaalwatch.sandbox` (ADMIN_PATHS)."""
+        """Dispatch ``/_sandbox/...`` (the table in :mod:`kaalwatch.sandbox`); actions without an answer say ok."""
         parts = [p for p in path.split("/") if p]
-        if method == "GET" and not parts:
-            return 200, self.info()
-        if parts == ["orders"] and method == "POST":
-            allowed = {"listing_id", "buyer_name", "answers", "uploads", "quantity", "message", "is_gift",
-                       "gift_message", "extra_listing_ids", "skip_optional", "upload_urls"}
-            unknown = set(body) - allowed
-            if unknown:
-                raise ShopError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-            return 201, self.add_order(**body)
-        if parts == ["orders", "hostile"] and method == "POST":
-            return 201, self.add_hostile_order(body.get("other_port"))
-        if len(parts) == 3 and parts[0] == "receipts" and method == "POST":
-            rid = int(parts[1])
-            action = parts[2]
-            if action == "cancel":
-                return 200, self.cancel(rid)
-            if action == "refund":
-                return 200, self.refund(rid, bool(body.get("partial", False)), bump=body.get("bump"))
-            if action == "complete":
-                return 200, self.complete(rid)
-            if action == "touch":
-                return 200, self.touch(rid, **dict(body.get("changes") or {}))
-        if parts == ["tokens", "expire"] and method == "POST":
-            self.expire_tokens()
-            return 200, {"ok": True}
-        if parts == ["tokens", "revoke"] and method == "POST":
-            self.revoke_all_tokens()
-            return 200, {"ok": True}
-        if parts == ["faults"]:
-            if method == "POST":
-                try:
-                    self.inject_fault(**body)
-                except (TypeError, ValueError) as err:
-                    raise ShopError(400, str(err)) from None
-                return 201, {"ok": True}
-            if method == "DELETE":
-                self.clear_faults()
-                return 200, {"ok": True}
-            if method == "GET":
-                return 200, [vars(f) for f in self.faults.active]
-        if parts == ["requests"]:
-            if method == "GET":
-                return 200, [r.as_dict() for r in self.requests]
-            if method == "DELETE":
-                self.clear_requests()
-                return 200, {"ok": True}
-        if parts == ["clock", "advance"] and method == "POST":
-            self.advance(float(body.get("seconds", 0)))
-            return 200, {"now": self.clock.now()}
-        if parts == ["rate-limits", "reset"] and method == "POST":
-            self.limiter.reset()
-            return 200, {"ok": True}
-        raise ShopError(404, f"no admin endpoint {method} /_sandbox/{'/'.join(parts)}")
+        key, rid = "/".join(parts), ""
+        if len(parts) == 3 and parts[0] == "receipts":
+            key, rid = f"receipts/*/{parts[2]}", parts[1]
+        actions: dict[tuple[str, str], tuple[int, Callable[[], Any]]] = {
+            ("GET", ""): (200, self.info),
+            ("POST", "orders"): (201, lambda: self._admin_order(body)),
+            ("POST", "orders/hostile"): (201, lambda: self.add_hostile_order(body.get("other_port"))),
+            ("POST", "receipts/*/cancel"): (200, lambda: self.cancel(int(rid))),
+            ("POST", "receipts/*/refund"): (200, lambda: self.refund(int(rid), bool(body.get("partial", False)),
+                                                                     bump=body.get("bump"))),
+            ("POST", "receipts/*/complete"): (200, lambda: self.complete(int(rid))),
+            ("POST", "receipts/*/touch"): (200, lambda: self.touch(int(rid), **dict(body.get("changes") or {}))),
+            ("POST", "tokens/expire"): (200, self.expire_tokens),
+            ("POST", "tokens/revoke"): (200, self.revoke_all_tokens),
+            ("POST", "faults"): (201, lambda: self.inject_fault(**body)),
+            ("DELETE", "faults"): (200, self.clear_faults),
+            ("GET", "faults"): (200, lambda: [vars(f) for f in self.faults.active]),
+            ("GET", "requests"): (200, lambda: [dataclasses.asdict(r) for r in self.requests]),
+            ("DELETE", "requests"): (200, self.clear_requests),
+            ("POST", "clock/advance"): (200, lambda: {"now": self.advance(float(body.get("seconds", 0)))}),
+            ("POST", "rate-limits/reset"): (200, self.limiter.reset),
+        }
+        if (method, key) not in actions:
+            raise ShopError(404, f"no admin endpoint {method} /_sandbox/{'/'.join(parts)}")
+        status, action = actions[method, key]
+        result = action()
+        return status, {"ok": True} if result is None else result
+
+    def _admin_order(self, body: Mapping[str, Any]) -> JSON:
+        unknown = set(body) - set(inspect.signature(self.add_order).parameters)
+        if unknown:
+            raise ShopError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+        return self.add_order(**body)

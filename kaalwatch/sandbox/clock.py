@@ -18,18 +18,15 @@ class Clock:
     def __init__(self, start: float | None = None, *, frozen: bool = False) -> None:
         self._lock = threading.Lock()
         self._frozen = frozen
-        real = time.time()
-        self._base = real if start is None else float(start)
-        # Offset between real time and the clock; frozen clocks ignore real time entirely.
-        self._real_at_base = real
-        self._offset = 0.0
+        self._real_at_start = time.time()
+        self._start = self._real_at_start if start is None else float(start)
+        self._offset = 0.0  # what advance() added
 
     def now(self) -> float:
-        """Current sandbox time, epoch seconds (float)."""
+        """Current sandbox time, epoch seconds (float); frozen clocks ignore real time entirely."""
         with self._lock:
-            if self._frozen:
-                return self._base + self._offset
-            return self._base + (time.time() - self._real_at_base) + self._offset
+            elapsed = 0.0 if self._frozen else time.time() - self._real_at_start
+            return self._start + elapsed + self._offset
 
     def now_int(self) -> int:
         """Current sandbox time as Etsy's integer epoch seconds."""
@@ -39,8 +36,3 @@ class Clock:
         """Jump forward (or back, with a negative value) by ``seconds``."""
         with self._lock:
             self._offset += float(seconds)
-
-    @property
-    def frozen(self) -> bool:
-        """True when the clock only moves through :meth:`advance`."""
-        return self._frozen

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
-import threading
 
 from PIL import Image, ImageDraw
 
-_cache: dict[tuple[str, int, int, str], bytes] = {}
-_lock = threading.Lock()
 
-
-def render(key: str, width: int = 320, height: int = 240, fmt: str = "JPEG") -> bytes:
-    """Return encoded image bytes derived only from ``key`` (same key, same bytes, every run).
+@functools.cache
+def render(key: str, width: int = 320, height: int = 240) -> bytes:
+    """Return JPEG bytes derived only from ``key`` (same key, same bytes, every run).
 
     Images are generated on first request and cached, so starting the sandbox costs nothing.
     """
-    cache_key = (key, width, height, fmt)
-    with _lock:
-        hit = _cache.get(cache_key)
-    if hit is not None:
-        return hit
     img = _pet_photo(hashlib.sha256(key.encode("utf-8")).digest(), width, height)
     out = io.BytesIO()
-    img.save(out, format=fmt, quality=80) if fmt == "JPEG" else img.save(out, format=fmt)
-    data = out.getvalue()
-    with _lock:
-        _cache[cache_key] = data
-    return data
+    img.save(out, format="JPEG", quality=80)
+    return out.getvalue()
 
 
 # Fur and backdrop colours of believable pet photos (a newcomer's demo should look like a shop's day).
@@ -73,5 +63,3 @@ def _pet_photo(digest: bytes, width: int, height: int) -> Image.Image:
     draw.ellipse((cx - 6 * unit, hy + head * 0.15, cx + 6 * unit, hy + head * 0.15 + 7 * unit), fill=(50, 34, 30))
     return img
 
-
-CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}

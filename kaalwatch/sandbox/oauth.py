@@ -138,13 +138,6 @@ class TokenStore:
                 raise OAuthError(401, "invalid_token", "access token is expired")
             return entry.grant
 
-    def scopes_of(self, token: str) -> frozenset[str] | None:
-        """Scopes of a live access token (``tokenScopes``), else ``None``."""
-        try:
-            return self.check(token).scopes
-        except OAuthError:
-            return None
-
     # ----- admin ---------------------------------------------------------------------------------------
 
     def expire_tokens(self) -> None:
@@ -160,12 +153,6 @@ class TokenStore:
             for entry in (*self._access.values(), *self._refresh.values()):
                 entry.revoked = True
             self._codes.clear()
-
-    def live_access_tokens(self) -> int:
-        """How many access tokens would pass :meth:`check` right now."""
-        with self._lock:
-            now = self.now()
-            return sum(1 for t in self._access.values() if not t.revoked and t.expires_at > now)
 
 
 def s256(verifier: str) -> str:

@@ -55,7 +55,7 @@ def connect(sb: Sandbox, method: str, params: dict[str, str]) -> Page:
     # Until client_id and redirect_uri are known good, never redirect anywhere: show an error page.
     if client_id != sb.keystring:
         return html_page(400, "Unknown application", "<p>The client_id is not a registered app.</p>")
-    if not (is_loopback_redirect(redirect_uri) or redirect_uri in sb.redirect_uris):
+    if not is_loopback_redirect(redirect_uri):
         return html_page(400, "Invalid redirect_uri", "<p>The redirect_uri is not registered for this application.</p>")
     state = params.get("state", "")
     try:

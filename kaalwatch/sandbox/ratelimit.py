@@ -13,9 +13,8 @@ DAY = 86_400.0
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome for one request: allowed with headers, or a 429 body (+ optional headers)."""
+    """The outcome for one request: allowed with headers, or refused (``error``) with a 429's headers."""
 
-    allowed: bool
     headers: dict[str, str]
     error: str | None = None
 
@@ -44,13 +43,13 @@ class RateLimiter:
             if len(day) >= self.per_day:
                 # Etsy was seen sending retry-after on the daily limit; ours says when the window frees up.
                 wait = max(1, math.ceil(day[0] + DAY - now))
-                return Decision(False, {"retry-after": str(wait)}, "Exceeded daily rate limit")
+                return Decision({"retry-after": str(wait)}, "Exceeded daily rate limit")
             if len(sec) >= self.per_second:
                 # Real 429s may carry no headers at all; we send none on the per-second limit.
-                return Decision(False, {}, "Exceeded per second rate limit")
+                return Decision({}, "Exceeded per second rate limit")
             sec.append(now)
             day.append(now)
-            return Decision(True, {
+            return Decision({
                 "x-limit-per-second": str(self.per_second),
                 "x-remaining-this-second": str(self.per_second - len(sec)),
                 "x-limit-per-day": str(self.per_day),

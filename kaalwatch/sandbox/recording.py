@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 _SECRET_FIELDS = {"code", "code_verifier", "refresh_token", "token", "access_token"}
@@ -27,10 +27,6 @@ class RecordedRequest:
     time: float
     operation: str | None = None
     form: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly copy (what ``GET /_sandbox/requests`` returns)."""
-        return asdict(self)
 
 
 def redacted_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

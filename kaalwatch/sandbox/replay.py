@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kaalwatch.errors import ConfigError
 from kaalwatch.sandbox import seed as seeding
-from kaalwatch.sandbox.shop import JSON, Shop, stamps_of
+from kaalwatch.sandbox.shop import JSON, stamps_of
 
+# Each kind by the keys that tell it apart, most specific first (a transaction also has a receipt_id).
+_KINDS = (("transaction", {"transaction_id"}), ("image", {"listing_image_id"}), ("receipt", {"receipt_id"}),
+          ("listing", {"listing_id", "title"}), ("question", {"question_id", "question_text"}))
 # The id each kind is filed under: it must be a whole number (as an int or a numeric string).
 _ID_OF = {"receipt": "receipt_id", "transaction": "receipt_id", "listing": "listing_id", "image": "listing_id"}
 PLACEABLE = "receipts, transactions, listings, listing images, personalization questions, a shop or getMe"
@@ -70,17 +72,7 @@ def item_kind(item: Any) -> str | None:
         return None
     if _is_v2(item):
         return "v2"
-    if "transaction_id" in item:
-        return "transaction"
-    if "listing_image_id" in item:
-        return "image"
-    if "receipt_id" in item:
-        return "receipt"
-    if "listing_id" in item and "title" in item:
-        return "listing"
-    if "question_id" in item and "question_text" in item:
-        return "question"
-    return None
+    return next((kind for kind, keys in _KINDS if keys <= item.keys()), None)
 
 
 @dataclass
@@ -213,9 +205,8 @@ def read_dir(data_dir: Path) -> _Loaded:
     return loaded
 
 
-def load_shop(data_dir: Path, seed: int, base_url: str, now: int, now_fn: Callable[[], int],
-              refund_bumps_update: bool) -> tuple[Shop, seeding.Catalog]:
-    """Read every JSON file of ``data_dir`` into a :class:`Shop` (and a catalog for new orders)."""
+def load_catalog(data_dir: Path, seed: int, base_url: str, now: int) -> tuple[seeding.Catalog, list[JSON]]:
+    """Every JSON file of ``data_dir`` as the shop's catalog (for new orders too) and its receipts."""
     loaded = read_dir(data_dir)
     catalog = seeding.build_catalog(seed, base_url, now)
     shop = loaded.shop
@@ -235,7 +226,4 @@ def load_shop(data_dir: Path, seed: int, base_url: str, now: int, now_fn: Callab
         catalog.images.update(loaded.images)
         catalog.personalization.update(loaded.personalization)
     catalog.user_id, catalog.shop = user_id, shop
-    result = Shop(user_id=user_id, shop=shop, listings=catalog.listings, images=catalog.images,
-                  personalization=catalog.personalization, receipts=loaded.receipts.values(), now=now_fn,
-                  refund_bumps_update=refund_bumps_update)
-    return result, catalog
+    return catalog, list(loaded.receipts.values())

@@ -262,9 +262,9 @@ class OrderFactory:
         qs = self.catalog.personalization.get(listing_id, {}).get("personalization_questions", [])
         given = dict(spec.answers or {})
         out: list[JSON] = []
+        legacy = listing_id == LEGACY_LISTING
         for q in qs:
             qid, text, qtype = q["question_id"], q["question_text"], q["question_type"]
-            legacy = listing_id == LEGACY_LISTING
             answer = given.get(qid, given.get(text))
             skip = not q["required"] and (spec.skip_optional or (answer is None and self.rng.random() < 0.3))
             if qtype.endswith("upload"):
@@ -273,25 +273,19 @@ class OrderFactory:
                 urls = self._upload_urls(q, spec)
                 if qtype == "labeled_upload":
                     labels = ["Mum", "Dad", "Grandma", "Leo", "Mia", "Baby"]
-                    for label, url in zip(labels, urls, strict=False):
-                        out.append(_variation(qid, f"{text}: {label}", url))
+                    out.extend(_variation(qid, f"{text}: {label}", url)
+                               for label, url in zip(labels, urls, strict=False))
                 else:
                     sep = ", " if self.rng.random() < 0.5 else "\n"
                     out.append(_variation(qid, text, sep.join(urls)))
                 continue
             if answer is None and skip:
-                if legacy:
-                    out.append(_variation(None, "Personalization", NOT_REQUESTED))
-                continue
-            if answer is None:
-                if qtype == "dropdown":
-                    answer = self.rng.choice(q["options"])["label"]
-                else:
-                    answer = self.rng.choice(self.answers)
-            if legacy:
-                out.append(_variation(None, "Personalization", answer))
-            else:
-                out.append(_variation(qid, text, answer))
+                if not legacy:
+                    continue
+                answer = NOT_REQUESTED
+            elif answer is None:
+                answer = self.rng.choice([o["label"] for o in q["options"]] if qtype == "dropdown" else self.answers)
+            out.append(_variation(None, "Personalization", answer) if legacy else _variation(qid, text, answer))
         return out
 
     def _upload_urls(self, q: JSON, spec: OrderSpec) -> list[str]:
@@ -414,24 +408,22 @@ def seed_receipts(factory: OrderFactory, now: int, extra: int = 0) -> None:
 
 
 def _apply_status(shop: Shop, r: JSON, status: str) -> None:
-    rid = r["receipt_id"]
     stamp = r["update_timestamp"]
+    r["status"] = status
     if status == "Completed":
-        r["status"], r["is_shipped"] = "Completed", True
+        r["is_shipped"] = True
         for tx in r["transactions"]:
             tx["shipped_timestamp"] = stamp
-        shop.delivered.add(rid)
+        shop.delivered.add(r["receipt_id"])
     elif status == "Payment Processing":
-        r["status"], r["is_paid"] = "Payment Processing", False
+        r["is_paid"] = False
         for tx in r["transactions"]:
             tx["paid_timestamp"] = None
     elif status == "Canceled":
-        r["status"] = "Canceled"
         r["refunds"].append(_refund(r, r["grandtotal"]["amount"], stamp, "Buyer asked to cancel"))
     elif status in ("Fully Refunded", "Partially Refunded"):
         full = status == "Fully Refunded"
         amount = r["grandtotal"]["amount"] if full else r["grandtotal"]["amount"] // 3
-        r["status"] = status
         r["refunds"].append(_refund(r, amount, stamp, html.escape("Buyer's pet passed away") if full else None))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import socket
@@ -15,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from kaalwatch.sandbox import pages
-from kaalwatch.sandbox.oauth import OAuthError
+from kaalwatch.sandbox.oauth import Grant, OAuthError
 from kaalwatch.sandbox.pages import CONNECT_PATH, ORDER_PAGE_PATH
 from kaalwatch.sandbox.recording import RecordedRequest, redacted_form, redacted_headers
-from kaalwatch.sandbox.shop import ShopError, parse_bool, parse_int, split_list
+from kaalwatch.sandbox.shop import JSON, ShopError, parse_bool, parse_int, split_list
 
 if TYPE_CHECKING:
     from kaalwatch.sandbox.app import Sandbox
@@ -26,18 +27,13 @@ if TYPE_CHECKING:
 TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 - a URL path, not a secret
 ADMIN_PREFIX = "/_sandbox"
 FILES_PREFIX = "/_files/"
+# Browser pages: path -> (operation, the page over a GET's query or a POST's form).
+_PAGES = {CONNECT_PATH: ("oauthConnect", pages.connect), ORDER_PAGE_PATH: ("orderPage", pages.order_page)}
 # Handler threads give up on an idle keep-alive connection after this long (seconds).
 IDLE_TIMEOUT = 15.0
 
 
-class HttpError(Exception):
-    """Stop handling and answer ``status`` with ``body`` (JSON) and ``headers``."""
-
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
+OpHandler = Callable[["Handler", dict[str, int]], Any]
 
 
 @dataclass(frozen=True)
@@ -45,14 +41,14 @@ class Route:
     """One Etsy operation: method, path regex, operationId, required OAuth scope (None: api key only)."""
 
     method: str
-    pattern: re.Pattern[str]
+    template: str  # Etsy's path with {name} placeholders
     operation: str
     scope: str | None
-    handler: Callable[[Handler, re.Match[str]], tuple[int, Any]]
+    handler: OpHandler  # returns the 200 body; raises ShopError or OAuthError otherwise
 
-
-def _p(template: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
@@ -101,14 +97,10 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
     server_version = "kaalwatch-sandbox"
-    sys_version = ""
+    timeout = IDLE_TIMEOUT  # StreamRequestHandler.setup() puts it on the socket
 
     def version_string(self) -> str:
         return self.server_version
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(IDLE_TIMEOUT)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Quiet by default: tests and the demo read the request log instead of stderr.
@@ -128,7 +120,6 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length > 0 else b""
         self.operation: str | None = None
-        self.grant_user: int | None = None
         if self.req_path == ADMIN_PREFIX or self.req_path.startswith(ADMIN_PREFIX + "/"):
             self._run(self._admin, record=False)
             return
@@ -159,18 +150,15 @@ class Handler(BaseHTTPRequestHandler):
             if result is not None:
                 status, body = result
                 self._send_json(status, body, self._extra_headers)
-        except HttpError as err:
-            self._send_json(err.status, err.body, err.headers)
         except ShopError as err:
-            self._send_json(err.status, {"error": err.message})
+            self._send_json(err.status, {"error": err.message}, err.headers)
         except OAuthError as err:
             self._send_json(err.status, err.body())
         except Exception as err:  # a sandbox bug must still answer like a server, not hang the client
             self.log_error("internal error: %r", err)
             self._send_json(500, {"error": "Internal Server Error"})
         finally:
-            if self._pending_record:  # the handler died before answering
-                self._maybe_record(500)
+            self._maybe_record(500)  # only when the handler died before answering
 
     def _maybe_record(self, status: int) -> None:
         if self._pending_record:
@@ -199,7 +187,7 @@ class Handler(BaseHTTPRequestHandler):
     def _record(self, status: int) -> None:
         try:
             form = redacted_form(self._body_fields())
-        except HttpError:
+        except ShopError:
             form = {}
         self.sb._record(RecordedRequest(self.command, self.req_path, self.query, redacted_headers(self.headers.items()),
                                         status, self.sb.clock.now(), self.operation, form))
@@ -208,19 +196,19 @@ class Handler(BaseHTTPRequestHandler):
         """Form or JSON body as a dict (last value wins for repeated form fields)."""
         if not self.body:
             return {}
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        ctype = self._ctype()
         if ctype == "application/json":
             try:
                 value = json.loads(self.body)
             except ValueError:
-                raise HttpError(400, {"error": "Request body is not valid JSON."}) from None
+                raise ShopError(400, "Request body is not valid JSON.") from None
             if not isinstance(value, dict):
-                raise HttpError(400, {"error": "Request body must be a JSON object."})
+                raise ShopError(400, "Request body must be a JSON object.")
             return value
         if ctype == "application/x-www-form-urlencoded":
             return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8", "replace"),
                                                    keep_blank_values=True).items()}
-        raise HttpError(400, {"error": f"Unsupported Content-Type {ctype or '(none)'}."})
+        raise ShopError(400, f"Unsupported Content-Type {ctype or '(none)'}.")
 
     def _q(self) -> dict[str, str]:
         return {k: v[-1] for k, v in self.query.items()}
@@ -229,27 +217,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def _etsy(self) -> tuple[int, Any] | None:
         path, method = self.req_path, self.command
-        if path == CONNECT_PATH:
-            self.operation = "oauthConnect"
-            self._send_page(pages.connect(self.sb, method, self._page_params()))
+        if path in _PAGES:
+            self.operation, build = _PAGES[path]
+            self._send_page(build(self.sb, method, self._page_params()))
             return None
         if path.startswith(FILES_PREFIX):
             self.operation = "file"
             if method not in ("GET", "HEAD"):
-                raise HttpError(405, {"error": "Method not allowed."})
+                raise ShopError(405, "Method not allowed.")
             page = pages.served_file(self.sb, path[len(FILES_PREFIX):])
             if page is None:
-                raise HttpError(404, {"error": "Not found."})
+                raise ShopError(404, "Not found.")
             self._send_page(page)
-            return None
-        if path == ORDER_PAGE_PATH:
-            self.operation = "orderPage"
-            self._send_page(pages.order_page(self.sb, method, self._page_params()))
             return None
         if path == TOKEN_PATH:
             self.operation = "oauthToken"
             if method != "POST":
-                raise HttpError(405, {"error": "Method not allowed."})
+                raise ShopError(405, "Method not allowed.")
             self._check_api_key()
             return self._token()
         route, match = self._route(method, path)
@@ -260,13 +244,13 @@ class Handler(BaseHTTPRequestHandler):
         if route.scope is not None or auth:
             grant = self._check_bearer(auth, keystring)
             if route.scope is not None and route.scope not in grant.scopes:
-                raise HttpError(403, {"error": f"Insufficient scope: this call requires {route.scope}."})
+                raise ShopError(403, f"Insufficient scope: this call requires {route.scope}.")
         limit_key = f"{keystring}:{grant.user_id}" if grant else keystring
         decision = self.sb.limiter.hit(limit_key)
-        if not decision.allowed:
-            raise HttpError(429, {"error": decision.error}, decision.headers)
+        if decision.error is not None:
+            raise ShopError(429, decision.error, decision.headers)
         self._extra_headers = decision.headers
-        return route.handler(self, match)
+        return 200, route.handler(self, self._path_ids(match))
 
     def _route(self, method: str, path: str) -> tuple[Route, re.Match[str]]:
         allowed = False
@@ -277,112 +261,74 @@ class Handler(BaseHTTPRequestHandler):
                     return route, m
                 allowed = True
         if allowed:
-            raise HttpError(405, {"error": "Method not allowed."})
-        raise HttpError(404, {"error": f"Resource not found: {method} {path}"})
+            raise ShopError(405, "Method not allowed.")
+        raise ShopError(404, f"Resource not found: {method} {path}")
 
     def _check_api_key(self) -> str:
         raw = self.headers.get("x-api-key")
         if not raw:
-            raise HttpError(403, {"error": "Missing x-api-key header."})
+            raise ShopError(403, "Missing x-api-key header.")
         if ":" not in raw:
-            raise HttpError(403, {"error": "Shared secret is required in x-api-key header."})
+            raise ShopError(403, "Shared secret is required in x-api-key header.")
         keystring, secret = raw.split(":", 1)
         if keystring != self.sb.keystring or secret != self.sb.shared_secret:
-            raise HttpError(403, {"error": "Invalid API key."})
+            raise ShopError(403, "Invalid API key.")
         return keystring
 
-    def _check_bearer(self, auth: str | None, keystring: str) -> Any:
+    def _check_bearer(self, auth: str | None, keystring: str) -> Grant:
         if not auth or not auth.lower().startswith("bearer "):
             raise OAuthError(401, "invalid_token", "access token is required")
         grant = self.sb.tokens.check(auth.split(" ", 1)[1].strip())
         if grant.client_id != keystring:
             raise OAuthError(401, "invalid_token", "access token was issued to another application")
-        self.grant_user = grant.user_id
         return grant
 
-    def _shop_id(self, m: re.Match[str]) -> int:
-        shop_id = parse_int("shop_id", m["shop_id"], minimum=1)
-        if shop_id != self.sb.shop.shop_id:
-            raise HttpError(404, {"error": f"Shop with shop_id {shop_id} not found."})
-        return shop_id
+    def _path_ids(self, m: re.Match[str]) -> dict[str, int]:
+        """The path's ids as integers, in path order; an unknown shop is a 404 before later ids are read."""
+        ids: dict[str, int] = {}
+        for name, raw in m.groupdict().items():
+            ids[name] = parse_int(name, raw, minimum=1)
+            if name == "shop_id" and ids[name] != self.sb.shop.shop_id:
+                raise ShopError(404, f"Shop with shop_id {ids[name]} not found.")
+        return ids
 
-    # ----- operations ---------------------------------------------------------------------------------
+    def _ctype(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
 
-    def op_get_me(self, m: re.Match[str]) -> tuple[int, Any]:
-        return 200, {"user_id": self.sb.shop.user_id, "shop_id": self.sb.shop.shop_id}
+    # ----- operations that need more than the path ids ------------------------------------------------
 
-    def op_ping(self, m: re.Match[str]) -> tuple[int, Any]:
-        return 200, {"application_id": self.sb.application_id}
+    def op_token_scopes(self, ids: dict[str, int]) -> JSON:
+        token = str(self._form_only().get("token") or "")
+        try:
+            return {"scopes": sorted(self.sb.tokens.check(token).scopes)}
+        except OAuthError:
+            raise OAuthError(401, "invalid_token", "token is not valid") from None
 
-    def op_token_scopes(self, m: re.Match[str]) -> tuple[int, Any]:
-        fields = self._form_only()
-        token = str(fields.get("token") or "")
-        scopes = self.sb.tokens.scopes_of(token)
-        if scopes is None:
-            raise OAuthError(401, "invalid_token", "token is not valid")
-        return 200, {"scopes": sorted(scopes)}
-
-    def op_get_shop(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        with self.sb.shop.lock:
-            return 200, dict(self.sb.shop.shop)
-
-    def op_receipts(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        return 200, self.sb.shop.query_receipts(self._q())
-
-    def op_receipt(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        return 200, self.sb.shop.receipt(parse_int("receipt_id", m["receipt_id"], minimum=1))
-
-    def op_transactions(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        return 200, self.sb.shop.transactions(parse_int("receipt_id", m["receipt_id"], minimum=1))
-
-    def op_update_receipt(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        rid = parse_int("receipt_id", m["receipt_id"], minimum=1)
+    def op_update_receipt(self, ids: dict[str, int]) -> JSON:
         fields = self._form_only()
         shipped = parse_bool("was_shipped", str(fields["was_shipped"])) if "was_shipped" in fields else None
         paid = parse_bool("was_paid", str(fields["was_paid"])) if "was_paid" in fields else None
-        return 200, self.sb.shop.update_receipt(rid, was_shipped=shipped, was_paid=paid)
+        return self.sb.shop.update_receipt(ids["receipt_id"], was_shipped=shipped, was_paid=paid)
 
-    def op_create_shipment(self, m: re.Match[str]) -> tuple[int, Any]:
-        self._shop_id(m)
-        rid = parse_int("receipt_id", m["receipt_id"], minimum=1)
-        return 200, self.sb.shop.create_shipment(rid, self._body_fields())
+    def op_listings_batch(self, ids: dict[str, int]) -> JSON:
+        raw = split_list(self.query.get("listing_ids", []))
+        if not raw:
+            raise ShopError(400, "listing_ids is required.")
+        listing_ids = [parse_int("listing_ids", x, minimum=1) for x in raw]
+        return self.sb.shop.listings_batch(listing_ids, self._includes())
 
     def _includes(self) -> list[str]:
         return split_list(self.query.get("includes", []))
 
-    def op_listing(self, m: re.Match[str]) -> tuple[int, Any]:
-        lid = parse_int("listing_id", m["listing_id"], minimum=1)
-        return 200, self.sb.shop.listing(lid, self._includes())
-
-    def op_listings_batch(self, m: re.Match[str]) -> tuple[int, Any]:
-        raw = split_list(self.query.get("listing_ids", []))
-        if not raw:
-            raise HttpError(400, {"error": "listing_ids is required."})
-        ids = [parse_int("listing_ids", x, minimum=1) for x in raw]
-        return 200, self.sb.shop.listings_batch(ids, self._includes())
-
-    def op_listing_images(self, m: re.Match[str]) -> tuple[int, Any]:
-        return 200, self.sb.shop.listing_images(parse_int("listing_id", m["listing_id"], minimum=1))
-
-    def op_personalization(self, m: re.Match[str]) -> tuple[int, Any]:
-        return 200, self.sb.shop.listing_personalization(parse_int("listing_id", m["listing_id"], minimum=1))
-
     def _form_only(self) -> dict[str, Any]:
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if self.body and ctype != "application/x-www-form-urlencoded":
-            raise HttpError(400, {"error": "This endpoint accepts application/x-www-form-urlencoded only."})
+        if self.body and self._ctype() != "application/x-www-form-urlencoded":
+            raise ShopError(400, "This endpoint accepts application/x-www-form-urlencoded only.")
         return self._body_fields()
 
     # ----- OAuth --------------------------------------------------------------------------------------
 
     def _token(self) -> tuple[int, Any]:
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/x-www-form-urlencoded":
+        if self._ctype() != "application/x-www-form-urlencoded":
             raise OAuthError(400, "invalid_request", "the request body must be application/x-www-form-urlencoded")
         fields = {k: str(v) for k, v in self._body_fields().items()}
         grant_type = fields.get("grant_type")
@@ -402,7 +348,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._q()
         if self.command == "POST":
             return {k: str(v) for k, v in self._body_fields().items()}
-        raise HttpError(405, {"error": "Method not allowed."})
+        raise ShopError(405, "Method not allowed.")
 
     def _send_page(self, page: pages.Page) -> None:
         self._send(page.status, page.body, page.content_type, page.headers)
@@ -418,30 +364,27 @@ class Handler(BaseHTTPRequestHandler):
             raise ShopError(400, f"bad admin request: {err}") from None
 
 
-def _r(method: str, template: str, op: str, scope: str | None,
-       handler: Callable[[Handler, re.Match[str]], tuple[int, Any]]) -> Route:
-    return Route(method, _p(template), op, scope, handler)
-
-
 A = "/v3/application"
+S = f"{A}/shops/{{shop_id}}"
+R = f"{S}/receipts/{{receipt_id}}"
+L = f"{A}/listings/{{listing_id}}"
 # Order matters: /listings/batch must win over /listings/{listing_id}.
 ROUTES: list[Route] = [
-    _r("GET", f"{A}/openapi-ping", "ping", None, Handler.op_ping),
-    _r("POST", f"{A}/scopes", "tokenScopes", None, Handler.op_token_scopes),
-    _r("GET", f"{A}/users/me", "getMe", "shops_r", Handler.op_get_me),
-    _r("GET", f"{A}/shops/{{shop_id}}", "getShop", None, Handler.op_get_shop),
-    _r("GET", f"{A}/shops/{{shop_id}}/receipts", "getShopReceipts", "transactions_r", Handler.op_receipts),
-    _r("GET", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}", "getShopReceipt", "transactions_r",
-       Handler.op_receipt),
-    _r("PUT", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}", "updateShopReceipt", "transactions_w",
-       Handler.op_update_receipt),
-    _r("GET", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}/transactions",
-       "getShopReceiptTransactionsByReceipt", "transactions_r", Handler.op_transactions),
-    _r("POST", f"{A}/shops/{{shop_id}}/receipts/{{receipt_id}}/tracking", "createReceiptShipment",
-       "transactions_w", Handler.op_create_shipment),
-    _r("GET", f"{A}/listings/batch", "getListingsByListingIds", None, Handler.op_listings_batch),
-    _r("GET", f"{A}/listings/{{listing_id}}", "getListing", None, Handler.op_listing),
-    _r("GET", f"{A}/listings/{{listing_id}}/images", "getListingImages", None, Handler.op_listing_images),
-    _r("GET", f"{A}/listings/{{listing_id}}/personalization", "getListingPersonalization", None,
-       Handler.op_personalization),
+    Route("GET", f"{A}/openapi-ping", "ping", None, lambda h, ids: {"application_id": h.sb.application_id}),
+    Route("POST", f"{A}/scopes", "tokenScopes", None, Handler.op_token_scopes),
+    Route("GET", f"{A}/users/me", "getMe", "shops_r",
+          lambda h, ids: {"user_id": h.sb.shop.user_id, "shop_id": h.sb.shop.shop_id}),
+    Route("GET", S, "getShop", None, lambda h, ids: h.sb.shop.shop_body()),
+    Route("GET", f"{S}/receipts", "getShopReceipts", "transactions_r", lambda h, ids: h.sb.shop.query_receipts(h._q())),
+    Route("GET", R, "getShopReceipt", "transactions_r", lambda h, ids: h.sb.shop.receipt(ids["receipt_id"])),
+    Route("PUT", R, "updateShopReceipt", "transactions_w", Handler.op_update_receipt),
+    Route("GET", f"{R}/transactions", "getShopReceiptTransactionsByReceipt", "transactions_r",
+          lambda h, ids: h.sb.shop.transactions(ids["receipt_id"])),
+    Route("POST", f"{R}/tracking", "createReceiptShipment", "transactions_w",
+          lambda h, ids: h.sb.shop.create_shipment(ids["receipt_id"], h._body_fields())),
+    Route("GET", f"{A}/listings/batch", "getListingsByListingIds", None, Handler.op_listings_batch),
+    Route("GET", L, "getListing", None, lambda h, ids: h.sb.shop.listing(ids["listing_id"], h._includes())),
+    Route("GET", f"{L}/images", "getListingImages", None, lambda h, ids: h.sb.shop.listing_images(ids["listing_id"])),
+    Route("GET", f"{L}/personalization", "getListingPersonalization", None,
+          lambda h, ids: h.sb.shop.listing_personalization(ids["listing_id"])),
 ]

@@ -29,16 +29,16 @@ _DESC = {"desc", "descending", "down"}
 _SORT_COLUMNS: dict[str, int | None] = {"created": 0, "updated": 1, "receipt_id": None}
 # Documented minimum for every timestamp filter (2000-01-01).
 _MIN_TS = 946684800
-VALID_INCLUDES = ("Images", "Shop", "User", "Translations", "Videos", "Personalization", "BuyerPrice")
 
 
 class ShopError(Exception):
-    """An Etsy-shaped failure: HTTP ``status`` and the ``{"error": message}`` body."""
+    """An Etsy-shaped failure: HTTP ``status``, the ``{"error": message}`` body and extra ``headers``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -100,6 +100,27 @@ def _amount(money: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# getShopReceipts' boolean filters: what each one asks of a receipt.
+_FLAGS: dict[str, Callable[[Shop, int, Mapping[str, Any]], bool]] = {
+    "was_paid": lambda shop, rid, r: bool(r.get("is_paid")),
+    "was_shipped": lambda shop, rid, r: bool(r.get("is_shipped")),
+    "was_delivered": lambda shop, rid, r: rid in shop.delivered,
+    "was_canceled": lambda shop, rid, r: status_of(r) == "canceled",
+}
+
+# getListing's includes: the field each adds and its value (the sandbox has no users, translations, videos
+# or buyer prices to show).
+_INCLUDES: dict[str, tuple[str, Callable[[Shop, int], Any]]] = {
+    "Images": ("images", lambda shop, lid: shop.images.get(lid, [])),
+    "Shop": ("shop", lambda shop, lid: shop.shop),
+    "User": ("user", lambda shop, lid: None),
+    "Translations": ("translations", lambda shop, lid: None),
+    "Videos": ("videos", lambda shop, lid: []),
+    "Personalization": ("personalization", lambda shop, lid: shop.listing_personalization(lid)),
+    "BuyerPrice": ("buyer_price", lambda shop, lid: None),
+}
+
+
 class Shop:
     """One Etsy shop: its owner, listings (with images and personalization questions) and receipts."""
 
@@ -118,7 +139,7 @@ class Shop:
         self.lock = threading.RLock()
         self.user_id = user_id
         self.shop_id = int(shop["shop_id"])
-        self.shop = dict(shop)
+        self.shop: JSON = dict(shop)
         self.listings: dict[int, JSON] = {int(k): dict(v) for k, v in listings.items()}
         self.images: dict[int, list[JSON]] = {int(k): list(v) for k, v in images.items()}
         self.personalization: dict[int, JSON] = {int(k): dict(v) for k, v in personalization.items()}
@@ -139,13 +160,9 @@ class Shop:
         def ts(name: str) -> int | None:
             return parse_int(name, params[name], minimum=_MIN_TS) if name in params else None
 
-        def flag(name: str) -> bool | None:
-            return parse_bool(name, params[name]) if name in params else None
-
-        min_created, max_created = ts("min_created"), ts("max_created")
-        min_mod, max_mod = ts("min_last_modified"), ts("max_last_modified")
-        was_paid, was_shipped = flag("was_paid"), flag("was_shipped")
-        was_delivered, was_canceled = flag("was_delivered"), flag("was_canceled")
+        # (lowest, highest) allowed for each of a receipt's (created, updated) stamps.
+        ranges = [(ts("min_created"), ts("max_created")), (ts("min_last_modified"), ts("max_last_modified"))]
+        wanted = {name: parse_bool(name, params[name]) for name in _FLAGS if name in params}
         limit = parse_int("limit", params["limit"], minimum=1, maximum=100) if "limit" in params else 25
         offset = parse_int("offset", params["offset"], minimum=0) if "offset" in params else 0
         sort_on = params.get("sort_on", "created")
@@ -156,33 +173,24 @@ class Shop:
             raise ShopError(400, f"Invalid value for sort_order: {sort_order!r}.")
 
         with self.lock:
-            matches = []
             stamps = {rid: stamps_of(r) for rid, r in self.receipts.items()}
-            for rid, r in self.receipts.items():
-                created, updated = stamps[rid]
-                if min_created is not None and created < min_created:
-                    continue
-                if max_created is not None and created > max_created:
-                    continue
-                if min_mod is not None and updated < min_mod:
-                    continue
-                if max_mod is not None and updated > max_mod:
-                    continue
-                if was_paid is not None and bool(r.get("is_paid")) != was_paid:
-                    continue
-                if was_shipped is not None and bool(r.get("is_shipped")) != was_shipped:
-                    continue
-                if was_delivered is not None and (rid in self.delivered) != was_delivered:
-                    continue
-                if was_canceled is not None and (status_of(r) == "canceled") != was_canceled:
-                    continue
-                matches.append(rid)
+            matches = [
+                rid for rid, r in self.receipts.items()
+                if all((lo is None or lo <= at) and (hi is None or at <= hi)
+                       for at, (lo, hi) in zip(stamps[rid], ranges, strict=True))
+                and all(_FLAGS[name](self, rid, r) == want for name, want in wanted.items())
+            ]
             column = _SORT_COLUMNS[sort_on]
             # receipt_id breaks ties so paging over equal timestamps is stable, as it must be for offsets.
             matches.sort(key=lambda rid: (stamps[rid][column] if column is not None else rid, rid),
                          reverse=sort_order in _DESC)
             page = [self.receipts[rid] for rid in matches[offset : offset + limit]]
             return {"count": len(matches), "results": copy.deepcopy(page)}
+
+    def shop_body(self) -> JSON:
+        """``getShop`` body."""
+        with self.lock:
+            return dict(self.shop)
 
     def receipt(self, receipt_id: int) -> JSON:
         """``getShopReceipt`` body, or 404."""
@@ -203,24 +211,10 @@ class Shop:
                 raise ShopError(404, f"Listing with id {listing_id} not found.")
             out = copy.deepcopy(base)
             for inc in includes:
-                if inc not in VALID_INCLUDES:
+                if inc not in _INCLUDES:
                     raise ShopError(400, f"Invalid value for includes: {inc!r}.")
-                if inc == "Images":
-                    out["images"] = copy.deepcopy(self.images.get(listing_id, []))
-                elif inc == "Shop":
-                    out["shop"] = copy.deepcopy(self.shop)
-                elif inc == "Personalization":
-                    out["personalization"] = copy.deepcopy(
-                        self.personalization.get(listing_id, {"personalization_questions": []})
-                    )
-                elif inc == "Videos":
-                    out["videos"] = []
-                elif inc == "Translations":
-                    out["translations"] = None
-                elif inc == "User":
-                    out["user"] = None
-                elif inc == "BuyerPrice":
-                    out["buyer_price"] = None
+                key, value = _INCLUDES[inc]
+                out[key] = copy.deepcopy(value(self, listing_id))
             return out
 
     def listings_batch(self, listing_ids: list[int], includes: Iterable[str] = ()) -> JSON:
@@ -263,23 +257,17 @@ class Shop:
             raise ShopError(404, f"Receipt with id {receipt_id} not found.")
         return r
 
-    def _bump(self, r: JSON) -> None:
+    def _bumped(self, r: JSON) -> JSON:
+        """Move ``r``'s update time to now and return the receipt as served (a copy)."""
         # Etsy sends both spellings with the same value; keep them equal, and never move backwards.
         now = max(self._now(), stamps_of(r)[1])
         for key in [key for key in UPDATED if key in r] or UPDATED:
             r[key] = spelled_like(r.get(key), now)
+        return copy.deepcopy(r)
 
     def _now_like(self, r: JSON) -> int | str:
         """Now, spelt as this receipt spells its update time (for timestamps written inside it)."""
         return spelled_like(next((r[k] for k in UPDATED if k in r), None), self._now())
-
-    def set_status(self, receipt_id: int, status: str) -> JSON:
-        """Set the title-case status and bump ``update_timestamp``."""
-        with self.lock:
-            r = self._receipt(receipt_id)
-            r["status"] = status
-            self._bump(r)
-            return copy.deepcopy(r)
 
     def cancel(self, receipt_id: int) -> JSON:
         """The seller cancelled: status ``Canceled``, the payment comes back as a refund."""
@@ -289,8 +277,7 @@ class Shop:
             if r.get("is_paid"):
                 refunds = r.setdefault("refunds", [])
                 refunds.append(self._refund_entry(_amount(r.get("grandtotal")), r, "Order canceled"))
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def refund(self, receipt_id: int, *, partial: bool = False, bump: bool | None = None) -> JSON:
         """Refund all or half; ``bump=False`` (or ``refund_bumps_update=False``) mimics open-api #513."""
@@ -301,9 +288,8 @@ class Shop:
             amount = total // 2 if partial else total - sum(_amount(x.get("amount")) for x in refunds)
             refunds.append(self._refund_entry(amount, r, "Partial refund" if partial else "Full refund"))
             r["status"] = "Partially Refunded" if partial else "Fully Refunded"
-            if self.refund_bumps_update if bump is None else bump:
-                self._bump(r)
-            return copy.deepcopy(r)
+            bump = self.refund_bumps_update if bump is None else bump
+            return self._bumped(r) if bump else copy.deepcopy(r)
 
     def _refund_entry(self, amount: int, r: JSON, reason: str) -> JSON:
         total = r.get("grandtotal")
@@ -326,8 +312,7 @@ class Shop:
             for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
             self.delivered.add(receipt_id)
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def touch(self, receipt_id: int, changes: Mapping[str, Any] | None = None) -> JSON:
         """Apply ``changes`` (default: a seller note) and bump ``update_timestamp``."""
@@ -337,8 +322,7 @@ class Shop:
                 r.update(copy.deepcopy(dict(changes)))
             else:
                 r["message_from_seller"] = f"Note updated at {self._now()}"
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def update_receipt(self, receipt_id: int, *, was_shipped: bool | None, was_paid: bool | None) -> JSON:
         """``updateShopReceipt``: only the two documented flags; shipped makes it Completed."""
@@ -352,8 +336,7 @@ class Shop:
                 r["is_shipped"] = was_shipped
                 if was_shipped and status_of(r) == "paid":
                     r["status"] = "Completed"
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
 
     def create_shipment(self, receipt_id: int, body: Mapping[str, Any]) -> JSON:
         """``createReceiptShipment``: records tracking (if any), marks shipped, 409 when cancelled."""
@@ -380,5 +363,4 @@ class Shop:
                 r["status"] = "Completed"
             for tx in r.get("transactions") or []:
                 tx["shipped_timestamp"] = now
-            self._bump(r)
-            return copy.deepcopy(r)
+            return self._bumped(r)
