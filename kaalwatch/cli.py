@@ -7,8 +7,8 @@ status`` does not pay for Pillow, Flask or the scheduler.
 
 from __future__ import annotations
 
-import importlib
 import logging
+import pkgutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +83,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        target, _ = COMMANDS[cmd_name]
-        module_name, attribute = target.split(":")
-        command = getattr(importlib.import_module(module_name), attribute)
+        command = pkgutil.resolve_name(COMMANDS[cmd_name][0])
         if not isinstance(command, click.Command):  # a bug, not a user error
-            raise TypeError(f"{target} is not a click command")
+            raise TypeError(f"{COMMANDS[cmd_name][0]} is not a click command")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

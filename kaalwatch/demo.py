@@ -26,12 +26,11 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from kaalwatch.errors import WorkspaceError
-from kaalwatch.settings import Settings, load_settings
+from kaalwatch.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -106,26 +105,12 @@ def cli_hint(config_path: Path) -> str:
     return f"export KAALWATCH_CONFIG={shlex.quote(str(config_path))}"
 
 
-def load_demo_settings(config_path: Path) -> Settings:
-    return load_settings(config_path, env={}, use_default_path=False)
-
-
-@dataclass
-class DemoTimes:
-    """Seconds from start, for the newcomer's one-minute promise (printed and logged)."""
-
-    started: float
-    ready: float | None = None
-    first_folder: float | None = None
-
-
-def _watch_first_folder(orders_dir: Path, times: DemoTimes, stop: threading.Event,
-                        out: Callable[[str], None]) -> None:
+def _watch_first_folder(orders_dir: Path, started: float, stop: threading.Event, out: Callable[[str], None]) -> None:
+    """Say when the first order folder appears, in seconds from start (the newcomer's one-minute promise)."""
     while not stop.wait(0.25):
         try:
             if any(p.is_dir() for p in orders_dir.iterdir()):
-                times.first_folder = time.monotonic() - times.started
-                out(f"First order folder after {times.first_folder:.1f} s — save a PNG into one of them.")
+                out(f"First order folder after {time.monotonic() - started:.1f} s — save a PNG into one of them.")
                 return
         except OSError:
             continue
@@ -143,14 +128,14 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
     from kaalwatch.sandbox import Sandbox
     from kaalwatch.store import Workspace
 
-    times = DemoTimes(started=time.monotonic())
+    started = time.monotonic()
     root = prepare_workspace(workspace)
     sandbox = Sandbox(auto_approve=True, orders_every=orders_every or None, hostile=hostile)
     sandbox.start()
     try:
         config_path = write_config(root, demo_config(root, sandbox.url, sandbox.keystring, sandbox.shared_secret,
                                                      page_port=page_port))
-        settings = load_demo_settings(config_path)
+        settings = load_settings(config_path, env={}, use_default_path=False)
         ws = Workspace(settings)
         ws.create()
         logs.setup(settings.log_level, ws.logs_dir, orders_dir=ws.orders_dir)
@@ -164,11 +149,10 @@ def run_demo(stop: threading.Event, *, workspace: Path | None = None, page_port:
         ws.close()
 
         def ready(url: str | None) -> None:
-            times.ready = time.monotonic() - times.started
             out(f"Review page:  {url or '(not available, see the log)'}")
             out(f"Save artwork into the order folders in: {ws.orders_dir}")
-            out(f"Ready after {times.ready:.1f} s. Press Ctrl+C to stop.")
-            threading.Thread(target=_watch_first_folder, args=(ws.orders_dir, times, stop, out),
+            out(f"Ready after {time.monotonic() - started:.1f} s. Press Ctrl+C to stop.")
+            threading.Thread(target=_watch_first_folder, args=(ws.orders_dir, started, stop, out),
                              name="demo-first-folder", daemon=True).start()
             if url and open_browser:
                 webbrowser.open(url)

@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,31 +112,17 @@ def check_etsy(settings: Settings) -> Check:
     ws = Workspace(settings)
     try:
         with EtsyClient.from_settings(settings, ws) as client:
-            me = client.get_me()
-            scopes = set(_granted_scopes(client))
+            shop = client.get_me().get("shop_id")
+            scopes = set(client.token_scopes())
     finally:
         ws.close()
     wanted = set(settings.etsy.scopes) | ({"transactions_w"} if settings.delivery.create_shipment else set())
-    shop = me.get("shop_id") if isinstance(me, dict) else getattr(me, "shop_id", None)
     if scopes and not wanted <= scopes:
         missing = ", ".join(sorted(wanted - scopes))
         return Check("etsy", False, f"connected to shop {shop}, but the token lacks {missing}",
                      "run `kaalwatch auth` again to grant them")
     granted = f" (scopes: {', '.join(sorted(scopes))})" if scopes else ""
     return Check("etsy", True, f"{settings.etsy.base_url} reachable, token valid for shop {shop}{granted}")
-
-
-def _granted_scopes(client: object) -> Iterable[str]:
-    for name in ("token_scopes", "get_token_scopes"):
-        method = getattr(client, name, None)
-        if callable(method):
-            result = method()
-            if isinstance(result, dict):
-                result = result.get("scopes", [])
-            if isinstance(result, str):
-                result = result.split()
-            return [str(s) for s in result]
-    return []
 
 
 def check_port(settings: Settings, daemon_pid: str | None = None) -> Check:

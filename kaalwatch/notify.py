@@ -31,6 +31,7 @@ from pathlib import Path
 
 from kaalwatch.errors import ManifestError
 from kaalwatch.model import ACTIVE_STATES, JobState, Order, iso, parse_time, utcnow
+from kaalwatch.overview import to_datetime
 from kaalwatch.settings import NotifySettings
 from kaalwatch.store import MANIFEST, Workspace
 
@@ -121,10 +122,7 @@ def sync_notices(sync: dict[str, object], health: dict[str, object], now: dateti
     if isinstance(health.get("sync_paused"), str) and health.get("running", True):
         notices.append(Notice("sync_problem", (f"reauth:{streak}",), "Etsy needs `kaalwatch auth`",
                               "Etsy refused the connection; syncing is paused until you run `kaalwatch auth`."))
-    try:
-        success = parse_time(last_success) if isinstance(last_success, str) else None
-    except ValueError:
-        success = None
+    success = to_datetime(last_success)
     if sync.get("last_error") and success is not None and now - success >= SYNC_FAILING:
         hours = int((now - success).total_seconds() // 3600)
         notices.append(Notice("sync_problem", (f"sync_failing:{streak}",), "Etsy sync is failing",
@@ -231,10 +229,7 @@ class Notifier:
         self._pending: set[str] = set()
         state = ws.read_state(STATE)
         self._sent: dict[str, str] = dict(state.get("sent") or {})
-        try:
-            since = parse_time(state.get("since")) if isinstance(state.get("since"), str) else None
-        except ValueError:
-            since = None
+        since = to_datetime(state.get("since"))
         if since is None:
             # First run: what happened before notifications were on is not told. Whole seconds, as history stores.
             since = utcnow().replace(microsecond=0)

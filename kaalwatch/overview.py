@@ -1,13 +1,15 @@
 """The few numbers the owner looks at first — active, overdue, due soon, saves in progress — computed once
-for both ``kaalwatch status`` and the review page's header, so the two never disagree."""
+for both ``kaalwatch status`` and the review page's header, so the two never disagree; and the forgiving
+reading of the times in the state files they come from."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from kaalwatch.model import parse_time
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.workflows import by_name
@@ -31,22 +33,34 @@ class Counts:
         return f"{self.active} active · {self.overdue} overdue · {self.due_soon} due soon · {queued}"
 
 
-def fresh_health(health: dict[str, Any], now: datetime) -> bool:
+def days_left(ship_by: datetime | None, now: datetime | None = None) -> int | None:
+    """Calendar days until the ship-by date (negative: overdue), by UTC dates like the rest of the tool."""
+    if ship_by is None:
+        return None
+    return (ship_by.date() - (now or datetime.now(UTC)).date()).days
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Epoch seconds, ISO text or a datetime → an aware datetime (None when it is none of those)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # else epoch seconds written as text, or nothing readable
+            value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def fresh_health(health: Mapping[str, Any], now: datetime) -> bool:
     """True when a running daemon wrote ``health`` within ``FRESH_HEALTH_SECONDS``."""
-    value = health.get("updated_at")
-    if isinstance(value, bool) or health.get("running", True) is False:
+    updated = to_datetime(health.get("updated_at"))
+    if updated is None or health.get("running", True) is False:
         return False
-    if isinstance(value, int | float):
-        updated = float(value)
-    else:
-        try:
-            moment = parse_time(value) if isinstance(value, str) else None
-        except ValueError:
-            return False
-        if moment is None:
-            return False
-        updated = moment.timestamp()
-    return now.timestamp() - updated <= FRESH_HEALTH_SECONDS
+    return (now - updated).total_seconds() <= FRESH_HEALTH_SECONDS
 
 
 def counts(ws: Workspace, settings: Settings, now: datetime, health: dict[str, Any] | None = None) -> Counts:
@@ -54,9 +68,9 @@ def counts(ws: Workspace, settings: Settings, now: datetime, health: dict[str, A
     overdue = due = active = 0
     for row in ws.jobs(active=True, limit=100_000):
         active += 1
-        if row.ship_by is None:
+        days = days_left(row.ship_by, now)
+        if days is None:
             continue
-        days = (row.ship_by.date() - now.date()).days
         slack = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
         if days < 0:
             overdue += 1

@@ -159,13 +159,7 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _platform() -> str:
-    if sys.platform.startswith("linux"):
-        return "linux"
-    if sys.platform == "darwin":
-        return "macos"
-    if sys.platform.startswith("win"):
-        return "windows"
-    return sys.platform
+    return {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform)
 
 
 def systemd_unit_path(environ: Mapping[str, str] | None = None) -> Path:

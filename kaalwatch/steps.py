@@ -59,10 +59,6 @@ class Outlook:
     stop: str | None  # a stop-work banner (cancelled, refunded, completed without approval)
     marker: str | None  # the same, as a word or two for the jobs list
 
-    @property
-    def secondary(self) -> tuple[str, ...]:
-        return tuple(a for a in self.actions if a != self.expected)
-
 
 def proofable(job: Job) -> list[int]:
     """Versions that may still be sent as a proof: they have a preview and are newer than the last version
@@ -71,29 +67,21 @@ def proofable(job: Job) -> list[int]:
     return [v.number for v in job.versions if v.preview and v.number > spent]
 
 
-def stop_marker(order: Order, job: Job) -> str | None:
-    """The stop-work state as a word or two for a list (None for a normal job)."""
-    if job.state is S.CANCELLED:
-        return "refunded" if order.etsy_status == "Fully Refunded" else "cancelled"
-    if "etsy" in job.errors:
-        return "completed without approval"
-    if order.etsy_status == "Partially Refunded" and job.state is not S.DELIVERED:
-        return "partially refunded"
-    return "refunded" if order.etsy_status == "Fully Refunded" else None
-
-
-def stop_banner(order: Order, job: Job) -> str | None:
-    """The loud line for a job that must not be worked on (or needs checking) — None for a normal job."""
+def stop_work(order: Order, job: Job) -> tuple[str, str] | None:
+    """A job that must not be worked on (or needs checking): a word or two for a list and the loud line for
+    its page — None for a normal job."""
     refunded = order.etsy_status if order.etsy_status in REFUNDED else None
     if job.state is S.CANCELLED:
         why = f" ({refunded.lower()})" if refunded else ""
-        return f"Cancelled on Etsy{why} — stop work on this item: nothing to send, build or upload."
+        return ("refunded" if refunded == "Fully Refunded" else "cancelled",
+                f"Cancelled on Etsy{why} — stop work on this item: nothing to send, build or upload.")
     if "etsy" in job.errors:
-        return "Completed on Etsy without an approved version — check in Etsy what the buyer received."
+        return ("completed without approval",
+                "Completed on Etsy without an approved version — check in Etsy what the buyer received.")
     if refunded == "Partially Refunded" and job.state is not S.DELIVERED:
-        return "Partially refunded on Etsy — check in Etsy what was refunded before going on."
+        return "partially refunded", "Partially refunded on Etsy — check in Etsy what was refunded before going on."
     if refunded == "Fully Refunded":
-        return "Fully refunded on Etsy — stop work on this order."
+        return "refunded", "Fully refunded on Etsy — stop work on this order."
     return None
 
 
@@ -124,51 +112,47 @@ def _legal(job: Job) -> list[str]:
     return actions
 
 
+# (expected action, Today group, headline) of the states whose words depend on nothing else.
+_PLAIN: dict[JobState, tuple[str | None, str, str]] = {
+    S.AWAITING_REFERENCES: ("ask_photos", "waiting",
+                            "Waiting for the buyer's photos — ask for them in Etsy Messages."),
+    S.NEW: (None, "start", "Ready to start — save your first version into the folder below."),
+    S.IN_PROGRESS: (None, "save", "In progress — save a version into the folder; its preview appears here."),
+    S.CHANGES_REQUESTED: (None, "save", "The buyer asked for changes — save a new version into the folder."),
+    S.READY_TO_DELIVER: ("upload", "upload", "Files are ready — upload them on Etsy's order page and complete "
+                                             "the order there; the next sync marks it delivered."),
+    S.DELIVERED: (None, "done", "Delivered — nothing left to do."),
+    S.CANCELLED: (None, "done", "Cancelled on Etsy — nothing to do."),
+}
+
+
 def outlook(order: Order, job: Job) -> Outlook:
     """What this job's state means, what may happen next, and what is expected."""
     state = job.state
     legal = _legal(job)
     last = job.proofs[-1] if job.proofs else None
     since = order.ordered_at
-    if state is S.AWAITING_REFERENCES:
-        expected, group = "ask_photos", "waiting"
-        headline = "Waiting for the buyer's photos — ask for them in Etsy Messages."
-    elif state is S.NEW:
-        expected, group = None, "start"
-        headline = "Ready to start — save your first version into the folder below."
-    elif state is S.IN_PROGRESS and "send_proof" in legal:
+    expected: str | None
+    if state is S.IN_PROGRESS and "send_proof" in legal:
         expected, group = "send_proof", "proof"
         headline = f"Version {proofable(job)[-1]} is saved — send it to the buyer as a proof."
-    elif state is S.IN_PROGRESS:
-        expected, group = None, "save"
-        headline = "In progress — save a version into the folder; its preview appears here."
     elif state is S.PROOF_SENT:
         expected, group, since = "answer", "waiting", last.sent_at if last else since
         headline = (f"Proof of version {last.version if last else '?'} sent — waiting for the buyer's answer; "
                     "record it here when it comes.")
-    elif state is S.CHANGES_REQUESTED:
-        expected, group = None, "save"
-        headline = "The buyer asked for changes — save a new version into the folder."
     elif state is S.APPROVED:
         expected, group = "build", "build"
         headline = f"Version {job.approved_version} is approved — prepare the files for Etsy."
-    elif state is S.READY_TO_DELIVER:
-        expected, group = "upload", "upload"
-        headline = ("Files are ready — upload them on Etsy's order page and complete the order there; "
-                    "the next sync marks it delivered.")
     elif state is S.ON_HOLD:
         expected, group = "resume", "on_hold"
         reason = f" ({job.hold_reason})" if job.hold_reason else ""
         headline = f"On hold{reason} — it does not count down; resume work when you are ready."
-    elif state is S.DELIVERED:
-        expected, group = None, "done"
-        headline = "Delivered — nothing left to do."
     else:
-        expected, group = None, "done"
-        headline = "Cancelled on Etsy — nothing to do."
+        expected, group, headline = _PLAIN[state]
     actions = tuple(sorted(legal, key=lambda a: a != expected))
+    marker, stop = stop_work(order, job) or (None, None)
     return Outlook(headline=headline, expected=expected if expected in legal else None, actions=actions,
-                   group=group, since=since, stop=stop_banner(order, job), marker=stop_marker(order, job))
+                   group=group, since=since, stop=stop, marker=marker)
 
 
 def photos_message(order: Order, job: Job, shop: str, first_name: str) -> str:

@@ -1,13 +1,11 @@
 """The review page: ``create_app(settings)`` builds the Flask application the daemon serves with waitress.
 
-One Blueprint per area (``views/``), registered from :data:`VIEWS`; the guards every request passes
+One Blueprint per area (``views/``), registered in :func:`create_app`; the guards every request passes
 (Host allow-list, login, CSRF, headers) live in :mod:`review_app.security`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from typing import Any
 
@@ -21,18 +19,6 @@ from review_app import filters, security, sessions
 from review_app.runtime import OrderCache, Runtime
 
 log = logging.getLogger("kaalwatch.review")
-
-# Blueprint modules in review_app/views/, in registration order. Each defines ``bp``.
-VIEWS: list[str] = ["health", "errors", "auth", "jobs", "job", "files", "tiles", "live"]
-
-
-def _views() -> list[str]:
-    names = list(VIEWS)
-    # The delivery panel is written separately; it joins when its module exists.
-    if "delivery" not in names and importlib.util.find_spec("review_app.views.delivery") is not None:
-        names.append("delivery")
-    return names
-
 
 def create_app(settings: Settings, workspace: Workspace | None = None,
                test_config: dict[str, Any] | None = None) -> Flask:
@@ -75,9 +61,11 @@ def create_app(settings: Settings, workspace: Workspace | None = None,
     app.extensions["kaalwatch_hosts"] = policy
     security.init_app(app, ws, policy)
     filters.init_app(app)
-    for name in _views():
-        module = importlib.import_module(f"review_app.views.{name}")
-        app.register_blueprint(module.bp)
+    # Imported here, not at the top: `kaalwatch set-password` imports this package without building a page.
+    from review_app.views import auth, delivery, errors, files, health, job, jobs, live, tiles
+
+    for view in (health, errors, auth, jobs, job, files, tiles, live, delivery):
+        app.register_blueprint(view.bp)
     # The index is kept fresh by every write and by the daemon's rescans; bring it in line once here so
     # the list never walks the folders inside a request.
     report = ws.refresh_index()

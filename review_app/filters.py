@@ -9,28 +9,7 @@ from typing import Any
 from flask import Flask
 from markupsafe import Markup
 
-
-def to_datetime(value: Any) -> datetime | None:
-    """Epoch seconds, ISO text or a datetime → an aware datetime (None when it is none of those)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(float(value), UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            try:
-                return datetime.fromtimestamp(float(value), UTC)
-            except (ValueError, OverflowError, OSError):
-                return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
+from kaalwatch.overview import days_left, to_datetime
 
 
 def when(value: Any) -> str:
@@ -55,18 +34,11 @@ def filesize(value: Any) -> str:
     if not isinstance(value, int | float):
         return "—"
     size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
-
-
-def days_left(ship_by: datetime | None, now: datetime | None = None) -> int | None:
-    """Calendar days until the ship-by date (negative: overdue)."""
-    if ship_by is None:
-        return None
-    return (ship_by.date() - (now or datetime.now(UTC)).date()).days
 
 
 def label(value: Any) -> str:

@@ -7,6 +7,7 @@ buyer's four photos arriving in one sync — become one line with a count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,12 +104,11 @@ def technical(event: Event) -> str:
 
 def sentence(event: Event) -> str:
     words = WORDS.get(event.event)
-    if words is None:
-        return event.event.replace("_", " ").capitalize()
-    try:
-        return words(event.details)
-    except (KeyError, TypeError, ValueError):  # a hand-edited manifest: still say something true
-        return event.event.replace("_", " ").capitalize()
+    if words is not None:
+        # A hand-edited manifest (a detail missing or of the wrong type): still say something true.
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            return words(event.details)
+    return event.event.replace("_", " ").capitalize()
 
 
 def lines(history: list[Event], job_id: str | None = None) -> list[Line]:

@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import current_app
 
@@ -16,6 +17,15 @@ from kaalwatch.model import Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, Workspace
 from review_app.sessions import LoginThrottle
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity (mtime, size, inode): every write is an atomic replace, which changes it. None: no file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class OrderCache:
@@ -47,11 +57,9 @@ class OrderCache:
         if not self._indexed(receipt_id):
             raise NotFoundError(f"no order {receipt_id}")
         folder = self.ws.folder_of(receipt_id)
-        try:
-            stat = os.stat(folder / MANIFEST)
-        except FileNotFoundError:
-            raise NotFoundError(f"order {receipt_id} has no manifest") from None
-        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        stamp = file_stamp(folder / MANIFEST)
+        if stamp is None:
+            raise NotFoundError(f"order {receipt_id} has no manifest")
         with self._lock:
             hit = self._entries.get(receipt_id)
             if hit and hit[0] == stamp:

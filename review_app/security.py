@@ -32,6 +32,8 @@ CSP = (
 )
 # Files (previews, references) get their own, stricter policy: nothing in them may run or load anything.
 FILE_CSP = "default-src 'none'; img-src 'self'; sandbox"
+HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+           "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Resource-Policy": "same-origin"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Endpoints reachable without a login: the login form itself and the page's own CSS and JavaScript.
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static"})
@@ -161,13 +163,9 @@ def _same_origin() -> bool:
 # Sessions
 
 
-def login_required() -> bool:
-    return bool(current_app.config["KAALWATCH_AUTH_REQUIRED"])
-
-
 def logged_in(ws: Workspace) -> bool:
     """Idle and absolute expiry are the session store's (a row that outlived them is not loaded at all)."""
-    if not login_required():
+    if not current_app.config["KAALWATCH_AUTH_REQUIRED"]:
         return True
     if not session.get("user"):
         return False
@@ -216,15 +214,13 @@ def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
         if not policy.allows(request.headers.get("Host")):
             abort(400, "unknown Host header")
         g.logged_in = logged_in(ws)
-        if request.endpoint in PUBLIC_ENDPOINTS:
-            if request.method not in SAFE_METHODS and not (_csrf_ok() and _same_origin()):
-                abort(400, "missing or wrong CSRF token; reload the page and try again")
-            return None
-        # 2. Everything else needs a session (a POST without one changes nothing: it is sent to log in).
-        if not g.logged_in:
+        # 2. All but the login form and the static files need a session (a POST without one changes nothing:
+        #    it is sent to log in).
+        if not g.logged_in and request.endpoint not in PUBLIC_ENDPOINTS:
             target = request.full_path if request.method in SAFE_METHODS else request.path
             return redirect(url_for("auth.login", next=target.rstrip("?")))
-        # 3. Every state-changing request carries the session's CSRF token and comes from our origin.
+        # 3. Every state-changing request (the login form's too) carries the session's CSRF token and comes
+        #    from our origin.
         if request.method not in SAFE_METHODS and not (_csrf_ok() and _same_origin()):
             abort(400, "missing or wrong CSRF token; reload the page and try again")
         # 4. A number too big for the index (SQLite's 64-bit integers) names nothing; say so before any lookup.
@@ -234,16 +230,9 @@ def init_app(app: Flask, ws: Workspace, policy: HostPolicy) -> None:
 
     @app.after_request
     def headers(response: Response) -> Response:
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-        if response.headers.get("X-Kaalwatch-File"):
-            del response.headers["X-Kaalwatch-File"]
-            response.headers["Content-Security-Policy"] = FILE_CSP
-        else:
-            response.headers["Content-Security-Policy"] = CSP
+        response.headers.update(HEADERS)
+        is_file = response.headers.pop("X-Kaalwatch-File", None)  # a mark from the file views, not sent
+        response.headers["Content-Security-Policy"] = FILE_CSP if is_file else CSP
         if response.mimetype == "text/html" or "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
         return response

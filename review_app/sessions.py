@@ -141,13 +141,9 @@ class SessionStore:
 
 def revoke_all(ws: Workspace) -> int:
     """End every session and lift the login lock (``set-password``, from any process); returns sessions ended."""
-    db = Database(ws.secrets)
-    try:
-        with db.transaction() as conn:
-            ended = conn.execute("DELETE FROM sessions").rowcount
-            conn.execute("DELETE FROM throttle")
-    finally:
-        db.close()
+    with contextlib.closing(Database(ws.secrets)) as db, db.transaction() as conn:
+        ended = conn.execute("DELETE FROM sessions").rowcount
+        conn.execute("DELETE FROM throttle")
     return int(ended)
 
 

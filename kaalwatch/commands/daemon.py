@@ -8,15 +8,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from kaalwatch import service as svc  # the standard library only: cheap to import
 from kaalwatch.cli import Context
 from kaalwatch.errors import KaalwatchError
-
-if TYPE_CHECKING:
-    from kaalwatch.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,37 +97,30 @@ def service() -> None:
     """Install kaalwatch as a per-user background service (systemd user unit, LaunchAgent, logon task)."""
 
 
-def _spec(ctx: Context) -> ServiceSpec:
-    from kaalwatch.service import default_spec
+def _spec(ctx: Context) -> svc.ServiceSpec:
     from kaalwatch.settings_sources import default_config_path
 
     config = ctx.config_path or (Path(os.environ["KAALWATCH_CONFIG"]) if os.environ.get("KAALWATCH_CONFIG")
                                  else default_config_path())
     if not config.exists():
         raise KaalwatchError(f"no config at {config}", hint="run `kaalwatch init` first")
-    return default_spec(config, ctx.settings.workspace)
+    return svc.default_spec(config, ctx.settings.workspace)
 
 
 @service.command("install")
 @click.pass_obj
 def service_install(ctx: Context) -> None:
     """Write and start the service for this user."""
-    from kaalwatch import service as svc
-
     svc.install(_spec(ctx), out=click.echo)
 
 
 @service.command("uninstall")
 def service_uninstall() -> None:
     """Stop and remove the service."""
-    from kaalwatch import service as svc
-
     svc.uninstall(out=click.echo)
 
 
 @service.command("status")
 def service_status() -> None:
     """Whether the service is installed and running."""
-    from kaalwatch import service as svc
-
     click.echo(svc.status())

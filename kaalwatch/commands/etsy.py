@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -129,31 +130,24 @@ def sync(ctx: Context, since: datetime | None, dry_run: bool, no_downloads: bool
 
     ws = ctx.workspace()
     bar = _LazyBar("Importing receipts") if since is not None and sys.stderr.isatty() else None
-    try:
-        with EtsyClient.from_settings(ctx.settings, ws) as client:
-            report = sync_once(ws, ctx.settings, client, since=since.replace(tzinfo=UTC) if since else None,
-                               dry_run=dry_run, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    with bar or contextlib.nullcontext(), EtsyClient.from_settings(ctx.settings, ws) as client:
+        report = sync_once(ws, ctx.settings, client, since=since.replace(tzinfo=UTC) if since else None,
+                           dry_run=dry_run, progress=bar)
     for line in report.changes:
         click.echo(line)
     for line in report.errors[:20]:
         click.echo(f"  error: {line}", err=True)
     if not dry_run and not no_downloads:  # downloads need no Etsy call: they run even after an early stop
         files = _LazyBar("Downloading references") if sys.stderr.isatty() else None
-        try:
+        with files or contextlib.nullcontext():
             click.echo(DownloadQueue(ws, ctx.settings).run(progress=files).summary())
-        finally:
-            if files is not None:
-                files.close()
     click.echo(report.summary())  # the last line, as scripts read it
     if report.exception is not None:
         raise report.exception
 
 
-class _LazyBar:
-    """A click progress bar that appears once the total is known (the first page says it)."""
+class _LazyBar(contextlib.AbstractContextManager["_LazyBar"]):
+    """A click progress bar that appears once the total is known (the first page says it); closed on leaving."""
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -168,6 +162,6 @@ class _LazyBar:
         self.bar.update(done - self.done)
         self.done = done
 
-    def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)

@@ -28,12 +28,9 @@ def purge(ctx: Context, dry_run: bool) -> None:
     for order in report.orders:
         why = "finished" if order.basis == "finished" else "no activity"
         click.echo(f"order {order.receipt_id} ({why}; {order.bytes_freed / BYTES_PER_MB:.1f} MB):")
-        for line in order.removed:
-            click.echo(f"  {verb} delete   {line}")
-        for line in order.anonymised:
-            click.echo(f"  {verb} remove   {line}")
-        for line in order.renamed:
-            click.echo(f"  {verb} change   {line}")
+        for word, lines in (("delete", order.removed), ("remove", order.anonymised), ("change", order.renamed)):
+            for line in lines:
+                click.echo(f"  {verb} {word}   {line}")
     for receipt_id, why in sorted(report.skipped.items()):
         click.echo(f"order {receipt_id}: left alone ({why})")
     for receipt_id, when in sorted(report.warnings.items()):

@@ -17,7 +17,7 @@ from kaalwatch.cli import Context
 from kaalwatch.errors import ConfigError, WorkspaceError
 from kaalwatch.etsy.ratelimit import describe_not_before
 from kaalwatch.index import JobRow
-from kaalwatch.model import ERROR_SOURCES, JobState, parse_time, utcnow
+from kaalwatch.model import ERROR_SOURCES, JobState, utcnow
 from kaalwatch.settings import Settings, render_default_config
 from kaalwatch.settings_sources import default_config_path
 from kaalwatch.steps import GROUPS
@@ -57,10 +57,6 @@ def init(ctx: Context, workspace_dir: Path | None) -> None:
     click.echo("next:      kaalwatch auth   (connect your Etsy shop), then kaalwatch run")
 
 
-def _days_left(ship_by: datetime | None, now: datetime) -> int | None:
-    return None if ship_by is None else (ship_by.date() - now.date()).days
-
-
 class JobWarning(TypedDict):
     source: str
     message: str
@@ -87,7 +83,7 @@ class JobSummary(TypedDict):
 def job_summary(row: JobRow, settings: Settings, now: datetime) -> JobSummary:
     """One job as plain data for the table and --json (days left, due and overdue flags)."""
     # An on-hold job does not count down: it is not late while the owner deliberately waits.
-    days = None if row.state is JobState.ON_HOLD else _days_left(row.ship_by, now)
+    days = None if row.state is JobState.ON_HOLD else overview.days_left(row.ship_by, now)
     slack = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
     return {
         "receipt_id": row.receipt_id,
@@ -106,16 +102,11 @@ def job_summary(row: JobRow, settings: Settings, now: datetime) -> JobSummary:
     }
 
 
-STALE_HEALTH_SECONDS = 30
-
-
 def daemon_line(health: Mapping[str, object], now: datetime) -> str:
     """One line about the daemon from its health file: running or not, watcher, queue, last sync."""
     if not health:
         return "daemon: not running (start it with `kaalwatch run` or `kaalwatch service install`)"
-    updated = parse_time(health.get("updated_at"))
-    stale = updated is None or (now - updated).total_seconds() > STALE_HEALTH_SECONDS
-    if not health.get("running", True) or stale:
+    if not (health.get("running", True) and overview.fresh_health(health, now)):
         when = health.get("updated_at") or "unknown"
         return f"daemon: not running (last seen {when}; start it with `kaalwatch run`)"
     alive = "alive" if health.get("watcher_alive") else "NOT running"

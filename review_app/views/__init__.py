@@ -1,1 +1,1 @@
-"""The review page's Blueprints, one module per area (see ``review_app.VIEWS``)."""
+"""The review page's Blueprints, one module per area (registered by ``review_app.create_app``)."""

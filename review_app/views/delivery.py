@@ -8,13 +8,13 @@ views only call :mod:`kaalwatch.delivery`, which changes orders through ``ws.edi
 from __future__ import annotations
 
 import logging
-from typing import Any
+import math
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from kaalwatch import delivery
-from kaalwatch.errors import KaalwatchError, NotFoundError
+from kaalwatch.errors import KaalwatchError
 from kaalwatch.model import Order
 from review_app.runtime import runtime
 from review_app.views.files import serve_tool_file
@@ -23,16 +23,13 @@ bp = Blueprint("delivery", __name__)
 log = logging.getLogger("kaalwatch.review")
 
 
-@bp.app_context_processor
-def _panel_helpers() -> dict[str, Any]:
-    def delivery_panel(order: Order) -> delivery.Panel | None:
-        try:
-            rt = runtime()
-            return delivery.panel(rt.ws, rt.settings, order)
-        except KaalwatchError:
-            return None  # the page still shows; the panel says nothing rather than something wrong
-
-    return {"delivery_panel": delivery_panel}
+@bp.app_template_global("delivery_panel")
+def delivery_panel(order: Order) -> delivery.Panel | None:
+    try:
+        rt = runtime()
+        return delivery.panel(rt.ws, rt.settings, order)
+    except KaalwatchError:
+        return None  # the page still shows; the panel says nothing rather than something wrong
 
 
 def _back(receipt_id: int, job_id: str) -> Response:
@@ -65,12 +62,10 @@ def prepare(receipt_id: int, job_id: str) -> Response:
 def _position(raw: str | None) -> float | None:
     """The frame position sent by the page, in percent; None (centred) when absent or not a number."""
     try:
-        value = float(raw) if raw not in (None, "") else None
+        value = float(raw or "nan")
     except ValueError:
         return None
-    if value is None or value != value:  # NaN
-        return None
-    return min(100.0, max(0.0, value)) / 100
+    return None if math.isnan(value) else min(100.0, max(0.0, value)) / 100
 
 
 @bp.post("/jobs/<int:receipt_id>/<job_id>/deliver/crop")
@@ -78,10 +73,7 @@ def crop(receipt_id: int, job_id: str) -> Response:
     rt = runtime()
     key = request.form.get("key", "")
     order = rt.orders.load(receipt_id)
-    try:
-        job = order.job(job_id)
-    except NotFoundError:
-        abort(404, "no such job")
+    job = order.job(job_id)  # an unknown job is a 404 (errors.py), like the job page's
     keys = {plan.key for plan in delivery.panel(rt.ws, rt.settings, order).plans if plan.job_id == job.job_id}
     if key not in keys:
         flash("That file has no crop to move.", "error")
@@ -103,11 +95,7 @@ def crop(receipt_id: int, job_id: str) -> Response:
 @bp.get("/jobs/<int:receipt_id>/<job_id>/deliver/thumb/<int:index>")
 def thumb(receipt_id: int, job_id: str, index: int) -> Response:
     """The thumbnail of a built file's own pixels, by its position among the job's deliverables."""
-    order = runtime().orders.load(receipt_id)
-    try:
-        deliverables = order.job(job_id).deliverables
-    except NotFoundError:
-        abort(404, "no such job")
+    deliverables = runtime().orders.load(receipt_id).job(job_id).deliverables
     if not 0 <= index < len(deliverables):
         abort(404, "no such file")
     return serve_tool_file(deliverables[index].thumb)

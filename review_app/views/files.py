@@ -25,11 +25,12 @@ IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
 MAX_AGE = 300  # version files never change (new saves get new numbers); a short cache keeps lists snappy
 
 
-def _serve(path: Path, *, download_name: str | None = None) -> Response:
+def serve_image(path: Path, *, download_name: str | None = None, max_age: int = MAX_AGE) -> Response:
+    """An image file, privately cached for ``max_age`` seconds, under the strict policy for files."""
     mimetype = IMAGE_TYPES.get(path.suffix.lower())
     if mimetype is None or not path.is_file():
         abort(404, "no such file")
-    response = send_file(path, mimetype=mimetype, conditional=True, max_age=MAX_AGE,
+    response = send_file(path, mimetype=mimetype, conditional=True, max_age=max_age,
                          as_attachment=download_name is not None, download_name=download_name)
     response.cache_control.private = True
     response.cache_control.public = False
@@ -54,7 +55,7 @@ def _tool_file(relative: str | None) -> Path:
 
 def serve_tool_file(relative: str | None) -> Response:
     """An image of the tool area named by a manifest (e.g. a deliverable's thumbnail), with every check above."""
-    return _serve(_tool_file(relative))
+    return serve_image(_tool_file(relative))
 
 
 @bp.get("/<int:receipt_id>/<job_id>/v/<int:number>/<any(preview, thumb):kind>")
@@ -67,7 +68,7 @@ def version_file(receipt_id: int, job_id: str, number: int, kind: str) -> Respon
     download = None
     if kind == "preview" and request.args.get("download") == "1":
         download = f"{receipt_id}-{number:03d}-proof{path.suffix.lower()}"
-    return _serve(path, download_name=download)
+    return serve_image(path, download_name=download)
 
 
 def _reference_path(order: Order, index: int) -> Path:
@@ -98,7 +99,7 @@ def reference(receipt_id: int, index: int) -> Response:
     path = _reference_path(order, index)
     if path.suffix.lower() not in IMAGE_TYPES:  # TIFF, HEIC, PSD: the browser cannot show them; the thumb can
         return reference_thumb(receipt_id, index)
-    return _serve(path)
+    return serve_image(path)
 
 
 @bp.get("/<int:receipt_id>/ref/<int:index>/thumb")
@@ -108,5 +109,5 @@ def reference_thumb(receipt_id: int, index: int) -> Response:
         abort(404, "no such reference")
     ref = order.references[index]
     if ref.thumb:
-        return _serve(_tool_file(ref.thumb))
-    return _serve(_reference_path(order, index))
+        return serve_image(_tool_file(ref.thumb))
+    return serve_image(_reference_path(order, index))

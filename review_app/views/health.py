@@ -9,7 +9,7 @@ from flask import Blueprint
 
 from kaalwatch import overview
 from kaalwatch.etsy.ratelimit import describe_not_before
-from review_app.filters import to_datetime
+from kaalwatch.overview import to_datetime
 from review_app.runtime import runtime
 
 bp = Blueprint("health", __name__)

@@ -20,8 +20,9 @@ from werkzeug.wrappers import Response
 
 from kaalwatch import lifecycle, steps
 from kaalwatch.deliver_folder import built
+from kaalwatch.delivery import etsy_order_url
 from kaalwatch.errors import KaalwatchError, TransitionError
-from kaalwatch.model import ERROR_SOURCES, Job, JobState, Order, Version, utcnow
+from kaalwatch.model import ERROR_SOURCES, Job, Order, Version, utcnow
 from kaalwatch.retention import clock
 from kaalwatch.settings import Settings
 from kaalwatch.workflows import by_name
@@ -40,14 +41,6 @@ RESCAN_MAX_WAIT = 10.0
 def fingerprint(job: Job) -> str:
     """What an action's decision depends on; unrelated events (a preview finishing) do not change it."""
     return f"{job.state.value}:{job.approved_version}:{len(job.versions)}:{len(job.proofs)}:{job.revisions_used}"
-
-
-def etsy_order_url(settings: Settings, receipt_id: int) -> str:
-    try:
-        from kaalwatch.delivery import etsy_order_url as delivery_url
-    except ImportError:  # the delivery module owns this URL; until it exists, Etsy's sold-orders page
-        return f"https://www.etsy.com/your/orders/sold?order_id={int(receipt_id)}"
-    return delivery_url(settings, receipt_id)
 
 
 def first_name(order: Order) -> str:
@@ -158,20 +151,15 @@ def page(receipt_id: int, job_id: str) -> str:
     proofable = [v for v in with_preview if v.number in steps.proofable(job)]
     proof_version = proofable[-1] if proofable else None
     last_action = lifecycle.undoable(order, job.job_id)
-    references = [
-        (index, ref) for index, ref in enumerate(order.references) if ref.job_id in (None, job.job_id)
-    ]
+    references = [(index, ref) for index, ref in enumerate(order.references) if ref.job_id in (None, job.job_id)]
     return render_template(
         "job.html",
         order=order,
         job=job,
         folder=_job_folder(order, job),
-        workflow=workflow,
-        revisions_left=max(0, workflow.revisions_included - job.revisions_used),
         rounds=rounds_text(job.revisions_used, workflow.revisions_included),
         compare=_compare(job),
         conflicts=conflict_pairs(order, job),
-        with_preview=with_preview,
         proofable=proofable,
         proof_version=proof_version,
         view=steps.outlook(order, job),
@@ -188,7 +176,6 @@ def page(receipt_id: int, job_id: str) -> str:
         etsy_url=etsy_order_url(rt.settings, receipt_id),
         message=proof_message(order, job, rt.settings, rt.settings.shop_name),
         seen=fingerprint(job),
-        States=JobState,
         retention_due=clock.due(order, rt.settings, utcnow()),
     )
 
@@ -319,17 +306,13 @@ def rescan(receipt_id: int, job_id: str) -> Response:
     rt = runtime()
     order = rt.orders.load(receipt_id)
     order.job(job_id)  # 404 for a job that does not exist, before any work
-    try:
-        from kaalwatch.watch import rescan_order
-    except ImportError:  # the watcher package is optional until it lands; the page must still work
-        flash("Rescanning is not available in this installation.", "error")
-        return _back(receipt_id, job_id)
+    from kaalwatch.watch import rescan_order  # the watcher's imports load when the owner asks, not with the page
+
     try:
         report = rescan_order(rt.ws, rt.settings, receipt_id, max_wait=RESCAN_MAX_WAIT)
     except KaalwatchError as exc:
         flash(f"Rescan failed: {exc}", "error")
         return _back(receipt_id, job_id)
-    summary = report.summary() if callable(getattr(report, "summary", None)) else str(report)
     log.info("review page: rescanned order %s", receipt_id)
-    flash(f"Rescanned: {summary}", "ok")
+    flash(f"Rescanned: {report.summary()}", "ok")
     return _back(receipt_id, job_id)

@@ -13,10 +13,10 @@ from flask import Blueprint, abort, current_app, render_template, request
 
 from kaalwatch.index import JobRow
 from kaalwatch.model import ACTIVE_STATES, JobState
+from kaalwatch.overview import days_left
 from kaalwatch.settings import Settings
 from kaalwatch.steps import GROUPS, WORK_GROUPS
 from kaalwatch.workflows import by_name
-from review_app.filters import days_left
 from review_app.runtime import runtime
 
 bp = Blueprint("jobs", __name__)
@@ -52,22 +52,18 @@ class Group:
     count: int = 0
 
 
-def _line(row: JobRow, now: datetime, slack: dict[str, int], settings: Settings) -> Line:
+def _line(row: JobRow, now: datetime, settings: Settings) -> Line:
     live = row.state in ACTIVE_STATES and row.state is not JobState.ON_HOLD
     days = days_left(row.ship_by, now) if live else None
-    grace = slack.get(row.workflow)
-    if grace is None:
-        grace = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
+    grace = by_name(settings.workflows, settings.default_workflow, row.workflow).due_slack_days
     waiting = (now - row.since).days if row.step == "waiting" and row.since else None
     return Line(row=row, days=days, overdue=days is not None and days < 0,
                 due=days is not None and days <= grace, waiting=waiting)
 
 
 def _lines(rows: list[JobRow]) -> list[Line]:
-    rt = runtime()
-    now = datetime.now(UTC)
-    slack = {w.name: w.due_slack_days for w in (*rt.settings.workflows, rt.settings.default_workflow)}
-    return [_line(row, now, slack, rt.settings) for row in rows]
+    now, settings = datetime.now(UTC), runtime().settings
+    return [_line(row, now, settings) for row in rows]
 
 
 def _search_arg() -> str:
@@ -118,10 +114,7 @@ def index() -> str:
     step = request.args.get("step") or None
     if step is not None and step not in GROUPS:
         abort(404, f"no such step: {step[:40]}")
-    try:
-        page = max(1, min(int(request.args.get("page", "1")), 100_000))
-    except ValueError:
-        page = 1
+    page = max(1, min(request.args.get("page", 1, type=int), 100_000))
     states, active = _filter(state)
     size = int(current_app.config["KAALWATCH_PAGE_SIZE"])
     rows = rt.ws.jobs(states=states, active=active, search=search, steps={step} if step else None,

@@ -18,15 +18,13 @@ What the stamp covers:
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from kaalwatch.errors import NotFoundError
 from kaalwatch.store import MANIFEST
-from review_app.runtime import runtime
+from review_app.runtime import file_stamp, runtime
 from review_app.views import health
 
 bp = Blueprint("live", __name__)
@@ -36,22 +34,14 @@ bp = Blueprint("live", __name__)
 POLL_MS = 300
 
 
-def _stat(path: Path) -> tuple[int, int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, 0, 0)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def stamp(receipt_id: int | None) -> str:
     rt = runtime()
     parts: list[object] = []
     if receipt_id is None:
         index = rt.ws.index_path
-        parts += [_stat(index), _stat(index.with_name(index.name + "-wal"))]
+        parts += [file_stamp(index), file_stamp(index.with_name(index.name + "-wal"))]
     else:
-        parts.append(_stat(rt.ws.folder_of(receipt_id) / MANIFEST))
+        parts.append(file_stamp(rt.ws.folder_of(receipt_id) / MANIFEST))
     head = health.status()
     parts += [head["watcher"], head["queue_length"], head["last_sync"], head["sync_error"]]
     return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, request, send_file, url_for
+from flask import Blueprint, abort, request, url_for
 from werkzeug.wrappers import Response
 
 from kaalwatch import naming
@@ -29,6 +29,7 @@ from kaalwatch.model import Job, Order, Version
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from review_app.runtime import runtime
+from review_app.views.files import serve_image
 
 bp = Blueprint("tiles", __name__)
 log = logging.getLogger("kaalwatch.review")
@@ -118,6 +119,7 @@ def warm_latest(ws: Workspace, settings: Settings, done: set[tuple[int, str, int
     return built
 
 
+@bp.app_template_global("viewer_data")
 def viewer_data(order: Order, job: Job) -> dict[str, Any]:
     """What viewer.js needs, as plain data (rendered into a data attribute, escaped by ``tojson``)."""
     rid, jid = order.receipt_id, job.job_id
@@ -137,13 +139,7 @@ def viewer_data(order: Order, job: Job) -> dict[str, Any]:
             for i, ref in enumerate(order.references) if ref.job_id in (None, jid) and ref.status == "ok"]
     wanted = {k: request.args.get(k, "") for k in ("a", "b")}
     return {"versions": versions, "refs": refs,
-            "a": int(wanted["a"]) if wanted["a"].isdigit() and len(wanted["a"]) < 7 else None,
-            "b": int(wanted["b"]) if wanted["b"].isdigit() and len(wanted["b"]) < 7 else None}
-
-
-@bp.app_template_global("viewer_data")
-def _viewer_data_global(order: Order, job: Job) -> dict[str, Any]:
-    return viewer_data(order, job)
+            **{k: int(v) if v.isdigit() and len(v) < 7 else None for k, v in wanted.items()}}
 
 
 @bp.get("/jobs/<int:receipt_id>/<job_id>/v/<int:number>/tile/<int:level>/<int:x>/<int:y>")
@@ -164,9 +160,6 @@ def tile(receipt_id: int, job_id: str, number: int, level: int, x: int, y: int) 
     path = tiles.tile_path(cache, level, x, y)
     if x > 4096 or y > 4096 or not path.is_file():
         abort(404, "no such tile")
-    response = send_file(path, mimetype="image/jpeg", conditional=True, max_age=TILE_MAX_AGE)
-    response.cache_control.private = True
-    response.cache_control.public = False
+    response = serve_image(path, max_age=TILE_MAX_AGE)
     response.cache_control.immutable = True
-    response.headers["X-Kaalwatch-File"] = "1"  # security.headers gives files their own strict CSP
     return response

@@ -186,7 +186,7 @@ def test_two_sessions_approving_at_once_give_one_result(app: Flask, ws: Workspac
 
 @pytest.fixture
 def fake_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Stand in for kaalwatch.watch when it is not installed yet, recording which orders were rescanned."""
+    """Stand in for kaalwatch.watch, recording which orders were rescanned."""
     calls: list[int] = []
 
     class Report:
@@ -209,18 +209,9 @@ def test_rescan_now_shows_the_report(client: FlaskClient, order: Order, fake_wat
     assert "Rescanned: 2 new versions" in client.get(page_of(order)).get_data(as_text=True)
 
 
-def test_rescan_without_watcher_module(client: FlaskClient, order: Order, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "kaalwatch.watch", None)  # importing it raises ImportError
-    assert act(client, order, "rescan").status_code == 303
-    assert "Rescanning is not available" in client.get(page_of(order)).get_data(as_text=True)
-
-
-def test_open_on_etsy_prefers_the_delivery_url(client: FlaskClient, order: Order,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("kaalwatch.delivery")
-    module.etsy_order_url = lambda settings, rid: f"https://etsy.example/orders/{rid}"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kaalwatch.delivery", module)
-    assert f"https://etsy.example/orders/{order.receipt_id}" in client.get(page_of(order)).get_data(as_text=True)
+def test_open_on_etsy_links_the_order(client: FlaskClient, order: Order) -> None:
+    url = f"https://www.etsy.com/your/orders/sold?order_id={order.receipt_id}"
+    assert url in client.get(page_of(order)).get_data(as_text=True)
 
 
 def test_actions_log_receipt_ids_not_buyer_names(client: FlaskClient, order: Order,

@@ -69,7 +69,8 @@ def env(app: Flask, ws: Workspace, order: Order, make_order: Callable[..., Order
     (ws.secrets_dir / "bait.jpg").write_bytes(jpeg((10, 10), (1, 2, 3)))
     (ws.root.parent / "outside.jpg").write_bytes(jpeg((10, 10), (3, 2, 1)))
     stub = types.ModuleType("kaalwatch.watch")  # the rescan button's own work is tested elsewhere
-    stub.rescan_order = lambda ws, settings, receipt_id, **kw: "nothing new"  # type: ignore[attr-defined]
+    report = types.SimpleNamespace(summary=lambda: "nothing new")
+    stub.rescan_order = lambda ws, settings, receipt_id, **kw: report  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kaalwatch.watch", stub)
     with app.app_context():
         # the fuzz guesses passwords all day
