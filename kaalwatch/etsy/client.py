@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ class EtsyClient:
             if current.access_token != stale and fresh_enough:
                 self._tokens = current  # another process refreshed while we waited for the lock
                 return current
-            body = self._send("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
+            body = self.request("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
                 "grant_type": "refresh_token", "client_id": self.settings.keystring,
                 "refresh_token": current.refresh_token,
             })
@@ -165,7 +166,7 @@ class EtsyClient:
 
     def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
         """OAuth code → token answer (form-encoded, as Etsy requires)."""
-        return self._send("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
+        return self.request("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
             "grant_type": "authorization_code", "client_id": self.settings.keystring,
             "redirect_uri": redirect_uri, "code": code, "code_verifier": verifier,
         })
@@ -174,11 +175,6 @@ class EtsyClient:
                 data: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
                 bearer: bool = True) -> Any:
         """One Etsy call with refresh-on-401 (once) and the retry policy; returns the parsed JSON."""
-        return self._send(method, path, operation=operation, params=params, data=data, json=json, bearer=bearer)
-
-    def _send(self, method: str, path: str, *, operation: str, params: dict[str, Any] | None = None,
-              data: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
-              bearer: bool = True) -> Any:
         url = self.base_url + path
         refreshed = False
         attempt = 0
@@ -194,12 +190,9 @@ class EtsyClient:
             try:
                 resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
                                             timeout=self.settings.timeout_seconds, allow_redirects=False)
-            except requests.Timeout:
-                last_problem, server_error = "timed out", ""
-                resp = None
-            except requests.ConnectionError:
-                last_problem, server_error = "connection failed", ""
-                resp = None
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last_problem = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                server_error, resp = "", None
             if resp is not None:
                 self.limiter.observe(resp.headers)
                 status = resp.status_code
@@ -291,9 +284,6 @@ class EtsyClient:
 
     # --------------------------------------------------------------------------------------- operations
 
-    def ping(self) -> dict[str, Any]:
-        return self.request("GET", f"{API}/openapi-ping", operation="ping", bearer=False)
-
     def get_me(self) -> dict[str, Any]:
         return self.request("GET", f"{API}/users/me", operation="getMe")
 
@@ -347,9 +337,7 @@ class EtsyClient:
     def create_receipt_shipment(self, shop_id: int, receipt_id: int,
                                 note_to_buyer: str | None = None) -> dict[str, Any]:
         """Mark a receipt shipped (no tracking: Etsy emails the buyer). Needs ``transactions_w``."""
-        body: dict[str, Any] = {}
-        if note_to_buyer:
-            body["note_to_buyer"] = note_to_buyer
+        body = {"note_to_buyer": note_to_buyer} if note_to_buyer else {}
         return self.request("POST", f"{API}/shops/{int(shop_id)}/receipts/{int(receipt_id)}/tracking",
                             operation="createReceiptShipment", json=body)
 
@@ -403,7 +391,5 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def _scope_in(text: str) -> str | None:
-    import re
-
     match = re.search(r"\b([a-z]+_[rwd])\b", text)
     return match.group(1) if match else None

@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import EtsyClient, etsy_connect_url
-from kaalwatch.etsy.tokens import Tokens, TokenStore, tokens_from_answer
+from kaalwatch.etsy.tokens import TokenStore, tokens_from_answer
 from kaalwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -228,10 +228,9 @@ def _finish(client: EtsyClient, store: TokenStore, settings: Settings, code: str
         scopes = tuple(client.token_scopes(tokens.access_token))
     except EtsyError:
         scopes = tuple(settings.etsy.scopes)
-    final = Tokens(access_token=client.tokens().access_token, refresh_token=client.tokens().refresh_token,
-                   expires_at=client.tokens().expires_at, refresh_issued_at=client.tokens().refresh_issued_at,
-                   user_id=int(user_id) if user_id else None, shop_id=int(shop_id) if shop_id else None,
-                   shop_name=shop_name, scopes=scopes, connected_at=now, base_url=tokens.base_url)
+    # The pair in use now (get_me may have refreshed it), with what connecting learnt about the shop.
+    final = replace(client.tokens(), user_id=int(user_id) if user_id else None,
+                    shop_id=int(shop_id) if shop_id else None, shop_name=shop_name, scopes=scopes)
     with store.lock():
         store.save(final)
     client._tokens = final
