@@ -49,9 +49,8 @@ def confirm_uploaded(ws: Workspace, receipt_id: int, *, manual: bool, actor: str
 def etsy_order_url(settings: Settings, receipt_id: int) -> str:
     """The page where the artist completes the order and uploads its files."""
     base = settings.etsy.base_url.rstrip("/")
-    if is_loopback_url(base):
-        return f"{base}/your/orders/sold?order_id={int(receipt_id)}"
-    return f"https://www.etsy.com/your/orders/sold?order_id={int(receipt_id)}"
+    site = base if is_loopback_url(base) else "https://www.etsy.com"
+    return f"{site}/your/orders/sold?order_id={int(receipt_id)}"
 
 
 class ShipmentClient(ShopClient, Protocol):

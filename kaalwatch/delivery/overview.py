@@ -10,7 +10,6 @@ from pathlib import Path
 
 from kaalwatch.delivery.after_upload import etsy_order_url
 from kaalwatch.delivery.folder import visible_files
-from kaalwatch.delivery.framing import Frame
 from kaalwatch.delivery.limits import Check, count_check, file_checks, human_size
 from kaalwatch.delivery.promises import PlannedFile, plan_job, quantity_check
 from kaalwatch.model import AddOn, JobState, Order
@@ -47,28 +46,6 @@ class PanelFile:
 
 
 @dataclass
-class PanelPlan:
-    """One promised file of one approved job, before it is built."""
-
-    job_id: str
-    version: int
-    key: str
-    describe: str
-    frame: Frame
-    margin_colour: str
-    warnings: list[Check]
-
-    @property
-    def view_box(self) -> str:
-        """The SVG view of the output sheet in artwork pixels (wider than the art when it has margins)."""
-        f = self.frame
-        if not f.margins:
-            return f"0 0 {f.width} {f.height}"
-        cw, ch = (round(f.canvas[0]), round(f.canvas[1]))
-        return f"{-round((cw - f.width) * f.position)} {-round((ch - f.height) * f.position)} {cw} {ch}"
-
-
-@dataclass
 class Panel:
     receipt_id: int
     folder: Path
@@ -78,7 +55,7 @@ class Panel:
     strangers: list[str]  # files in deliver/ that no ready job built (do not upload them)
     ready_jobs: list[str]
     claimed: bool  # "I have uploaded these" was pressed; waiting for Etsy
-    plans: list[PanelPlan] = field(default_factory=list)
+    plans: list[PlannedFile] = field(default_factory=list)  # approved jobs' files, before they are built
     job_checks: list[Check] = field(default_factory=list)  # quantity, colour
     addons: list[AddOn] = field(default_factory=list)
     urgent: bool = False
@@ -94,8 +71,8 @@ class Panel:
         return out
 
 
-def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PanelPlan], list[Check]]:
-    plans: list[PanelPlan] = []
+def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PlannedFile], list[Check]]:
+    plans: list[PlannedFile] = []
     checks: list[Check] = []
     for job in order.jobs:
         version = job.version(job.approved_version) if job.approved_version is not None else None
@@ -108,13 +85,8 @@ def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PanelP
         if plan is None:
             continue
         checks.extend(plan.job_checks)
-        plans.extend(_panel_plan(item, version.number) for item in plan.files)
+        plans.extend(plan.files)
     return plans, checks
-
-
-def _panel_plan(item: PlannedFile, version: int) -> PanelPlan:
-    return PanelPlan(item.job_id, version, item.key, item.describe, item.frame, item.promise.margin_colour,
-                     item.warnings)
 
 
 def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None = None) -> Panel:

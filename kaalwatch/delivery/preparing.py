@@ -145,7 +145,7 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
     # one decoded source (only the small resampled copies are new memory). Files of the whole artwork as it is
     # encode the source image object itself, whose save() state is not thread-safe: those are built here, one
     # after the other, while the pool builds the others.
-    items = plan_files(settings, job, *source.image.size)
+    items = plan_files(settings, job, version.number, *source.image.size)
     halve_for(source, [item.frame for item in items])
     whole = [item for item in items if item.frame.whole]
     with ThreadPoolExecutor(max_workers=max(1, min(len(items), BUILD_THREADS))) as pool:

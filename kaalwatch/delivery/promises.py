@@ -26,9 +26,11 @@ _QUARTER_TURNS = (5, 6, 7, 8)
 
 @dataclass
 class PlannedFile:
-    """One promised file of one job: its key, geometry and the promises it would miss."""
+    """One promised file of one job's approved ``version``: its key, geometry and the promises it would miss
+    (the delivery panel shows these before anything is built)."""
 
     job_id: str
+    version: int
     key: str
     promise: Promise
     frame: Frame
@@ -37,6 +39,19 @@ class PlannedFile:
     @property
     def warnings(self) -> list[Check]:
         return self.frame.warnings
+
+    @property
+    def margin_colour(self) -> str:
+        return self.promise.margin_colour
+
+    @property
+    def view_box(self) -> str:
+        """The SVG view of the output sheet in artwork pixels (wider than the art when it has margins)."""
+        f = self.frame
+        if not f.margins:
+            return f"0 0 {f.width} {f.height}"
+        cw, ch = (round(f.canvas[0]), round(f.canvas[1]))
+        return f"{-round((cw - f.width) * f.position)} {-round((ch - f.height) * f.position)} {cw} {ch}"
 
 
 @dataclass
@@ -121,15 +136,16 @@ def quantity_check(settings: Settings, job: Job) -> Check | None:
                                     f"them all, or ask the buyer")
 
 
-def plan_files(settings: Settings, job: Job, width: int, height: int) -> list[PlannedFile]:
-    """Every promise of ``job`` framed on a ``width`` x ``height`` artwork, with the job's saved positions."""
+def plan_files(settings: Settings, job: Job, version: int, width: int, height: int) -> list[PlannedFile]:
+    """Every promise of ``job`` framed on its ``version``, a ``width`` x ``height`` artwork, with the job's saved
+    positions."""
     out: list[PlannedFile] = []
     for promise in promises(settings, job):
         key = promise_key(promise)
         margins = True if key in job.margins else None
         frame = plan(width, height, promise, position=saved_position(job, key), margins=margins,
                      max_crop_share=settings.delivery.max_crop_share)
-        out.append(PlannedFile(job.job_id, key, promise, frame, describe(promise)))
+        out.append(PlannedFile(job.job_id, version, key, promise, frame, describe(promise)))
     return out
 
 
@@ -144,5 +160,5 @@ def plan_job(copy_path: Path, settings: Settings, job: Job) -> JobPlan | None:
             result.job_checks.append(check)
     size = artwork_size(copy_path, version)
     if size is not None:
-        result.files = plan_files(settings, job, *size)
+        result.files = plan_files(settings, job, version.number, *size)
     return result
