@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,10 +75,7 @@ class Fetcher:
 
     def fetch_listings(self, receipts: Iterable[EtsyReceipt]) -> None:
         """One ``getListingsByListingIds`` per 100 listings and one personalization read per listing."""
-        wanted = set()
-        for receipt in receipts:
-            wanted |= receipt.listing_ids
-        wanted -= set(self.listings)
+        wanted = set[int]().union(*(receipt.listing_ids for receipt in receipts)) - set(self.listings)
         if not wanted:
             return
         found = {}
@@ -94,9 +92,7 @@ class Fetcher:
                 questions = parse_questions(self.client.get_listing_personalization(listing_id))
             except EtsyNotFoundError:
                 questions = ()  # a deleted listing: its receipts still sync, answers keep Etsy's names
-            self.listings[listing_id] = ListingInfo(listing_id=info.listing_id, title=info.title,
-                                                    main_image_url=info.main_image_url, questions=questions,
-                                                    skus=info.skus)
+            self.listings[listing_id] = replace(info, questions=questions)
 
     def recheck_pages(self, ws: Workspace, shop_id: int) -> list[Page]:
         """Receipts of open orders, read again whatever their update time says (refunds Etsy did not bump,

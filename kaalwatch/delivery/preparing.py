@@ -153,8 +153,7 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
         done = {id(item): build(item) for item in whole}
         built = [done[id(item)] if id(item) in done else pending[id(item)].result() for item in items]
     report.problems.extend(b for b in built if isinstance(b, str))
-    planned = [b for b in built if isinstance(b, _Planned)]
-    return planned
+    return [b for b in built if isinstance(b, _Planned)]
 
 
 def _name_files(order: Order, planned: list[_Planned], settings: Settings) -> None:
