@@ -63,16 +63,14 @@ def consent_url(settings: Settings, redirect_uri: str, state: str, challenge: st
 
 def parse_redirect(url: str, state: str) -> str:
     """The code from the URL the browser was sent to; :class:`AuthError` on a wrong state or a refusal."""
-    query = parse_qs(urlsplit(url.strip()).query)
-    got_state = (query.get("state") or [""])[0]
-    if not secrets.compare_digest(got_state.encode(), state.encode()):
+    query = {key: values[0] for key, values in parse_qs(urlsplit(url.strip()).query).items()}
+    if not secrets.compare_digest(query.get("state", "").encode(), state.encode()):
         raise AuthError("the redirect did not carry this attempt's state (a stale or forged link)",
                         hint="run `kaalwatch auth` again and use the newest link")
     if query.get("error"):
-        reason = (query.get("error") or [""])[0]
-        raise AuthError(f"Etsy did not grant access ({html.escape(reason)[:60]})",
+        raise AuthError(f"Etsy did not grant access ({html.escape(query['error'])[:60]})",
                         hint="run `kaalwatch auth` again and press Allow")
-    code = (query.get("code") or [""])[0]
+    code = query.get("code", "")
     if not code:
         raise AuthError("the redirect carried no authorization code", hint="run `kaalwatch auth` again")
     return code
@@ -163,14 +161,12 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
             output("Open this address in a browser, sign in to Etsy and allow access:")
             output(url)
             output("Then paste the whole address your browser was sent to (even if the page did not load):")
-            stream = input_stream or sys.stdin
-            line = stream.readline()
+            line = (input_stream or sys.stdin).readline()
             if not line.strip():
                 raise AuthError("no redirected URL was pasted", hint="run `kaalwatch auth --no-browser` again")
             code = parse_redirect(line, state)
         else:
-            listen = settings.etsy.redirect_port if port is None else port
-            with _CallbackServer(listen, state) as server:
+            with _CallbackServer(settings.etsy.redirect_port if port is None else port, state) as server:
                 redirect_uri = settings.etsy.redirect_uri or f"http://localhost:{server.port}{CALLBACK_PATH}"
                 url = consent_url(settings, redirect_uri, state, challenge)
                 output("Opening Etsy to connect your shop. If no browser opens, visit:")
