@@ -35,6 +35,11 @@ SAMPLE_BANDS = 12
 _FULL_SIZE = 1 << 30
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "pdf": "pdf"}
+# The lossless formats' first rungs: normal compression, then the strongest (description, save options).
+LOSSLESS: dict[str, tuple[tuple[str, dict[str, object]], ...]] = {
+    "png": (("PNG", {"compress_level": 6}), ("PNG optimised (maximum compression)", {"optimize": True})),
+    "tiff": (("TIFF (LZW)", {"compression": "tiff_lzw"}), ("TIFF (deflate)", {"compression": "tiff_adobe_deflate"})),
+}
 
 
 @dataclass
@@ -199,38 +204,25 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, backgroun
         # 4:4:4 chroma: line art and lettering stay crisp, which matters more than bytes here. No
         # optimize=True: Pillow sizes its buffer at one byte per pixel for it, which detailed 4:4:4 art
         # overflows ("Suspension not allowed here").
-        return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi,
-                             icc_profile=icc)
+        return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi, icc_profile=icc)
 
     def pdf(quality: int, resolution: float) -> Callable[[], bytes]:
         return lambda: _save(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
 
+    def lossless(options: dict[str, object]) -> Callable[[], bytes]:
+        return lambda: _save(image, promise.format.upper(), dpi=dpi, icc_profile=icc, **options)
+
     qualities = sorted({q for q in (promise.quality, 90, MIN_QUALITY) if MIN_QUALITY <= q <= promise.quality},
                        reverse=True)
-    if promise.format == "png":
-        ladder = [
-            ("png", "PNG", lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, compress_level=6)),
-            ("png", "PNG optimised (maximum compression)",
-             lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, optimize=True)),
-        ]
-    elif promise.format == "tiff":
-        ladder = [
-            ("tiff", "TIFF (LZW)", lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_lzw")),
-            ("tiff", "TIFF (deflate)",
-             lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_adobe_deflate")),
-        ]
-    elif promise.format == "jpeg":
+    if promise.format == "jpeg":
         return [("jpeg", f"JPEG quality {q}", jpeg(q)) for q in qualities]
-    else:
+    if promise.format == "pdf":
         # Page size = pixels / dpi: 2400x3000 px at 300 DPI is an 8x10 in page; with a print size the page is
         # that size whatever the pixels (fewer pixels print at a lower DPI, which the checks warn about).
-        return [
-            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI", pdf(q, page_dpi))
-            for q in qualities
-        ]
-    ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
-               for q in FALLBACK_QUALITIES]
-    return ladder
+        return [("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI", pdf(q, page_dpi)) for q in qualities]
+    ladder = [(promise.format, description, lossless(options)) for description, options in LOSSLESS[promise.format]]
+    return ladder + [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
+                     for q in FALLBACK_QUALITIES]
 
 
 def lossless_estimate(image: Image.Image) -> int:

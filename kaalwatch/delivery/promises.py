@@ -155,9 +155,8 @@ def plan_job(copy_path: Path, settings: Settings, job: Job) -> JobPlan | None:
     if version is None:
         return None
     result = JobPlan(job.job_id, version.number)
-    for check in (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour)):
-        if check is not None:
-            result.job_checks.append(check)
+    checks = (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour))
+    result.job_checks = [check for check in checks if check is not None]
     size = artwork_size(copy_path, version)
     if size is not None:
         result.files = plan_files(settings, job, version.number, *size)
