@@ -79,9 +79,9 @@ class Fetcher:
         if not wanted:
             return
         found = {}
-        for data in self.client.get_listings_by_listing_ids(sorted(wanted), includes=("Images",)):
+        for data in self.client.get_listings_by_listing_ids(sorted(wanted)):
             try:
-                info = parse_listing(data, personalization={})
+                info = parse_listing(data)
             except ParseError as exc:
                 self.errors.append(str(exc))
                 continue

@@ -316,16 +316,13 @@ class EtsyClient:
             if not page.results or offset >= page.count:
                 return
 
-    def get_listings_by_listing_ids(self, listing_ids: Iterable[int], *,
-                                    includes: tuple[str, ...] = ("Images",)) -> list[dict[str, Any]]:
-        """Listings in batches of 100 (one call each); unknown ids are simply absent."""
+    def get_listings_by_listing_ids(self, listing_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Listings with their images, in batches of 100 (one call each); unknown ids are simply absent."""
         ids = sorted({int(i) for i in listing_ids})
         out: list[dict[str, Any]] = []
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start:start + BATCH_LIMIT]
-            params: dict[str, Any] = {"listing_ids": ",".join(str(i) for i in chunk)}
-            if includes:
-                params["includes"] = ",".join(includes)
+            params = {"listing_ids": ",".join(str(i) for i in chunk), "includes": "Images"}
             body = self.request("GET", f"{API}/listings/batch", operation="getListingsByListingIds", params=params)
             out.extend(_results(body))
         return out

@@ -236,18 +236,16 @@ def parse_questions(body: Any) -> tuple[Question, ...]:
     return tuple(out)
 
 
-def parse_listing(data: Mapping[str, Any], personalization: Any = None) -> ListingInfo:
-    """A listing (with ``images`` when asked for) plus its questions; the main image is rank 1."""
+def parse_listing(data: Mapping[str, Any]) -> ListingInfo:
+    """A listing (with ``images`` when asked for); the main image is rank 1. Its questions are read on their own
+    (:func:`parse_questions`): the batch of listings does not carry them."""
     listing_id = _required_int(data, "listing_id", "a listing")
     images = [i for i in data.get("images") or [] if isinstance(i, Mapping)]
     images.sort(key=lambda i: _int(i.get("rank")) or 10_000)
     urls = (image.get("url_fullxfull") or image.get("url_570xN") for image in images)
     main = next((url for url in urls if isinstance(url, str) and url), None)
-    if personalization is None:
-        personalization = data.get("personalization")
     skus = tuple(str(s) for s in data.get("skus") or [] if s)
-    return ListingInfo(listing_id=listing_id, title=clean(data.get("title")).strip(), main_image_url=main,
-                       questions=parse_questions(personalization), skus=skus)
+    return ListingInfo(listing_id=listing_id, title=clean(data.get("title")).strip(), main_image_url=main, skus=skus)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,10 +317,9 @@ def join_answers(variations: Sequence[Variation], questions: Sequence[Question])
         question = group.question
         kind = question.kind if question else ("variation" if key.startswith("variation:") else "legacy")
         qid = question.question_id if question else next((e.question_id for e, _ in group.entries), None)
-        urls: list[tuple[str, str | None]] = []
-        if kind in UPLOAD_KINDS or (kind == "legacy" and any(split_urls(e.value) for e, _ in group.entries)):
-            for entry, label in group.entries:
-                urls.extend((url, label) for url in split_urls(entry.value))
+        # Upload questions hold links; so may entries of a question the listing no longer has.
+        urls = [(url, label) for entry, label in group.entries for url in split_urls(entry.value)
+                if kind in UPLOAD_KINDS or kind == "legacy"]
         if urls:
             labels = [label for _, label in urls if label]
             text = ", ".join(labels) if labels else f"{len(urls)} file{'s' if len(urls) != 1 else ''}"
