@@ -46,12 +46,10 @@ class Fetcher:
 
     def filters(self, high_water: float | None, since: datetime | None) -> dict[str, Any]:
         base: dict[str, Any] = {"sort_on": "updated", "sort_order": "asc"}
-        if since is not None:
-            return {**base, "min_created": max(MIN_TIMESTAMP, int(since.timestamp()))}
-        if high_water is not None and high_water > 0:
+        if since is None and high_water is not None and high_water > 0:
             margin = self.settings.margin_minutes * 60
             return {**base, "min_last_modified": max(MIN_TIMESTAMP, int(high_water - margin))}
-        start = self.now() - timedelta(days=self.settings.first_import_days)
+        start = since or self.now() - timedelta(days=self.settings.first_import_days)
         return {**base, "min_created": max(MIN_TIMESTAMP, int(start.timestamp()))}
 
     def pages(self, shop_id: int, filters: dict[str, Any]) -> list[Page]:

@@ -143,7 +143,7 @@ class _CallbackServer:
 
 def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, paste: bool = False,
             input_stream: TextIO | None = None, output: Callable[[str], None] = print, port: int | None = None,
-            wait_seconds: float = DEFAULT_WAIT_SECONDS, client: EtsyClient | None = None) -> Connection:
+            wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Connection:
     """The whole PKCE flow (see the module docstring); returns the connected shop."""
     if not settings.etsy.keystring or not settings.etsy.shared_secret:
         raise AuthError("the Etsy keystring and shared secret are not set",
@@ -151,9 +151,7 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
     store = TokenStore(ws)
-    own_client = client is None
-    client = client or EtsyClient(settings.etsy, store)
-    try:
+    with EtsyClient(settings.etsy, store) as client:
         if paste:
             listen = settings.etsy.redirect_port or 3003
             redirect_uri = settings.etsy.redirect_uri or f"http://localhost:{listen}{CALLBACK_PATH}"
@@ -182,9 +180,6 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
                     raise server.result
                 code = str(server.result)
         return _finish(client, store, settings, code, verifier, redirect_uri)
-    finally:
-        if own_client:
-            client.close()
 
 
 def _exchange_refused(exc: AuthError) -> AuthError:

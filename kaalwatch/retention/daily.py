@@ -87,6 +87,3 @@ def status_lines(ws: Workspace) -> list[str]:
             lines.append(f"retention warning: no activity, purged within a week: {listed} "
                          f"(keep one with `kaalwatch keep RECEIPT_ID --days N --reason TEXT`)")
     return lines
-
-
-__all__ = ["STATE", "forecast", "missed", "next_run", "scheduled_purge", "status_lines"]

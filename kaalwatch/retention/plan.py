@@ -213,6 +213,3 @@ def plan_order(ws: Workspace, settings: Settings, folder: Path, order: Order, du
         for path in manifest_backups(folder):  # the manifest as it was before a schema upgrade: buyer data
             plan.remove(path, f"{path.name} (the manifest before an upgrade)")
     return None if plan.empty else plan
-
-
-__all__ = ["Plan", "files_under", "plan_order"]

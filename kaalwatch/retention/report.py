@@ -59,6 +59,3 @@ class PurgeReport:
                 f"order(s): files purged {would}{c['files_purged']}, anonymised {would}{c['anonymised']}, "
                 f"later names or notes redacted {would}{c['redacted']}; {c['skipped']} skipped, "
                 f"{c['not_due']} not due, {c['warned']} due within a week, {c['failed']} failed")
-
-
-__all__ = ["OrderPurge", "PurgeReport"]
