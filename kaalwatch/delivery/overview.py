@@ -75,14 +75,11 @@ def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[Planne
     plans: list[PlannedFile] = []
     checks: list[Check] = []
     for job in order.jobs:
-        version = job.version(job.approved_version) if job.approved_version is not None else None
-        if job.state not in _PLANNABLE or version is None or not version.copy:
+        plan = plan_job(ws, settings, job) if job.state in _PLANNABLE else None
+        if plan is None:
             # "2 portraits ordered" is shown from the start, not only once there is something to build.
             quantity = quantity_check(settings, job) if job.state not in _FINISHED else None
             checks.extend([quantity] if quantity else [])
-            continue
-        plan = plan_job(ws.tool_path(version.copy), settings, job)
-        if plan is None:
             continue
         checks.extend(plan.job_checks)
         plans.extend(plan.files)

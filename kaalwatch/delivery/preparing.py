@@ -173,10 +173,7 @@ def _name_files(order: Order, planned: list[_Planned], settings: Settings) -> No
 def _warnings_before_building(ws: Workspace, settings: Settings, targets: list[Job]) -> list[str]:
     warnings: list[str] = []
     for job in targets:
-        version = job.version(job.approved_version) if job.approved_version is not None else None
-        if version is None or not version.copy:
-            continue
-        plan = plan_job(ws.tool_path(version.copy), settings, job)
+        plan = plan_job(ws, settings, job)
         if plan is not None:
             warnings.extend(f"job {job.job_id}: {warning}" for warning in plan.warnings)
     return warnings

@@ -18,6 +18,7 @@ from kaalwatch.delivery.limits import Check
 from kaalwatch.model import Job, Version
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings, Workflow
+from kaalwatch.store import Workspace
 from kaalwatch.workflows import by_name
 
 # EXIF orientations that turn the stored pixels a quarter turn (width and height swap).
@@ -149,11 +150,12 @@ def plan_files(settings: Settings, job: Job, version: int, width: int, height: i
     return out
 
 
-def plan_job(copy_path: Path, settings: Settings, job: Job) -> JobPlan | None:
-    """The plan of ``job``'s approved version (``copy_path`` is its immutable copy); None without one."""
+def plan_job(ws: Workspace, settings: Settings, job: Job) -> JobPlan | None:
+    """The plan of ``job``'s approved version, read from its immutable copy; None without one."""
     version = job.version(job.approved_version) if job.approved_version is not None else None
-    if version is None:
+    if version is None or not version.copy:
         return None
+    copy_path = ws.tool_path(version.copy)
     result = JobPlan(job.job_id, version.number)
     checks = (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour))
     result.job_checks = [check for check in checks if check is not None]
