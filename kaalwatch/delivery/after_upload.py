@@ -73,9 +73,8 @@ def ship_confirmed_orders(ws: Workspace, settings: Settings, client: ShipmentCli
         return []
     outcomes: list[str] = []
     for _folder, order in ws.iter_orders():
-        if not isinstance(order, Order) or not _delivered(order) or order.anonymised_at:
-            continue
-        if order.shipment is not None and order.shipment.status in ("created", "refused", "gave_up"):
+        if not isinstance(order, Order) or not _delivered(order) or order.anonymised_at or (
+                order.shipment is not None and order.shipment.status in ("created", "refused", "gave_up")):
             continue
         if shop_id is None:
             shop_id = find_shop_id(client)

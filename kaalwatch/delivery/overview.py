@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaalwatch.delivery.after_upload import etsy_order_url
-from kaalwatch.delivery.folder import visible_files
+from kaalwatch.delivery.folder import deliver_dir, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks, human_size
 from kaalwatch.delivery.promises import PlannedFile, plan_job, quantity_check
 from kaalwatch.model import AddOn, JobState, Order
 from kaalwatch.settings import Settings
-from kaalwatch.store import DELIVER, Workspace
+from kaalwatch.store import Workspace
 
 # States whose approved version can be planned and built.
 _PLANNABLE = (JobState.APPROVED, JobState.READY_TO_DELIVER)
@@ -86,9 +86,9 @@ def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[Planne
     return plans, checks
 
 
-def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None = None) -> Panel:
+def panel(ws: Workspace, settings: Settings, order: Order) -> Panel:
     """The delivery panel's facts for ``order``: the plan of approved jobs, and the files of ready jobs on disk."""
-    deliver = (folder or ws.folder_of(order.receipt_id)) / DELIVER
+    deliver = deliver_dir(ws, order.receipt_id)
     files: list[PanelFile] = []
     built: set[str] = set()
     ready_jobs = []
@@ -112,9 +112,8 @@ def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None =
     # What a delivered job built was uploaded already: it is the record of the delivery, not a stranger.
     delivered = {d.name for job in order.jobs if job.state is JobState.DELIVERED for d in job.deliverables}
     strangers = [p.name for p in visible_files(deliver) if p.name not in built | delivered]
-    claimed = order.upload_claimed_at is not None
     plans, job_checks = _plans(ws, settings, order)
     return Panel(order.receipt_id, deliver, etsy_order_url(settings, order.receipt_id), files,
-                 count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs, claimed,
-                 plans, job_checks, list(order.addons), order.urgent)
+                 count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs,
+                 order.upload_claimed_at is not None, plans, job_checks, list(order.addons), order.urgent)
 

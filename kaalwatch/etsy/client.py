@@ -80,7 +80,7 @@ class EtsyClient:
     charges against the daily budget. Methods are named after Etsy's operations.
     """
 
-    def __init__(self, etsy: EtsySettings, tokens: TokenStore | None, *, session: requests.Session | None = None,
+    def __init__(self, etsy: EtsySettings, tokens: TokenStore, *, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  limiter: RateLimiter | None = None, rng: Callable[[], float] = random.random,
                  not_before: NotBefore | None = None) -> None:
@@ -125,8 +125,6 @@ class EtsyClient:
     def tokens(self) -> Tokens:
         """The current tokens (loaded once, reloaded after another process refreshed them)."""
         if self._tokens is None:
-            if self.token_store is None:
-                raise AuthError("no Etsy token store", hint=RUN_AUTH)
             loaded = self.token_store.load()
             if loaded is None:
                 raise AuthError("the Etsy shop is not connected", hint=RUN_AUTH)
@@ -144,7 +142,6 @@ class EtsyClient:
 
     def refresh(self, *, stale: str | None = None) -> Tokens:
         """Refresh under the cross-process lock; a pair another process already rotated is reused as is."""
-        assert self.token_store is not None
         with self.token_store.lock():
             current = self.token_store.load()
             if current is None:
@@ -246,9 +243,8 @@ class EtsyClient:
                 self.not_before.set(self.clock() + wait, "Etsy's daily request limit is used up")
             raise EtsyRateLimitError("Etsy's daily request limit is used up", hint=retry_hint(wait),
                                      retry_at=time.time() + wait)
-        if retry_after is not None:
-            return retry_after
-        return min(MAX_BACKOFF_SECONDS, 1.0 + self.rng())  # per-second limit without headers: next window
+        # Without the header it is the per-second limit: the next window.
+        return retry_after if retry_after is not None else min(MAX_BACKOFF_SECONDS, 1.0 + self.rng())
 
     def _error(self, status: int, body: dict[str, Any], operation: str, bearer: bool) -> EtsyError:
         error = str(body.get("error") or "")
