@@ -74,10 +74,8 @@ def srgb_profile() -> bytes:
 
 def load_source(path: Path, settings: Settings) -> Source:
     """Decode the immutable copy at full resolution; DeliveryError when it cannot be read."""
-    max_pixels = int(settings.preview.max_megapixels * 1_000_000)
-    notes: list[str] = []
     try:
-        decoded = decode(path, _FULL_SIZE, max_pixels)
+        decoded = decode(path, _FULL_SIZE, int(settings.preview.max_megapixels * 1_000_000))
         image, icc, orientation = decoded.image, decoded.icc, decoded.orientation
         if decoded.low_res:
             raise DeliveryError(
@@ -95,7 +93,7 @@ def load_source(path: Path, settings: Settings) -> Source:
                             hint="export it as PNG into the order folder and approve that version") from None
     image = upright(image, orientation)
     image.info = {}  # nothing of the source's metadata (EXIF, XMP, comments, text chunks) may travel on
-    return _colour(image, icc, settings.delivery.colour, notes)
+    return _colour(image, icc, settings.delivery.colour, [])
 
 
 def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) -> Source:

@@ -293,10 +293,9 @@ class EtsyClient:
 
     def get_shop_receipts(self, shop_id: int, *, offset: int = 0, limit: int = PAGE_LIMIT,
                           **filters: int | str | bool | None) -> Page:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        for key, value in filters.items():
-            if value is not None:
-                params[key] = ("true" if value else "false") if isinstance(value, bool) else value
+        params = {"limit": limit, "offset": offset} | {  # Etsy reads booleans as "true" / "false"
+            key: str(value).lower() if isinstance(value, bool) else value for key, value in filters.items()
+            if value is not None}
         body = self.request("GET", f"{API}/shops/{int(shop_id)}/receipts", operation="getShopReceipts",
                             params=params)
         return Page(results=_results(body), count=_count(body), offset=offset)

@@ -372,13 +372,12 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         if listing and listing.main_image_url:
             samples[job_id] = listing.main_image_url
         needs[job_id] = workflow.needs_references
-    ship_dates = [t.expected_ship for t in receipt.transactions if t.expected_ship]
     order = Order(
         receipt_id=receipt.receipt_id,
         etsy_status=receipt.status,
         buyer_name=receipt.buyer_name,
         ordered_at=receipt.created,
-        ship_by=min(ship_dates) if ship_dates else None,
+        ship_by=min((t.expected_ship for t in receipt.transactions if t.expected_ship), default=None),
         jobs=jobs,
         buyer_user_id=receipt.buyer_user_id,
         is_gift=receipt.is_gift,

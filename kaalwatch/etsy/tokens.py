@@ -100,9 +100,7 @@ class TokenStore:
 
     def save(self, tokens: Tokens) -> None:
         """Atomic replace with mode 0600; the folder is 0700."""
-        data = asdict(tokens)
-        data["scopes"] = list(tokens.scopes)
-        self._secrets.write_text(self.path, json.dumps(data, indent=2, sort_keys=True))
+        self._secrets.write_text(self.path, json.dumps(asdict(tokens), indent=2, sort_keys=True))  # scopes: a list
 
 
 def describe(tokens: Tokens, now: float | None = None, *, refused: str | None = None) -> list[str]:
