@@ -84,9 +84,7 @@ class DeliveryReport:
 
 @dataclass
 class _Planned:
-    job_id: str
-    version: int
-    item: PlannedFile
+    file: PlannedFile
     encoded: Encoded
     thumb: str
     name: str = ""
@@ -139,7 +137,7 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
         except DeliveryError as exc:
             return f"job {job.job_id}: {exc}"
         thumb = _thumb(ws, settings, order.receipt_id, job.job_id, image)
-        return _Planned(job.job_id, version.number, item, encoded, thumb, notes=source.notes + notes)
+        return _Planned(item, encoded, thumb, notes=source.notes + notes)
 
     # Resampling and encoding release the GIL: the files of one artwork are built side by side, reading the
     # one decoded source (only the small resampled copies are new memory). Files of the whole artwork as it is
@@ -160,11 +158,11 @@ def _name_files(order: Order, planned: list[_Planned], settings: Settings) -> No
     taken: set[str] = set()
     several = len(order.jobs) > 1
     for item in planned:
-        job = order.job(item.job_id)
+        job = order.job(item.file.job_id)
         fields = name_fields(order.receipt_id, order.buyer_name, job.title,
                              {answer.question: answer.answer for answer in job.answers},
-                             item=order.jobs.index(job) + 1 if several else None, variant=item.item.promise.suffix)
-        template = item.item.promise.name or workflow_of(settings, job).name_template
+                             item=order.jobs.index(job) + 1 if several else None, variant=item.file.promise.suffix)
+        template = item.file.promise.name or workflow_of(settings, job).name_template
         item.name = fill(template, fields, item.encoded.extension, max_length=settings.delivery.max_name_length,
                          taken=taken)
         taken.add(item.name)
@@ -251,17 +249,17 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
         by_job: dict[str, list[Deliverable]] = {}
         for item in planned:
             size = len(item.encoded.data)
-            warnings = [f"{item.item.describe}: {c.detail}" for c in item.item.warnings]
-            by_job.setdefault(item.job_id, []).append(Deliverable(
+            warnings = [f"{item.file.describe}: {c.detail}" for c in item.file.warnings]
+            by_job.setdefault(item.file.job_id, []).append(Deliverable(
                 name=item.name, format=item.encoded.format, size=size, sha256=_sha256(item.encoded.data),
-                from_version=item.version, width=item.encoded.width, height=item.encoded.height,
+                from_version=item.file.version, width=item.encoded.width, height=item.encoded.height,
                 note="; ".join(item.encoded.steps + item.notes) or None, thumb=item.thumb, warnings=warnings,
             ))
             report.files.append(BuiltFile(
-                job_id=item.job_id, name=item.name, format=item.encoded.format, size=size,
-                width=item.encoded.width, height=item.encoded.height, from_version=item.version,
-                promise=item.item.describe, steps=list(item.encoded.steps), notes=list(item.notes),
-                checks=file_checks(item.name, size, settings.delivery) + item.item.frame.checks,
+                job_id=item.file.job_id, name=item.name, format=item.encoded.format, size=size,
+                width=item.encoded.width, height=item.encoded.height, from_version=item.file.version,
+                promise=item.file.describe, steps=list(item.encoded.steps), notes=list(item.notes),
+                checks=file_checks(item.name, size, settings.delivery) + item.file.frame.checks,
             ))
         for job in targets:
             deliverables = by_job.get(job.job_id, [])
