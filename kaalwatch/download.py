@@ -128,8 +128,8 @@ def check_url(url: str, policy: DownloadPolicy, resolve: Resolver = socket.getad
         raise DownloadError("refused a URL without a host")
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}") from None
+    except (UnicodeError, OSError):  # socket.gaierror is an OSError
+        infos = []
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}")

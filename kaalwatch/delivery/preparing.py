@@ -213,16 +213,13 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
             f"per order; promise fewer files in the workflow or remove the others from deliver/"
         )
     report.warnings = _warnings_before_building(ws, settings, targets)
-    if report.warnings and not anyway:
-        report.held = True
-        return report
-
     planned: list[_Planned] = []
-    if not report.problems:
+    if not report.problems and (anyway or not report.warnings):
         for job in targets:
             planned.extend(_build_job(ws, settings, snapshot, job, report))
         _name_files(snapshot, planned, settings)
-    if report.warnings and not anyway:  # found only by decoding (a profile the header check could not judge)
+    # Held on warnings seen before building, or found only by decoding (a profile the header check could not judge).
+    if report.warnings and not anyway:
         report.held = True
         return report
     _commit(ws, settings, report, targets, planned, actor)

@@ -80,7 +80,6 @@ class _CallbackServer:
     """One-shot loopback server: remembers the first ``/callback`` whose state matches, then stops."""
 
     def __init__(self, port: int, state: str) -> None:
-        self.state = state
         self.result: str | AuthError | None = None
         self.done = threading.Event()
         outer = self
@@ -92,7 +91,7 @@ class _CallbackServer:
                     self._reply(404, "Not found", "This address only receives Etsy's redirect.")
                     return
                 try:
-                    code = parse_redirect(self.path, outer.state)
+                    code = parse_redirect(self.path, state)
                 except AuthError as exc:
                     if "state" in exc.message:  # not our attempt: keep waiting for the real redirect
                         self._reply(400, "Unknown request", "This link does not belong to the running sign-in.")
