@@ -180,7 +180,8 @@ def _opaque(image: Image.Image, background: str) -> Image.Image:
     return base
 
 
-def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
+def image_bytes(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """``image`` encoded as ``fmt`` without its metadata; options that are None are left out."""
     buffer = io.BytesIO()
     image.info = {}
     image.save(buffer, fmt, **{k: v for k, v in options.items() if v is not None})
@@ -202,13 +203,13 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, backgroun
         # 4:4:4 chroma: line art and lettering stay crisp, which matters more than bytes here. No
         # optimize=True: Pillow sizes its buffer at one byte per pixel for it, which detailed 4:4:4 art
         # overflows ("Suspension not allowed here").
-        return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi, icc_profile=icc)
+        return lambda: image_bytes(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi, icc_profile=icc)
 
     def pdf(quality: int, resolution: float) -> Callable[[], bytes]:
-        return lambda: _save(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
+        return lambda: image_bytes(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
 
     def lossless(options: dict[str, object]) -> Callable[[], bytes]:
-        return lambda: _save(image, promise.format.upper(), dpi=dpi, icc_profile=icc, **options)
+        return lambda: image_bytes(image, promise.format.upper(), dpi=dpi, icc_profile=icc, **options)
 
     qualities = sorted({q for q in (promise.quality, 90, MIN_QUALITY) if MIN_QUALITY <= q <= promise.quality},
                        reverse=True)
@@ -232,7 +233,7 @@ def lossless_estimate(image: Image.Image) -> int:
     sampled = 0
     for band in range(SAMPLE_BANDS):
         top = (image.height - rows) * band // (SAMPLE_BANDS - 1)
-        sampled += len(_save(image.crop((0, top, image.width, top + rows)), "PNG", compress_level=6))
+        sampled += len(image_bytes(image.crop((0, top, image.width, top + rows)), "PNG", compress_level=6))
     return sampled * image.height // (SAMPLE_BANDS * rows)
 
 

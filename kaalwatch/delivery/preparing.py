@@ -12,7 +12,6 @@ marked ready under the lock, only if no approval changed meanwhile. Two kinds of
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from PIL import Image
 
 from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_write_bytes
-from kaalwatch.delivery.build import Encoded, encode, halve_for, load_source, shape
+from kaalwatch.delivery.build import Encoded, encode, halve_for, image_bytes, load_source, shape
 from kaalwatch.delivery.folder import deliver_dir, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks
 from kaalwatch.delivery.names import fill, name_fields
@@ -104,9 +103,7 @@ def _thumb(ws: Workspace, settings: Settings, receipt_id: int, job_id: str, imag
     factor = max(1, int(1 / scale / 2))
     reduced = image.reduce(factor) if factor > 1 else image
     small = reduced.resize(size, Image.Resampling.BILINEAR).convert("RGB")
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=settings.preview.jpeg_quality)
-    data = buffer.getvalue()
+    data = image_bytes(small, "JPEG", quality=settings.preview.jpeg_quality)
     path = ws.previews_dir / str(int(receipt_id)) / safe_component(job_id) / f"deliver-{_sha256(data)[:16]}.jpg"
     if not path.is_file():
         atomic_write_bytes(path, data)  # private, like the previews: it shows the buyer's portrait

@@ -146,8 +146,7 @@ class EtsyClient:
             current = self.token_store.load()
             if current is None:
                 raise AuthError("the Etsy shop is not connected", hint=RUN_AUTH)
-            fresh_enough = not current.expires_within(REFRESH_EARLY_SECONDS, self.clock())
-            if current.access_token != stale and fresh_enough:
+            if current.access_token != stale and not current.expires_within(REFRESH_EARLY_SECONDS, self.clock()):
                 self._tokens = current  # another process refreshed while we waited for the lock
                 return current
             body = self.request("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
