@@ -42,10 +42,6 @@ class PlannedFile:
         return self.frame.warnings
 
     @property
-    def margin_colour(self) -> str:
-        return self.promise.margin_colour
-
-    @property
     def view_box(self) -> str:
         """The SVG view of the output sheet in artwork pixels (wider than the art when it has margins)."""
         f = self.frame
@@ -53,6 +49,10 @@ class PlannedFile:
             return f"0 0 {f.width} {f.height}"
         cw, ch = (round(f.canvas[0]), round(f.canvas[1]))
         return f"{-round((cw - f.width) * f.position)} {-round((ch - f.height) * f.position)} {cw} {ch}"
+
+    @property
+    def margin_colour(self) -> str:
+        return self.promise.margin_colour
 
 
 @dataclass
