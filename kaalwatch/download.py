@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import certifi
+
 from kaalwatch import naming
 from kaalwatch.atomic import atomic_open
 from kaalwatch.errors import DownloadError
@@ -126,8 +128,8 @@ def check_url(url: str, policy: DownloadPolicy, resolve: Resolver = socket.getad
         raise DownloadError("refused a URL without a host")
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}") from None
+    except (UnicodeError, OSError):  # socket.gaierror is an OSError
+        infos = []
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise DownloadError(f"cannot resolve the host {naming.clean_text(host, 80)}")
@@ -155,7 +157,8 @@ class _Connection(http.client.HTTPConnection):
         # Assigned before the TLS handshake, so the deadline timer can cut a handshake that trickles too.
         self.sock = socket.create_connection((self.address, self.port), self.timeout)
         if self.target.scheme == "https":
-            self.sock = (self.tls or _tls()).wrap_socket(self.sock, server_hostname=self.target.host)
+            tls = self.tls or ssl.create_default_context(cafile=certifi.where())
+            self.sock = tls.wrap_socket(self.sock, server_hostname=self.target.host)
 
     def cut(self) -> None:
         """Called by the deadline timer from another thread: any read in progress ends at once."""
@@ -163,15 +166,6 @@ class _Connection(http.client.HTTPConnection):
         if sock is not None:
             with contextlib.suppress(OSError):
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
-
-
-def _tls() -> ssl.SSLContext:
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:
-        return ssl.create_default_context()
 
 
 class _Clock:
@@ -188,12 +182,6 @@ class _Clock:
         if remaining <= 0 or self.cut:
             raise DownloadError(f"the download took longer than {self.seconds:g} s")
         return remaining
-
-
-def _sniff(head: bytes) -> str | None:
-    from kaalwatch.imaging.decode import sniff
-
-    return sniff(head)
 
 
 def _check_pixels(path: Path, kind: str, max_pixels: int) -> None:
@@ -275,6 +263,8 @@ def _open(target: Target, deadline: _Clock, tls: ssl.SSLContext | None) -> tuple
 
 def _save(resp: http.client.HTTPResponse, conn: _Connection, folder: Path, stem: str, taken: set[str],
           max_bytes: int, max_pixels: int, deadline: _Clock) -> Downloaded:
+    from kaalwatch.imaging.decode import sniff
+
     ctype = (resp.getheader("content-type") or "").split(";")[0].strip().lower()
     if not ctype.startswith("image/") and ctype not in GENERIC_TYPES:
         raise DownloadError(f"not an image (content type {naming.clean_text(ctype, 60)})")
@@ -289,7 +279,7 @@ def _save(resp: http.client.HTTPResponse, conn: _Connection, folder: Path, stem:
         head += chunk
         if len(head) >= 64:
             break
-    kind = _sniff(head[:64])
+    kind = sniff(head[:64])
     if kind not in IMAGE_SUFFIXES:
         raise DownloadError(f"not an image (the bytes are {kind or 'of an unknown kind'})")
     folder.mkdir(parents=True, exist_ok=True)

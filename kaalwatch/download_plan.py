@@ -18,7 +18,7 @@ STYLE_SAMPLE = "style sample"
 
 def _url_stem(url: str) -> str:
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    return name.rsplit(".", 1)[0] if "." in name else name
+    return name.rsplit(".", 1)[0]
 
 
 def _fetchable(url: str, kind: str | None, settings: SyncSettings) -> bool:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,8 +194,7 @@ class DownloadQueue:
         def failed(error: str) -> Reference:
             # The reason may name the buyer's host or file: it is shown on the order, not logged.
             log.info("order %s: a reference download failed", rid)
-            return Reference(name=ref.name, source=ref.source, job_id=ref.job_id, url=ref.url, label=ref.label,
-                             status="failed", error=error)
+            return replace(ref, sha256=None, size=None, thumb=None, status="failed", error=error)
 
         if budget <= 0:
             return failed(f"the order's download budget of {self.settings.sync.download_order_max_mb:g} MB "

@@ -78,11 +78,8 @@ class SyncReport:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("exception")
-        data.pop("changes")
-        data["errors"] = self.errors[:20]
-        return data
+        kept = {key: value for key, value in asdict(self).items() if key not in ("exception", "changes")}
+        return {**kept, "errors": self.errors[:20]}
 
 
 def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: datetime | None = None,

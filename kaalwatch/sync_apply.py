@@ -126,8 +126,7 @@ class Applier:
         self.report.completed += "completed" in changes
 
     def record_order_error(self, rid: int, exc: KaalwatchError) -> None:
-        message = f"order {rid}: {exc}"
-        self.report.errors.append(message)
+        self.report.errors.append(f"order {rid}: {exc}")
         log.warning("sync of order %s failed: %s", rid, exc)
         if self.dry_run or rid not in self.known:
             return

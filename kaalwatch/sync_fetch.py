@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,12 +46,10 @@ class Fetcher:
 
     def filters(self, high_water: float | None, since: datetime | None) -> dict[str, Any]:
         base: dict[str, Any] = {"sort_on": "updated", "sort_order": "asc"}
-        if since is not None:
-            return {**base, "min_created": max(MIN_TIMESTAMP, int(since.timestamp()))}
-        if high_water is not None and high_water > 0:
+        if since is None and high_water is not None and high_water > 0:
             margin = self.settings.margin_minutes * 60
             return {**base, "min_last_modified": max(MIN_TIMESTAMP, int(high_water - margin))}
-        start = self.now() - timedelta(days=self.settings.first_import_days)
+        start = since or self.now() - timedelta(days=self.settings.first_import_days)
         return {**base, "min_created": max(MIN_TIMESTAMP, int(start.timestamp()))}
 
     def pages(self, shop_id: int, filters: dict[str, Any]) -> list[Page]:
@@ -74,16 +73,13 @@ class Fetcher:
 
     def fetch_listings(self, receipts: Iterable[EtsyReceipt]) -> None:
         """One ``getListingsByListingIds`` per 100 listings and one personalization read per listing."""
-        wanted = set()
-        for receipt in receipts:
-            wanted |= receipt.listing_ids
-        wanted -= set(self.listings)
+        wanted = set[int]().union(*(receipt.listing_ids for receipt in receipts)) - set(self.listings)
         if not wanted:
             return
         found = {}
-        for data in self.client.get_listings_by_listing_ids(sorted(wanted), includes=("Images",)):
+        for data in self.client.get_listings_by_listing_ids(sorted(wanted)):
             try:
-                info = parse_listing(data, personalization={})
+                info = parse_listing(data)
             except ParseError as exc:
                 self.errors.append(str(exc))
                 continue
@@ -94,9 +90,7 @@ class Fetcher:
                 questions = parse_questions(self.client.get_listing_personalization(listing_id))
             except EtsyNotFoundError:
                 questions = ()  # a deleted listing: its receipts still sync, answers keep Etsy's names
-            self.listings[listing_id] = ListingInfo(listing_id=info.listing_id, title=info.title,
-                                                    main_image_url=info.main_image_url, questions=questions,
-                                                    skus=info.skus)
+            self.listings[listing_id] = replace(info, questions=questions)
 
     def recheck_pages(self, ws: Workspace, shop_id: int) -> list[Page]:
         """Receipts of open orders, read again whatever their update time says (refunds Etsy did not bump,

@@ -19,21 +19,17 @@ Logs name receipt and job ids only.
 
 from kaalwatch.delivery.after_upload import SHIPMENT_ATTEMPTS, confirm_uploaded, etsy_order_url, ship_confirmed_orders
 from kaalwatch.delivery.folder import deliver_dir
-from kaalwatch.delivery.overview import Panel, PanelFile, PanelPlan, panel
-from kaalwatch.delivery.preparing import BuiltFile, DeliveryReport, nothing_to_build, prepare
+from kaalwatch.delivery.overview import Panel, panel
+from kaalwatch.delivery.preparing import DeliveryReport, prepare
 from kaalwatch.delivery.reframe import set_framing
 
 __all__ = [
     "SHIPMENT_ATTEMPTS",
-    "BuiltFile",
     "DeliveryReport",
     "Panel",
-    "PanelFile",
-    "PanelPlan",
     "confirm_uploaded",
     "deliver_dir",
     "etsy_order_url",
-    "nothing_to_build",
     "panel",
     "prepare",
     "set_framing",

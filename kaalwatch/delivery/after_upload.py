@@ -49,9 +49,8 @@ def confirm_uploaded(ws: Workspace, receipt_id: int, *, manual: bool, actor: str
 def etsy_order_url(settings: Settings, receipt_id: int) -> str:
     """The page where the artist completes the order and uploads its files."""
     base = settings.etsy.base_url.rstrip("/")
-    if is_loopback_url(base):
-        return f"{base}/your/orders/sold?order_id={int(receipt_id)}"
-    return f"https://www.etsy.com/your/orders/sold?order_id={int(receipt_id)}"
+    site = base if is_loopback_url(base) else "https://www.etsy.com"
+    return f"{site}/your/orders/sold?order_id={int(receipt_id)}"
 
 
 class ShipmentClient(ShopClient, Protocol):
@@ -74,9 +73,8 @@ def ship_confirmed_orders(ws: Workspace, settings: Settings, client: ShipmentCli
         return []
     outcomes: list[str] = []
     for _folder, order in ws.iter_orders():
-        if not isinstance(order, Order) or not _delivered(order) or order.anonymised_at:
-            continue
-        if order.shipment is not None and order.shipment.status in ("created", "refused", "gave_up"):
+        if not isinstance(order, Order) or not _delivered(order) or order.anonymised_at or (
+                order.shipment is not None and order.shipment.status in ("created", "refused", "gave_up")):
             continue
         if shop_id is None:
             shop_id = find_shop_id(client)

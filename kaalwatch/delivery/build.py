@@ -35,6 +35,11 @@ SAMPLE_BANDS = 12
 _FULL_SIZE = 1 << 30
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "tiff": "tif", "pdf": "pdf"}
+# The lossless formats' first rungs: normal compression, then the strongest (description, save options).
+LOSSLESS: dict[str, tuple[tuple[str, dict[str, object]], ...]] = {
+    "png": (("PNG", {"compress_level": 6}), ("PNG optimised (maximum compression)", {"optimize": True})),
+    "tiff": (("TIFF (LZW)", {"compression": "tiff_lzw"}), ("TIFF (deflate)", {"compression": "tiff_adobe_deflate"})),
+}
 
 
 @dataclass
@@ -69,10 +74,8 @@ def srgb_profile() -> bytes:
 
 def load_source(path: Path, settings: Settings) -> Source:
     """Decode the immutable copy at full resolution; DeliveryError when it cannot be read."""
-    max_pixels = int(settings.preview.max_megapixels * 1_000_000)
-    notes: list[str] = []
     try:
-        decoded = decode(path, _FULL_SIZE, max_pixels)
+        decoded = decode(path, _FULL_SIZE, int(settings.preview.max_megapixels * 1_000_000))
         image, icc, orientation = decoded.image, decoded.icc, decoded.orientation
         if decoded.low_res:
             raise DeliveryError(
@@ -90,7 +93,7 @@ def load_source(path: Path, settings: Settings) -> Source:
                             hint="export it as PNG into the order folder and approve that version") from None
     image = upright(image, orientation)
     image.info = {}  # nothing of the source's metadata (EXIF, XMP, comments, text chunks) may travel on
-    return _colour(image, icc, settings.delivery.colour, notes)
+    return _colour(image, icc, settings.delivery.colour, [])
 
 
 def _colour(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) -> Source:
@@ -177,7 +180,8 @@ def _opaque(image: Image.Image, background: str) -> Image.Image:
     return base
 
 
-def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
+def image_bytes(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """``image`` encoded as ``fmt`` without its metadata; options that are None are left out."""
     buffer = io.BytesIO()
     image.info = {}
     image.save(buffer, fmt, **{k: v for k, v in options.items() if v is not None})
@@ -199,38 +203,25 @@ def _attempts(image: Image.Image, promise: Promise, icc: bytes | None, backgroun
         # 4:4:4 chroma: line art and lettering stay crisp, which matters more than bytes here. No
         # optimize=True: Pillow sizes its buffer at one byte per pixel for it, which detailed 4:4:4 art
         # overflows ("Suspension not allowed here").
-        return lambda: _save(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi,
-                             icc_profile=icc)
+        return lambda: image_bytes(flat(), "JPEG", quality=quality, subsampling=0, dpi=dpi, icc_profile=icc)
 
     def pdf(quality: int, resolution: float) -> Callable[[], bytes]:
-        return lambda: _save(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
+        return lambda: image_bytes(flat(), "PDF", resolution=resolution, quality=quality, subsampling=0)
+
+    def lossless(options: dict[str, object]) -> Callable[[], bytes]:
+        return lambda: image_bytes(image, promise.format.upper(), dpi=dpi, icc_profile=icc, **options)
 
     qualities = sorted({q for q in (promise.quality, 90, MIN_QUALITY) if MIN_QUALITY <= q <= promise.quality},
                        reverse=True)
-    if promise.format == "png":
-        ladder = [
-            ("png", "PNG", lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, compress_level=6)),
-            ("png", "PNG optimised (maximum compression)",
-             lambda: _save(image, "PNG", dpi=dpi, icc_profile=icc, optimize=True)),
-        ]
-    elif promise.format == "tiff":
-        ladder = [
-            ("tiff", "TIFF (LZW)", lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_lzw")),
-            ("tiff", "TIFF (deflate)",
-             lambda: _save(image, "TIFF", dpi=dpi, icc_profile=icc, compression="tiff_adobe_deflate")),
-        ]
-    elif promise.format == "jpeg":
+    if promise.format == "jpeg":
         return [("jpeg", f"JPEG quality {q}", jpeg(q)) for q in qualities]
-    else:
+    if promise.format == "pdf":
         # Page size = pixels / dpi: 2400x3000 px at 300 DPI is an 8x10 in page; with a print size the page is
         # that size whatever the pixels (fewer pixels print at a lower DPI, which the checks warn about).
-        return [
-            ("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI", pdf(q, page_dpi))
-            for q in qualities
-        ]
-    ladder += [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
-               for q in FALLBACK_QUALITIES]
-    return ladder
+        return [("pdf", f"PDF (JPEG quality {q}) at {page_dpi:.0f} DPI", pdf(q, page_dpi)) for q in qualities]
+    ladder = [(promise.format, description, lossless(options)) for description, options in LOSSLESS[promise.format]]
+    return ladder + [("jpeg", f"high-quality JPEG (quality {q}) instead of {promise.format.upper()}", jpeg(q))
+                     for q in FALLBACK_QUALITIES]
 
 
 def lossless_estimate(image: Image.Image) -> int:
@@ -242,7 +233,7 @@ def lossless_estimate(image: Image.Image) -> int:
     sampled = 0
     for band in range(SAMPLE_BANDS):
         top = (image.height - rows) * band // (SAMPLE_BANDS - 1)
-        sampled += len(_save(image.crop((0, top, image.width, top + rows)), "PNG", compress_level=6))
+        sampled += len(image_bytes(image.crop((0, top, image.width, top + rows)), "PNG", compress_level=6))
     return sampled * image.height // (SAMPLE_BANDS * rows)
 
 

@@ -22,7 +22,6 @@ _FIELD = re.compile(r"\{(answer:[^{}]{1,200}|[a-z_]+)\}")
 _TITLE_BREAK = re.compile(r"\s*(?:[,|:;/]|\s[-–—]\s)\s*")
 # Fields a name may lose words of when it is too long; the others identify the file.
 SHORTENABLE = ("listing", "listing_short", "buyer_first")
-FIELDS = ("receipt_id", "buyer_first", "listing", "listing_short", "item", "variant")
 
 
 def ascii_words(text: str) -> str:

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaalwatch.delivery.after_upload import etsy_order_url
-from kaalwatch.delivery.folder import visible_files
-from kaalwatch.delivery.framing import Frame
+from kaalwatch.delivery.folder import deliver_dir, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks, human_size
 from kaalwatch.delivery.promises import PlannedFile, plan_job, quantity_check
 from kaalwatch.model import AddOn, JobState, Order
 from kaalwatch.settings import Settings
-from kaalwatch.store import DELIVER, Workspace
+from kaalwatch.store import Workspace
 
 # States whose approved version can be planned and built.
 _PLANNABLE = (JobState.APPROVED, JobState.READY_TO_DELIVER)
@@ -47,28 +46,6 @@ class PanelFile:
 
 
 @dataclass
-class PanelPlan:
-    """One promised file of one approved job, before it is built."""
-
-    job_id: str
-    version: int
-    key: str
-    describe: str
-    frame: Frame
-    margin_colour: str
-    warnings: list[Check]
-
-    @property
-    def view_box(self) -> str:
-        """The SVG view of the output sheet in artwork pixels (wider than the art when it has margins)."""
-        f = self.frame
-        if not f.margins:
-            return f"0 0 {f.width} {f.height}"
-        cw, ch = (round(f.canvas[0]), round(f.canvas[1]))
-        return f"{-round((cw - f.width) * f.position)} {-round((ch - f.height) * f.position)} {cw} {ch}"
-
-
-@dataclass
 class Panel:
     receipt_id: int
     folder: Path
@@ -78,7 +55,7 @@ class Panel:
     strangers: list[str]  # files in deliver/ that no ready job built (do not upload them)
     ready_jobs: list[str]
     claimed: bool  # "I have uploaded these" was pressed; waiting for Etsy
-    plans: list[PanelPlan] = field(default_factory=list)
+    plans: list[PlannedFile] = field(default_factory=list)  # approved jobs' files, before they are built
     job_checks: list[Check] = field(default_factory=list)  # quantity, colour
     addons: list[AddOn] = field(default_factory=list)
     urgent: bool = False
@@ -94,32 +71,24 @@ class Panel:
         return out
 
 
-def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PanelPlan], list[Check]]:
-    plans: list[PanelPlan] = []
+def _plans(ws: Workspace, settings: Settings, order: Order) -> tuple[list[PlannedFile], list[Check]]:
+    plans: list[PlannedFile] = []
     checks: list[Check] = []
     for job in order.jobs:
-        version = job.version(job.approved_version) if job.approved_version is not None else None
-        if job.state not in _PLANNABLE or version is None or not version.copy:
+        plan = plan_job(ws, settings, job) if job.state in _PLANNABLE else None
+        if plan is None:
             # "2 portraits ordered" is shown from the start, not only once there is something to build.
             quantity = quantity_check(settings, job) if job.state not in _FINISHED else None
             checks.extend([quantity] if quantity else [])
             continue
-        plan = plan_job(ws.tool_path(version.copy), settings, job)
-        if plan is None:
-            continue
         checks.extend(plan.job_checks)
-        plans.extend(_panel_plan(item, version.number) for item in plan.files)
+        plans.extend(plan.files)
     return plans, checks
 
 
-def _panel_plan(item: PlannedFile, version: int) -> PanelPlan:
-    return PanelPlan(item.job_id, version, item.key, item.describe, item.frame, item.promise.margin_colour,
-                     item.warnings)
-
-
-def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None = None) -> Panel:
+def panel(ws: Workspace, settings: Settings, order: Order) -> Panel:
     """The delivery panel's facts for ``order``: the plan of approved jobs, and the files of ready jobs on disk."""
-    deliver = (folder or ws.folder_of(order.receipt_id)) / DELIVER
+    deliver = deliver_dir(ws, order.receipt_id)
     files: list[PanelFile] = []
     built: set[str] = set()
     ready_jobs = []
@@ -143,9 +112,8 @@ def panel(ws: Workspace, settings: Settings, order: Order, folder: Path | None =
     # What a delivered job built was uploaded already: it is the record of the delivery, not a stranger.
     delivered = {d.name for job in order.jobs if job.state is JobState.DELIVERED for d in job.deliverables}
     strangers = [p.name for p in visible_files(deliver) if p.name not in built | delivered]
-    claimed = order.upload_claimed_at is not None
     plans, job_checks = _plans(ws, settings, order)
     return Panel(order.receipt_id, deliver, etsy_order_url(settings, order.receipt_id), files,
-                 count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs, claimed,
-                 plans, job_checks, list(order.addons), order.urgent)
+                 count_check(len(files) + len(strangers), settings.delivery), strangers, ready_jobs,
+                 order.upload_claimed_at is not None, plans, job_checks, list(order.addons), order.urgent)
 

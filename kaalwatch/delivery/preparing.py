@@ -12,7 +12,6 @@ marked ready under the lock, only if no approval changed meanwhile. Two kinds of
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from PIL import Image
 
 from kaalwatch import lifecycle, private
 from kaalwatch.atomic import atomic_write_bytes
-from kaalwatch.delivery.build import Encoded, encode, halve_for, load_source, shape
+from kaalwatch.delivery.build import Encoded, encode, halve_for, image_bytes, load_source, shape
 from kaalwatch.delivery.folder import deliver_dir, visible_files
 from kaalwatch.delivery.limits import Check, count_check, file_checks
 from kaalwatch.delivery.names import fill, name_fields
@@ -84,9 +83,7 @@ class DeliveryReport:
 
 @dataclass
 class _Planned:
-    job_id: str
-    version: int
-    item: PlannedFile
+    file: PlannedFile
     encoded: Encoded
     thumb: str
     name: str = ""
@@ -106,9 +103,7 @@ def _thumb(ws: Workspace, settings: Settings, receipt_id: int, job_id: str, imag
     factor = max(1, int(1 / scale / 2))
     reduced = image.reduce(factor) if factor > 1 else image
     small = reduced.resize(size, Image.Resampling.BILINEAR).convert("RGB")
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=settings.preview.jpeg_quality)
-    data = buffer.getvalue()
+    data = image_bytes(small, "JPEG", quality=settings.preview.jpeg_quality)
     path = ws.previews_dir / str(int(receipt_id)) / safe_component(job_id) / f"deliver-{_sha256(data)[:16]}.jpg"
     if not path.is_file():
         atomic_write_bytes(path, data)  # private, like the previews: it shows the buyer's portrait
@@ -139,13 +134,13 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
         except DeliveryError as exc:
             return f"job {job.job_id}: {exc}"
         thumb = _thumb(ws, settings, order.receipt_id, job.job_id, image)
-        return _Planned(job.job_id, version.number, item, encoded, thumb, notes=source.notes + notes)
+        return _Planned(item, encoded, thumb, notes=source.notes + notes)
 
     # Resampling and encoding release the GIL: the files of one artwork are built side by side, reading the
     # one decoded source (only the small resampled copies are new memory). Files of the whole artwork as it is
     # encode the source image object itself, whose save() state is not thread-safe: those are built here, one
     # after the other, while the pool builds the others.
-    items = plan_files(settings, job, *source.image.size)
+    items = plan_files(settings, job, version.number, *source.image.size)
     halve_for(source, [item.frame for item in items])
     whole = [item for item in items if item.frame.whole]
     with ThreadPoolExecutor(max_workers=max(1, min(len(items), BUILD_THREADS))) as pool:
@@ -153,19 +148,18 @@ def _build_job(ws: Workspace, settings: Settings, order: Order, job: Job,
         done = {id(item): build(item) for item in whole}
         built = [done[id(item)] if id(item) in done else pending[id(item)].result() for item in items]
     report.problems.extend(b for b in built if isinstance(b, str))
-    planned = [b for b in built if isinstance(b, _Planned)]
-    return planned
+    return [b for b in built if isinstance(b, _Planned)]
 
 
 def _name_files(order: Order, planned: list[_Planned], settings: Settings) -> None:
     taken: set[str] = set()
     several = len(order.jobs) > 1
     for item in planned:
-        job = order.job(item.job_id)
+        job = order.job(item.file.job_id)
         fields = name_fields(order.receipt_id, order.buyer_name, job.title,
                              {answer.question: answer.answer for answer in job.answers},
-                             item=order.jobs.index(job) + 1 if several else None, variant=item.item.promise.suffix)
-        template = item.item.promise.name or workflow_of(settings, job).name_template
+                             item=order.jobs.index(job) + 1 if several else None, variant=item.file.promise.suffix)
+        template = item.file.promise.name or workflow_of(settings, job).name_template
         item.name = fill(template, fields, item.encoded.extension, max_length=settings.delivery.max_name_length,
                          taken=taken)
         taken.add(item.name)
@@ -174,10 +168,7 @@ def _name_files(order: Order, planned: list[_Planned], settings: Settings) -> No
 def _warnings_before_building(ws: Workspace, settings: Settings, targets: list[Job]) -> list[str]:
     warnings: list[str] = []
     for job in targets:
-        version = job.version(job.approved_version) if job.approved_version is not None else None
-        if version is None or not version.copy:
-            continue
-        plan = plan_job(ws.tool_path(version.copy), settings, job)
+        plan = plan_job(ws, settings, job)
         if plan is not None:
             warnings.extend(f"job {job.job_id}: {warning}" for warning in plan.warnings)
     return warnings
@@ -219,16 +210,13 @@ def prepare(ws: Workspace, settings: Settings, receipt_id: int, *, actor: str = 
             f"per order; promise fewer files in the workflow or remove the others from deliver/"
         )
     report.warnings = _warnings_before_building(ws, settings, targets)
-    if report.warnings and not anyway:
-        report.held = True
-        return report
-
     planned: list[_Planned] = []
-    if not report.problems:
+    if not report.problems and (anyway or not report.warnings):
         for job in targets:
             planned.extend(_build_job(ws, settings, snapshot, job, report))
         _name_files(snapshot, planned, settings)
-    if report.warnings and not anyway:  # found only by decoding (a profile the header check could not judge)
+    # Held on warnings seen before building, or found only by decoding (a profile the header check could not judge).
+    if report.warnings and not anyway:
         report.held = True
         return report
     _commit(ws, settings, report, targets, planned, actor)
@@ -255,17 +243,17 @@ def _commit(ws: Workspace, settings: Settings, report: DeliveryReport, targets: 
         by_job: dict[str, list[Deliverable]] = {}
         for item in planned:
             size = len(item.encoded.data)
-            warnings = [f"{item.item.describe}: {c.detail}" for c in item.item.warnings]
-            by_job.setdefault(item.job_id, []).append(Deliverable(
+            warnings = [f"{item.file.describe}: {c.detail}" for c in item.file.warnings]
+            by_job.setdefault(item.file.job_id, []).append(Deliverable(
                 name=item.name, format=item.encoded.format, size=size, sha256=_sha256(item.encoded.data),
-                from_version=item.version, width=item.encoded.width, height=item.encoded.height,
+                from_version=item.file.version, width=item.encoded.width, height=item.encoded.height,
                 note="; ".join(item.encoded.steps + item.notes) or None, thumb=item.thumb, warnings=warnings,
             ))
             report.files.append(BuiltFile(
-                job_id=item.job_id, name=item.name, format=item.encoded.format, size=size,
-                width=item.encoded.width, height=item.encoded.height, from_version=item.version,
-                promise=item.item.describe, steps=list(item.encoded.steps), notes=list(item.notes),
-                checks=file_checks(item.name, size, settings.delivery) + item.item.frame.checks,
+                job_id=item.file.job_id, name=item.name, format=item.encoded.format, size=size,
+                width=item.encoded.width, height=item.encoded.height, from_version=item.file.version,
+                promise=item.file.describe, steps=list(item.encoded.steps), notes=list(item.notes),
+                checks=file_checks(item.name, size, settings.delivery) + item.file.frame.checks,
             ))
         for job in targets:
             deliverables = by_job.get(job.job_id, [])

@@ -18,6 +18,7 @@ from kaalwatch.delivery.limits import Check
 from kaalwatch.model import Job, Version
 from kaalwatch.settings import Deliverable as Promise
 from kaalwatch.settings import Settings, Workflow
+from kaalwatch.store import Workspace
 from kaalwatch.workflows import by_name
 
 # EXIF orientations that turn the stored pixels a quarter turn (width and height swap).
@@ -26,9 +27,11 @@ _QUARTER_TURNS = (5, 6, 7, 8)
 
 @dataclass
 class PlannedFile:
-    """One promised file of one job: its key, geometry and the promises it would miss."""
+    """One promised file of one job's approved ``version``: its key, geometry and the promises it would miss
+    (the delivery panel shows these before anything is built)."""
 
     job_id: str
+    version: int
     key: str
     promise: Promise
     frame: Frame
@@ -37,6 +40,19 @@ class PlannedFile:
     @property
     def warnings(self) -> list[Check]:
         return self.frame.warnings
+
+    @property
+    def view_box(self) -> str:
+        """The SVG view of the output sheet in artwork pixels (wider than the art when it has margins)."""
+        f = self.frame
+        if not f.margins:
+            return f"0 0 {f.width} {f.height}"
+        cw, ch = (round(f.canvas[0]), round(f.canvas[1]))
+        return f"{-round((cw - f.width) * f.position)} {-round((ch - f.height) * f.position)} {cw} {ch}"
+
+    @property
+    def margin_colour(self) -> str:
+        return self.promise.margin_colour
 
 
 @dataclass
@@ -121,28 +137,29 @@ def quantity_check(settings: Settings, job: Job) -> Check | None:
                                     f"them all, or ask the buyer")
 
 
-def plan_files(settings: Settings, job: Job, width: int, height: int) -> list[PlannedFile]:
-    """Every promise of ``job`` framed on a ``width`` x ``height`` artwork, with the job's saved positions."""
+def plan_files(settings: Settings, job: Job, version: int, width: int, height: int) -> list[PlannedFile]:
+    """Every promise of ``job`` framed on its ``version``, a ``width`` x ``height`` artwork, with the job's saved
+    positions."""
     out: list[PlannedFile] = []
     for promise in promises(settings, job):
         key = promise_key(promise)
         margins = True if key in job.margins else None
         frame = plan(width, height, promise, position=saved_position(job, key), margins=margins,
                      max_crop_share=settings.delivery.max_crop_share)
-        out.append(PlannedFile(job.job_id, key, promise, frame, describe(promise)))
+        out.append(PlannedFile(job.job_id, version, key, promise, frame, describe(promise)))
     return out
 
 
-def plan_job(copy_path: Path, settings: Settings, job: Job) -> JobPlan | None:
-    """The plan of ``job``'s approved version (``copy_path`` is its immutable copy); None without one."""
+def plan_job(ws: Workspace, settings: Settings, job: Job) -> JobPlan | None:
+    """The plan of ``job``'s approved version, read from its immutable copy; None without one."""
     version = job.version(job.approved_version) if job.approved_version is not None else None
-    if version is None:
+    if version is None or not version.copy:
         return None
+    copy_path = ws.tool_path(version.copy)
     result = JobPlan(job.job_id, version.number)
-    for check in (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour)):
-        if check is not None:
-            result.job_checks.append(check)
+    checks = (quantity_check(settings, job), colour_check(copy_path, settings.delivery.colour))
+    result.job_checks = [check for check in checks if check is not None]
     size = artwork_size(copy_path, version)
     if size is not None:
-        result.files = plan_files(settings, job, *size)
+        result.files = plan_files(settings, job, version.number, *size)
     return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class EtsyClient:
     charges against the daily budget. Methods are named after Etsy's operations.
     """
 
-    def __init__(self, etsy: EtsySettings, tokens: TokenStore | None, *, session: requests.Session | None = None,
+    def __init__(self, etsy: EtsySettings, tokens: TokenStore, *, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  limiter: RateLimiter | None = None, rng: Callable[[], float] = random.random,
                  not_before: NotBefore | None = None) -> None:
@@ -124,8 +125,6 @@ class EtsyClient:
     def tokens(self) -> Tokens:
         """The current tokens (loaded once, reloaded after another process refreshed them)."""
         if self._tokens is None:
-            if self.token_store is None:
-                raise AuthError("no Etsy token store", hint=RUN_AUTH)
             loaded = self.token_store.load()
             if loaded is None:
                 raise AuthError("the Etsy shop is not connected", hint=RUN_AUTH)
@@ -143,16 +142,14 @@ class EtsyClient:
 
     def refresh(self, *, stale: str | None = None) -> Tokens:
         """Refresh under the cross-process lock; a pair another process already rotated is reused as is."""
-        assert self.token_store is not None
         with self.token_store.lock():
             current = self.token_store.load()
             if current is None:
                 raise AuthError("the Etsy shop is not connected", hint=RUN_AUTH)
-            fresh_enough = not current.expires_within(REFRESH_EARLY_SECONDS, self.clock())
-            if current.access_token != stale and fresh_enough:
+            if current.access_token != stale and not current.expires_within(REFRESH_EARLY_SECONDS, self.clock()):
                 self._tokens = current  # another process refreshed while we waited for the lock
                 return current
-            body = self._send("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
+            body = self.request("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
                 "grant_type": "refresh_token", "client_id": self.settings.keystring,
                 "refresh_token": current.refresh_token,
             })
@@ -165,7 +162,7 @@ class EtsyClient:
 
     def exchange_code(self, code: str, verifier: str, redirect_uri: str) -> dict[str, Any]:
         """OAuth code → token answer (form-encoded, as Etsy requires)."""
-        return self._send("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
+        return self.request("POST", TOKEN_PATH, operation="oauthToken", bearer=False, data={
             "grant_type": "authorization_code", "client_id": self.settings.keystring,
             "redirect_uri": redirect_uri, "code": code, "code_verifier": verifier,
         })
@@ -174,11 +171,6 @@ class EtsyClient:
                 data: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
                 bearer: bool = True) -> Any:
         """One Etsy call with refresh-on-401 (once) and the retry policy; returns the parsed JSON."""
-        return self._send(method, path, operation=operation, params=params, data=data, json=json, bearer=bearer)
-
-    def _send(self, method: str, path: str, *, operation: str, params: dict[str, Any] | None = None,
-              data: dict[str, Any] | None = None, json: dict[str, Any] | None = None,
-              bearer: bool = True) -> Any:
         url = self.base_url + path
         refreshed = False
         attempt = 0
@@ -194,12 +186,9 @@ class EtsyClient:
             try:
                 resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
                                             timeout=self.settings.timeout_seconds, allow_redirects=False)
-            except requests.Timeout:
-                last_problem, server_error = "timed out", ""
-                resp = None
-            except requests.ConnectionError:
-                last_problem, server_error = "connection failed", ""
-                resp = None
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last_problem = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                server_error, resp = "", None
             if resp is not None:
                 self.limiter.observe(resp.headers)
                 status = resp.status_code
@@ -253,9 +242,8 @@ class EtsyClient:
                 self.not_before.set(self.clock() + wait, "Etsy's daily request limit is used up")
             raise EtsyRateLimitError("Etsy's daily request limit is used up", hint=retry_hint(wait),
                                      retry_at=time.time() + wait)
-        if retry_after is not None:
-            return retry_after
-        return min(MAX_BACKOFF_SECONDS, 1.0 + self.rng())  # per-second limit without headers: next window
+        # Without the header it is the per-second limit: the next window.
+        return retry_after if retry_after is not None else min(MAX_BACKOFF_SECONDS, 1.0 + self.rng())
 
     def _error(self, status: int, body: dict[str, Any], operation: str, bearer: bool) -> EtsyError:
         error = str(body.get("error") or "")
@@ -291,9 +279,6 @@ class EtsyClient:
 
     # --------------------------------------------------------------------------------------- operations
 
-    def ping(self) -> dict[str, Any]:
-        return self.request("GET", f"{API}/openapi-ping", operation="ping", bearer=False)
-
     def get_me(self) -> dict[str, Any]:
         return self.request("GET", f"{API}/users/me", operation="getMe")
 
@@ -307,10 +292,9 @@ class EtsyClient:
 
     def get_shop_receipts(self, shop_id: int, *, offset: int = 0, limit: int = PAGE_LIMIT,
                           **filters: int | str | bool | None) -> Page:
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        for key, value in filters.items():
-            if value is not None:
-                params[key] = ("true" if value else "false") if isinstance(value, bool) else value
+        params = {"limit": limit, "offset": offset} | {  # Etsy reads booleans as "true" / "false"
+            key: str(value).lower() if isinstance(value, bool) else value for key, value in filters.items()
+            if value is not None}
         body = self.request("GET", f"{API}/shops/{int(shop_id)}/receipts", operation="getShopReceipts",
                             params=params)
         return Page(results=_results(body), count=_count(body), offset=offset)
@@ -326,16 +310,13 @@ class EtsyClient:
             if not page.results or offset >= page.count:
                 return
 
-    def get_listings_by_listing_ids(self, listing_ids: Iterable[int], *,
-                                    includes: tuple[str, ...] = ("Images",)) -> list[dict[str, Any]]:
-        """Listings in batches of 100 (one call each); unknown ids are simply absent."""
+    def get_listings_by_listing_ids(self, listing_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Listings with their images, in batches of 100 (one call each); unknown ids are simply absent."""
         ids = sorted({int(i) for i in listing_ids})
         out: list[dict[str, Any]] = []
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start:start + BATCH_LIMIT]
-            params: dict[str, Any] = {"listing_ids": ",".join(str(i) for i in chunk)}
-            if includes:
-                params["includes"] = ",".join(includes)
+            params = {"listing_ids": ",".join(str(i) for i in chunk), "includes": "Images"}
             body = self.request("GET", f"{API}/listings/batch", operation="getListingsByListingIds", params=params)
             out.extend(_results(body))
         return out
@@ -347,9 +328,7 @@ class EtsyClient:
     def create_receipt_shipment(self, shop_id: int, receipt_id: int,
                                 note_to_buyer: str | None = None) -> dict[str, Any]:
         """Mark a receipt shipped (no tracking: Etsy emails the buyer). Needs ``transactions_w``."""
-        body: dict[str, Any] = {}
-        if note_to_buyer:
-            body["note_to_buyer"] = note_to_buyer
+        body = {"note_to_buyer": note_to_buyer} if note_to_buyer else {}
         return self.request("POST", f"{API}/shops/{int(shop_id)}/receipts/{int(receipt_id)}/tracking",
                             operation="createReceiptShipment", json=body)
 
@@ -403,7 +382,5 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 def _scope_in(text: str) -> str | None:
-    import re
-
     match = re.search(r"\b([a-z]+_[rwd])\b", text)
     return match.group(1) if match else None

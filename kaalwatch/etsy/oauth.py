@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from kaalwatch.errors import AuthError, EtsyError, GrantRevokedError
 from kaalwatch.etsy.client import EtsyClient, etsy_connect_url
-from kaalwatch.etsy.tokens import Tokens, TokenStore, tokens_from_answer
+from kaalwatch.etsy.tokens import TokenStore, tokens_from_answer
 from kaalwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,14 @@ def consent_url(settings: Settings, redirect_uri: str, state: str, challenge: st
 
 def parse_redirect(url: str, state: str) -> str:
     """The code from the URL the browser was sent to; :class:`AuthError` on a wrong state or a refusal."""
-    query = parse_qs(urlsplit(url.strip()).query)
-    got_state = (query.get("state") or [""])[0]
-    if not secrets.compare_digest(got_state.encode(), state.encode()):
+    query = {key: values[0] for key, values in parse_qs(urlsplit(url.strip()).query).items()}
+    if not secrets.compare_digest(query.get("state", "").encode(), state.encode()):
         raise AuthError("the redirect did not carry this attempt's state (a stale or forged link)",
                         hint="run `kaalwatch auth` again and use the newest link")
     if query.get("error"):
-        reason = (query.get("error") or [""])[0]
-        raise AuthError(f"Etsy did not grant access ({html.escape(reason)[:60]})",
+        raise AuthError(f"Etsy did not grant access ({html.escape(query['error'])[:60]})",
                         hint="run `kaalwatch auth` again and press Allow")
-    code = (query.get("code") or [""])[0]
+    code = query.get("code", "")
     if not code:
         raise AuthError("the redirect carried no authorization code", hint="run `kaalwatch auth` again")
     return code
@@ -82,7 +80,6 @@ class _CallbackServer:
     """One-shot loopback server: remembers the first ``/callback`` whose state matches, then stops."""
 
     def __init__(self, port: int, state: str) -> None:
-        self.state = state
         self.result: str | AuthError | None = None
         self.done = threading.Event()
         outer = self
@@ -94,7 +91,7 @@ class _CallbackServer:
                     self._reply(404, "Not found", "This address only receives Etsy's redirect.")
                     return
                 try:
-                    code = parse_redirect(self.path, outer.state)
+                    code = parse_redirect(self.path, state)
                 except AuthError as exc:
                     if "state" in exc.message:  # not our attempt: keep waiting for the real redirect
                         self._reply(400, "Unknown request", "This link does not belong to the running sign-in.")
@@ -145,7 +142,7 @@ class _CallbackServer:
 
 def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, paste: bool = False,
             input_stream: TextIO | None = None, output: Callable[[str], None] = print, port: int | None = None,
-            wait_seconds: float = DEFAULT_WAIT_SECONDS, client: EtsyClient | None = None) -> Connection:
+            wait_seconds: float = DEFAULT_WAIT_SECONDS) -> Connection:
     """The whole PKCE flow (see the module docstring); returns the connected shop."""
     if not settings.etsy.keystring or not settings.etsy.shared_secret:
         raise AuthError("the Etsy keystring and shared secret are not set",
@@ -153,9 +150,7 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(24)
     store = TokenStore(ws)
-    own_client = client is None
-    client = client or EtsyClient(settings.etsy, store)
-    try:
+    with EtsyClient(settings.etsy, store) as client:
         if paste:
             listen = settings.etsy.redirect_port or 3003
             redirect_uri = settings.etsy.redirect_uri or f"http://localhost:{listen}{CALLBACK_PATH}"
@@ -163,14 +158,12 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
             output("Open this address in a browser, sign in to Etsy and allow access:")
             output(url)
             output("Then paste the whole address your browser was sent to (even if the page did not load):")
-            stream = input_stream or sys.stdin
-            line = stream.readline()
+            line = (input_stream or sys.stdin).readline()
             if not line.strip():
                 raise AuthError("no redirected URL was pasted", hint="run `kaalwatch auth --no-browser` again")
             code = parse_redirect(line, state)
         else:
-            listen = settings.etsy.redirect_port if port is None else port
-            with _CallbackServer(listen, state) as server:
+            with _CallbackServer(settings.etsy.redirect_port if port is None else port, state) as server:
                 redirect_uri = settings.etsy.redirect_uri or f"http://localhost:{server.port}{CALLBACK_PATH}"
                 url = consent_url(settings, redirect_uri, state, challenge)
                 output("Opening Etsy to connect your shop. If no browser opens, visit:")
@@ -186,9 +179,6 @@ def connect(settings: Settings, ws: Any, open_url: Callable[[str], object], *, p
                     raise server.result
                 code = str(server.result)
         return _finish(client, store, settings, code, verifier, redirect_uri)
-    finally:
-        if own_client:
-            client.close()
 
 
 def _exchange_refused(exc: AuthError) -> AuthError:
@@ -228,10 +218,9 @@ def _finish(client: EtsyClient, store: TokenStore, settings: Settings, code: str
         scopes = tuple(client.token_scopes(tokens.access_token))
     except EtsyError:
         scopes = tuple(settings.etsy.scopes)
-    final = Tokens(access_token=client.tokens().access_token, refresh_token=client.tokens().refresh_token,
-                   expires_at=client.tokens().expires_at, refresh_issued_at=client.tokens().refresh_issued_at,
-                   user_id=int(user_id) if user_id else None, shop_id=int(shop_id) if shop_id else None,
-                   shop_name=shop_name, scopes=scopes, connected_at=now, base_url=tokens.base_url)
+    # The pair in use now (get_me may have refreshed it), with what connecting learnt about the shop.
+    final = replace(client.tokens(), user_id=int(user_id) if user_id else None,
+                    shop_id=int(shop_id) if shop_id else None, shop_name=shop_name, scopes=scopes)
     with store.lock():
         store.save(final)
     client._tokens = final

@@ -28,7 +28,6 @@ from kaalwatch.workflows import workflow_for
 PERSONALIZATION_PROPERTY_ID = 54
 NOT_REQUESTED = "Not requested on this item."
 CANCELLED_STATUSES = frozenset({"canceled", "cancelled", "fully refunded"})
-PARTIAL_REFUND = "partially refunded"
 UPLOAD_KINDS = frozenset({"unlabeled_upload", "labeled_upload"})
 _URL = re.compile(r"https?://[^\s,]+", re.IGNORECASE)
 
@@ -41,8 +40,7 @@ def clean(value: Any) -> str:
     """Buyer or seller text: entities unescaped, ``\\r\\n`` → ``\\n``; ``None`` → ``""``."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    return html.unescape(text).replace("\r\n", "\n").replace("\r", "\n")
+    return html.unescape(str(value)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _int(value: Any) -> int | None:
@@ -148,13 +146,7 @@ def parse_receipt(data: Any) -> EtsyReceipt:
     if not isinstance(data, Mapping):
         raise ParseError(f"a receipt that is not an object ({type(data).__name__})")
     receipt_id = _required_int(data, "receipt_id", "a receipt")
-    transactions = []
-    for item in data.get("transactions") or []:
-        if not isinstance(item, Mapping):
-            raise ParseError(f"receipt {receipt_id}: a line item that is not an object")
-        transactions.append(parse_transaction(item, receipt_id))
-    created = _time(data, CREATED)
-    updated = updated_epoch(data)
+    grand_total = data.get("grandtotal") or data.get("grand_total")
     return EtsyReceipt(
         receipt_id=receipt_id,
         # A receipt without a status is still usable: what the flags say is enough to sync it.
@@ -166,11 +158,11 @@ def parse_receipt(data: Any) -> EtsyReceipt:
         message_from_buyer=clean(data.get("message_from_buyer")),
         is_gift=_bool(data.get("is_gift")),
         gift_message=clean(data.get("gift_message")),
-        created=created,
-        updated=updated,
-        transactions=tuple(transactions),
-        total=money(data.get("grandtotal") or data.get("grand_total")),
-        currency=_currency(data.get("grandtotal") or data.get("grand_total")),
+        created=_time(data, CREATED),
+        updated=updated_epoch(data),
+        transactions=tuple(parse_transaction(item, receipt_id) for item in data.get("transactions") or []),
+        total=money(grand_total),
+        currency=_currency(grand_total),
     )
 
 
@@ -191,26 +183,21 @@ def _currency(value: Any) -> str | None:
     return code if re.fullmatch(r"[A-Z]{3}", code) else None
 
 
-def parse_transaction(data: Mapping[str, Any], receipt_id: int) -> EtsyTransaction:
+def parse_transaction(data: Any, receipt_id: int) -> EtsyTransaction:
+    if not isinstance(data, Mapping):
+        raise ParseError(f"receipt {receipt_id}: a line item that is not an object")
     transaction_id = _required_int(data, "transaction_id", f"a line item of receipt {receipt_id}")
-    variations = []
-    for entry in data.get("variations") or []:
-        if isinstance(entry, Mapping):
-            variations.append(Variation(
-                property_id=_int(entry.get("property_id")),
-                question_id=_int(entry.get("question_id")),
-                name=clean(entry.get("formatted_name")).strip(),
-                value=clean(entry.get("formatted_value")),
-            ))
-    sku = clean(data.get("sku")).strip() or None
-    quantity = _int(data.get("quantity")) or 1
+    variations = tuple(
+        Variation(property_id=_int(entry.get("property_id")), question_id=_int(entry.get("question_id")),
+                  name=clean(entry.get("formatted_name")).strip(), value=clean(entry.get("formatted_value")))
+        for entry in data.get("variations") or [] if isinstance(entry, Mapping))
     return EtsyTransaction(
         transaction_id=transaction_id,
         listing_id=_int(data.get("listing_id")),
         title=clean(data.get("title")).strip() or f"item {transaction_id}",
-        quantity=max(1, quantity),
-        sku=sku,
-        variations=tuple(variations),
+        quantity=max(1, _int(data.get("quantity")) or 1),
+        sku=clean(data.get("sku")).strip() or None,
+        variations=variations,
         expected_ship=_time(data, ("expected_ship_date",)),
     )
 
@@ -241,32 +228,24 @@ def parse_questions(body: Any) -> tuple[Question, ...]:
     items = body.get("personalization_questions") if isinstance(body, Mapping) else None
     out = []
     for item in items or []:
-        if not isinstance(item, Mapping):
-            continue
-        text = clean(item.get("question_text")).strip()
-        if not text:
-            continue
-        out.append(Question(question_id=_int(item.get("question_id")), text=text,
-                            kind=str(item.get("question_type") or "text_input"), required=_bool(item.get("required"))))
+        text = clean(item.get("question_text")).strip() if isinstance(item, Mapping) else ""
+        if text:
+                out.append(Question(question_id=_int(item.get("question_id")), text=text,
+                                kind=str(item.get("question_type") or "text_input"),
+                                required=_bool(item.get("required"))))
     return tuple(out)
 
 
-def parse_listing(data: Mapping[str, Any], personalization: Any = None) -> ListingInfo:
-    """A listing (with ``images`` when asked for) plus its questions; the main image is rank 1."""
+def parse_listing(data: Mapping[str, Any]) -> ListingInfo:
+    """A listing (with ``images`` when asked for); the main image is rank 1. Its questions are read on their own
+    (:func:`parse_questions`): the batch of listings does not carry them."""
     listing_id = _required_int(data, "listing_id", "a listing")
     images = [i for i in data.get("images") or [] if isinstance(i, Mapping)]
     images.sort(key=lambda i: _int(i.get("rank")) or 10_000)
-    main = None
-    for image in images:
-        url = image.get("url_fullxfull") or image.get("url_570xN")
-        if isinstance(url, str) and url:
-            main = url
-            break
-    if personalization is None:
-        personalization = data.get("personalization")
+    urls = (image.get("url_fullxfull") or image.get("url_570xN") for image in images)
+    main = next((url for url in urls if isinstance(url, str) and url), None)
     skus = tuple(str(s) for s in data.get("skus") or [] if s)
-    return ListingInfo(listing_id=listing_id, title=clean(data.get("title")).strip(), main_image_url=main,
-                       questions=parse_questions(personalization), skus=skus)
+    return ListingInfo(listing_id=listing_id, title=clean(data.get("title")).strip(), main_image_url=main, skus=skus)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -304,19 +283,16 @@ def join_answers(variations: Sequence[Variation], questions: Sequence[Question])
     Every question of the listing gets an answer, ``""`` when the buyer skipped it; entries that match no
     question (an edited question, other variations) are kept under the name Etsy gave them.
     """
-    by_id = {q.question_id: q for q in questions if q.question_id is not None}
+    by_id: dict[int | None, Question] = {q.question_id: q for q in questions if q.question_id is not None}
     by_name = {_norm(q.text): q for q in questions}
-    groups: dict[str, _Group] = {}
-    order: list[str] = [_norm(q.text) for q in questions]
-    for q in questions:
-        groups[_norm(q.text)] = _Group(q, q.text)
+    groups = {_norm(q.text): _Group(q, q.text) for q in questions}
+    order = [_norm(q.text) for q in questions]
     for entry in variations:
         personal = entry.property_id == PERSONALIZATION_PROPERTY_ID or entry.question_id is not None
         question: Question | None = None
         label: str | None = None
         if personal:
-            question = by_id.get(entry.question_id) if entry.question_id is not None else None
-            question = question or by_name.get(_norm(entry.name))
+            question = by_id.get(entry.question_id) or by_name.get(_norm(entry.name))
             if question is None:
                 # Labeled uploads arrive as "<question text>: <label>", one entry per file.
                 for q in questions:
@@ -341,10 +317,9 @@ def join_answers(variations: Sequence[Variation], questions: Sequence[Question])
         question = group.question
         kind = question.kind if question else ("variation" if key.startswith("variation:") else "legacy")
         qid = question.question_id if question else next((e.question_id for e, _ in group.entries), None)
-        urls: list[tuple[str, str | None]] = []
-        if kind in UPLOAD_KINDS or (kind == "legacy" and any(split_urls(e.value) for e, _ in group.entries)):
-            for entry, label in group.entries:
-                urls.extend((url, label) for url in split_urls(entry.value))
+        # Upload questions hold links; so may entries of a question the listing no longer has.
+        urls = [(url, label) for entry, label in group.entries for url in split_urls(entry.value)
+                if kind in UPLOAD_KINDS or kind == "legacy"]
         if urls:
             labels = [label for _, label in urls if label]
             text = ", ".join(labels) if labels else f"{len(urls)} file{'s' if len(urls) != 1 else ''}"
@@ -397,13 +372,12 @@ def build_order(receipt: EtsyReceipt, listings: Mapping[int, ListingInfo], setti
         if listing and listing.main_image_url:
             samples[job_id] = listing.main_image_url
         needs[job_id] = workflow.needs_references
-    ship_dates = [t.expected_ship for t in receipt.transactions if t.expected_ship]
     order = Order(
         receipt_id=receipt.receipt_id,
         etsy_status=receipt.status,
         buyer_name=receipt.buyer_name,
         ordered_at=receipt.created,
-        ship_by=min(ship_dates) if ship_dates else None,
+        ship_by=min((t.expected_ship for t in receipt.transactions if t.expected_ship), default=None),
         jobs=jobs,
         buyer_user_id=receipt.buyer_user_id,
         is_gift=receipt.is_gift,

@@ -6,9 +6,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from kaalwatch.errors import EtsyRateLimitError
+from kaalwatch.store import Workspace
 
 DAY = 86_400.0
 
@@ -23,7 +24,7 @@ class RateLimiter:
 
     def __init__(self, per_second: float, per_day: int, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.per_second = max(1, int(per_second)) if per_second >= 1 else 1
+        self.per_second = max(1, int(per_second))
         # Below one request a second the window is longer than a second.
         self.window = 1.0 if per_second >= 1 else 1.0 / per_second
         self.per_day = per_day
@@ -34,7 +35,6 @@ class RateLimiter:
         self._day: deque[float] = deque()
         self._not_before = 0.0
         self._day_exhausted_until: float | None = None
-        self.waited = 0.0
 
     def acquire(self) -> None:
         """Block until one more request fits both budgets; raise when the daily budget is spent."""
@@ -60,7 +60,6 @@ class RateLimiter:
                     self._recent.append(now)
                     self._day.append(now)
                     return
-                self.waited += wait
                 self.sleep(wait)
 
     def observe(self, headers: Mapping[str, str]) -> None:
@@ -79,14 +78,6 @@ class RateLimiter:
             self._day_exhausted_until = self.clock() + seconds
 
 
-class StateStore(Protocol):
-    """What :class:`NotBefore` needs of a :class:`~kaalwatch.store.Workspace`."""
-
-    def read_state(self, name: str) -> dict[str, Any]: ...
-
-    def write_state(self, name: str, data: dict[str, Any]) -> None: ...
-
-
 SYNC_STATE = "sync"
 NOT_BEFORE_KEYS = ("not_before", "not_before_reason")
 
@@ -100,7 +91,7 @@ class NotBefore:
     status`` and the page header can show it.
     """
 
-    def __init__(self, state: StateStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: Workspace, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.clock = clock
 

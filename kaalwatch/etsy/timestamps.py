@@ -33,15 +33,11 @@ def _from_number(value: float) -> int | None:
 
 def epoch_seconds(value: Any) -> int | None:
     """``value`` as whole epoch seconds (UTC), or None when it is not a readable, positive moment."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_number(float(value))
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text:
-        return None
     try:
         return _from_number(float(text))
     except ValueError:

@@ -15,7 +15,7 @@ from typing import Any
 from filelock import FileLock
 
 from kaalwatch import private
-from kaalwatch.errors import AuthError
+from kaalwatch.errors import AuthError, EtsyError
 from kaalwatch.store import Workspace
 
 REFRESH_LIFETIME_SECONDS = 90 * 86_400  # Etsy's documented refresh-token lifetime
@@ -54,8 +54,6 @@ class Tokens:
 def _token_fields(body: dict[str, Any]) -> tuple[str, str, float]:
     access, refresh = body.get("access_token"), body.get("refresh_token")
     if not isinstance(access, str) or not isinstance(refresh, str) or not access or not refresh:
-        from kaalwatch.errors import EtsyError
-
         raise EtsyError("Etsy's token answer had no token pair; try `kaalwatch auth` again")
     try:
         expires_in = float(body.get("expires_in") or 3600)
@@ -102,12 +100,7 @@ class TokenStore:
 
     def save(self, tokens: Tokens) -> None:
         """Atomic replace with mode 0600; the folder is 0700."""
-        data = asdict(tokens)
-        data["scopes"] = list(tokens.scopes)
-        self._secrets.write_text(self.path, json.dumps(data, indent=2, sort_keys=True))
-
-    def delete(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self._secrets.write_text(self.path, json.dumps(asdict(tokens), indent=2, sort_keys=True))  # scopes: a list
 
 
 def describe(tokens: Tokens, now: float | None = None, *, refused: str | None = None) -> list[str]:

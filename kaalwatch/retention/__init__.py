@@ -23,9 +23,7 @@ reference numbers, hashes, sizes and tool-area paths (made of ids), never buyer 
 
 from __future__ import annotations
 
-from kaalwatch.retention.apply import ACTOR, purge
+from kaalwatch.retention.apply import purge
 from kaalwatch.retention.daily import missed, next_run, scheduled_purge, status_lines
-from kaalwatch.retention.report import OrderPurge, PurgeReport
 
-__all__ = ["ACTOR", "OrderPurge", "PurgeReport", "missed", "next_run", "purge",
-           "scheduled_purge", "status_lines"]
+__all__ = ["missed", "next_run", "purge", "scheduled_purge", "status_lines"]

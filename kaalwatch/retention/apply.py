@@ -165,6 +165,3 @@ def _log_plan(plan: Plan, dry_run: bool) -> None:
         log.info("%s: order %s: manifest: %s", prefix, rid, "; ".join(plan.report.anonymised))
     if plan.report.renamed:
         log.info("%s: order %s: %d rename(s) or redaction(s) in its folder", prefix, rid, len(plan.report.renamed))
-
-
-__all__ = ["ACTOR", "CHANGED", "purge"]

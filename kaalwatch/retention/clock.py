@@ -91,6 +91,3 @@ def due(order: Order, settings: Settings, now: datetime) -> Due | None:
     if order.keep_until and now < order.keep_until:
         return Due(False, False, max(files_at, order.keep_until), max(anonymise_at, order.keep_until), basis, True)
     return Due(now >= files_at, now >= anonymise_at, files_at, anonymise_at, basis)
-
-
-__all__ = ["WARN_DAYS", "Due", "due", "finished_at", "finished_on_etsy", "last_activity"]

@@ -54,13 +54,12 @@ def scheduled_purge(ws: Workspace, settings: Settings, *, now: datetime | None =
     """The daily job: purge, then record when, what and what comes next."""
     moment = now or utcnow()
     report = purge(ws, settings, now=moment)
-    upcoming = next_run(settings, moment)
     ws.write_state(STATE, {
         "last_run": iso(moment),
         "summary": report.summary(),
         "counts": report.counts(),
         "errors": {str(k): v for k, v in report.errors.items()},
-        "next": forecast(ws, settings, upcoming),
+        "next": forecast(ws, settings, next_run(settings, moment)),
     })
     return report
 
@@ -87,6 +86,3 @@ def status_lines(ws: Workspace) -> list[str]:
             lines.append(f"retention warning: no activity, purged within a week: {listed} "
                          f"(keep one with `kaalwatch keep RECEIPT_ID --days N --reason TEXT`)")
     return lines
-
-
-__all__ = ["STATE", "forecast", "missed", "next_run", "scheduled_purge", "status_lines"]

@@ -47,6 +47,12 @@ class Plan:
     def empty(self) -> bool:
         return not (self.files_step or self.anonymise or self.redact or self.renames or self.texts or self.delete)
 
+    def remove(self, path: Path, line: str) -> None:
+        """Delete ``path``, reported as ``line`` (free of buyer text)."""
+        self.delete.append(path)
+        self.report.removed.append(line)
+        self.report.bytes_freed += _size(path)
+
 
 def _sha12(path: Path) -> str:
     digest = hashlib.sha256()
@@ -94,15 +100,13 @@ def _plan_references(order: Order, folder: Path, plan: Plan) -> None:
             size = _size(path)
             if position is not None:
                 ref = order.references[position]
-                plan.report.removed.append(f"reference #{position + 1} ({ref.source}, sha256 "
-                                           f"{(ref.sha256 or _sha12(path))[:12]}, {size} bytes)")
+                plan.remove(path, f"reference #{position + 1} ({ref.source}, sha256 "
+                                  f"{(ref.sha256 or _sha12(path))[:12]}, {size} bytes)")
             else:
                 unlisted += 1
                 where = f" of job {job_id}" if job_id else ""
-                plan.report.removed.append(f"unlisted file #{unlisted} in references/{where} "
-                                           f"(sha256 {_sha12(path)}, {size} bytes)")
-            plan.delete.append(path)
-            plan.report.bytes_freed += size
+                plan.remove(path, f"unlisted file #{unlisted} in references/{where} "
+                                  f"(sha256 {_sha12(path)}, {size} bytes)")
     plan.reference_positions = [i for i, ref in enumerate(order.references) if ref.status != "deleted"]
 
 
@@ -125,9 +129,7 @@ def _plan_files(ws: Workspace, order: Order, folder: Path, plan: Plan) -> None:
             with contextlib.suppress(Exception):
                 path = ws.tool_path(ref.thumb)
                 if path.is_file() and path not in plan.delete:
-                    plan.delete.append(path)
-                    plan.report.removed.append(f"{ws.relative_to_tool(path)} (reference thumbnail)")
-                    plan.report.bytes_freed += _size(path)
+                    plan.remove(path, f"{ws.relative_to_tool(path)} (reference thumbnail)")
     rid = str(int(order.receipt_id))
     # The viewer's tiles are a cache cut from version copies: all of them go (a kept version re-tiles on
     # demand), reported as one line rather than hundreds.
@@ -138,11 +140,8 @@ def _plan_files(ws: Workspace, order: Order, folder: Path, plan: Plan) -> None:
         plan.report.bytes_freed += sum(_size(path) for path in tiles)
     for area in (ws.versions_dir / rid, ws.previews_dir / rid):
         for path in files_under(area):
-            if path.resolve() in keep or path in plan.delete:
-                continue
-            plan.delete.append(path)
-            plan.report.removed.append(ws.relative_to_tool(path))
-            plan.report.bytes_freed += _size(path)
+            if path.resolve() not in keep and path not in plan.delete:
+                plan.remove(path, ws.relative_to_tool(path))
     for job_id, numbers in plan.versions.items():
         plan.report.anonymised.append(f"job {job_id}: version file(s) {', '.join(map(str, numbers))} forgotten")
     if plan.delete or plan.reference_positions or plan.versions:
@@ -212,10 +211,5 @@ def plan_order(ws: Workspace, settings: Settings, folder: Path, order: Order, du
         _plan_identity(ws, settings, order, folder, salt, plan)
     if due.files or due.anonymise or order.anonymised_at:
         for path in manifest_backups(folder):  # the manifest as it was before a schema upgrade: buyer data
-            plan.delete.append(path)
-            plan.report.removed.append(f"{path.name} (the manifest before an upgrade)")
-            plan.report.bytes_freed += _size(path)
+            plan.remove(path, f"{path.name} (the manifest before an upgrade)")
     return None if plan.empty else plan
-
-
-__all__ = ["Plan", "files_under", "plan_order"]

@@ -32,10 +32,6 @@ class PurgeReport:
     active: int = 0  # orders not due yet (not listed one by one)
     warnings: dict[int, str] = field(default_factory=dict)  # receipt id -> "purged on DATE" (a week ahead)
 
-    def plan(self) -> tuple[list[OrderPurge], dict[int, str]]:
-        """What is compared between a dry run and the real run."""
-        return self.orders, self.skipped
-
     def done(self) -> list[OrderPurge]:
         """The orders actually changed (a failed one is counted under errors, not here)."""
         return [o for o in self.orders if o.receipt_id not in self.errors]
@@ -63,6 +59,3 @@ class PurgeReport:
                 f"order(s): files purged {would}{c['files_purged']}, anonymised {would}{c['anonymised']}, "
                 f"later names or notes redacted {would}{c['redacted']}; {c['skipped']} skipped, "
                 f"{c['not_due']} not due, {c['warned']} due within a week, {c['failed']} failed")
-
-
-__all__ = ["OrderPurge", "PurgeReport"]

@@ -109,6 +109,3 @@ def save(ws: Workspace, receipt_id: int, memory: TermMemory) -> None:
     """Write the memory (0600; the secrets folder is 0700 whatever the setting)."""
     ws.secrets.write_text(ws.secrets.terms_path(receipt_id),
                           json.dumps({"words": sorted(memory.words), "names": sorted(memory.names)}))
-
-
-__all__ = ["REPLACEMENT_NAME", "REPLACEMENT_TEXT", "TermMemory", "learn", "load", "save", "words"]

@@ -122,6 +122,6 @@ def test_etsy_check_against_the_sandbox(connected: Any) -> None:
                                                                                 create_shipment=True))
     missing = doctor.check_etsy(wants_shipping)
     assert not missing.ok and "transactions_w" in missing.line and "kaalwatch auth" in missing.fix
-    TokenStore(connected.ws).delete()
+    TokenStore(connected.ws).path.unlink()
     gone = doctor._safe("etsy", lambda: doctor.check_etsy(settings))
     assert not gone.ok and "auth" in gone.render()

@@ -11,6 +11,7 @@ from kaalwatch.etsy.parse import (
     build_order,
     join_answers,
     parse_listing,
+    parse_questions,
     parse_receipt,
     split_urls,
     updated_epoch,
@@ -164,10 +165,11 @@ def test_split_urls_ignores_text_between() -> None:
 
 def test_listing_main_image_is_rank_one() -> None:
     info = parse_listing({"listing_id": 7, "title": "T &amp; U", "images": [
-        {"rank": 2, "url_fullxfull": "https://x.test/2.jpg"}, {"rank": 1, "url_fullxfull": "https://x.test/1.jpg"}]},
-        {"personalization_questions": [{"question_id": 1, "question_text": "Name", "question_type": "text_input"}]})
+        {"rank": 2, "url_fullxfull": "https://x.test/2.jpg"}, {"rank": 1, "url_fullxfull": "https://x.test/1.jpg"}]})
     assert info.main_image_url == "https://x.test/1.jpg" and info.title == "T & U"
-    assert info.questions[0].text == "Name"
+    questions = parse_questions(
+        {"personalization_questions": [{"question_id": 1, "question_text": "Name", "question_type": "text_input"}]})
+    assert questions[0].text == "Name"
 
 
 def test_build_order_maps_jobs_and_workflows(settings: Settings) -> None:
