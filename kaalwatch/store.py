@@ -50,7 +50,6 @@ DELIVER = "deliver"
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-
 def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
     if exc.errno == errno.ENOSPC:
         return WorkspaceError(f"disk full while writing {what}", hint="free some space; nothing was changed")
@@ -104,7 +103,6 @@ class Workspace:
         # callers ask the workspace and need not know there is a cache.
         self.jobs = self.index.jobs
         self.state_counts = self.index.state_counts
-        self.step_counts = self.index.step_counts
         self.broken_manifests = self.index.broken_manifests
         self.receipt_ids = self.index.receipt_ids
         self.scrub_index = self.index.scrub
@@ -187,16 +185,13 @@ class Workspace:
     def folder_of(self, receipt_id: int) -> Path:
         """The order's folder wherever the artist moved it inside ``orders/``."""
         rel = self.index.folder(receipt_id)
-        if rel is not None:
-            folder = self.orders_dir / rel
-            if (folder / MANIFEST).is_file():
-                return folder
-        elif self.index.scanned:
-            raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
-        self.refresh_index()  # moved or renamed by the artist, or never scanned by this process
-        rel = self.index.folder(receipt_id)
-        if rel is not None:
+        if rel is not None and (self.orders_dir / rel / MANIFEST).is_file():
             return self.orders_dir / rel
+        if rel is not None or not self.index.scanned:
+            self.refresh_index()  # moved or renamed by the artist, or never scanned by this process
+            rel = self.index.folder(receipt_id)
+            if rel is not None:
+                return self.orders_dir / rel
         raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
 
     def has_order(self, receipt_id: int) -> bool:
@@ -341,9 +336,7 @@ class Workspace:
         path = self.state_dir / f"{naming.safe_component(name)}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # missing or unreadable: start afresh
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -351,12 +344,5 @@ class Workspace:
         path = self.state_dir / f"{naming.safe_component(name)}.json"
         try:
             atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
-        except OSError as exc:
-            raise _disk_error(exc, path) from None
-
-    def write_tool_file(self, path: Path, data: bytes, mode: int | None = None) -> None:
-        """Write a file in the tool area atomically, turning disk errors into one clear line."""
-        try:
-            atomic_write_bytes(path, data, mode)
         except OSError as exc:
             raise _disk_error(exc, path) from None

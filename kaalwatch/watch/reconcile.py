@@ -22,6 +22,7 @@ from kaalwatch.imaging import PreviewSpec, spec_key
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import DELIVER, MANIFEST, REFERENCES, Workspace
+from kaalwatch.watch import verdicts
 from kaalwatch.watch.ignore import IgnoreRules, is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome
 from kaalwatch.watch.seen import SeenFolder, SeenStore
@@ -205,7 +206,7 @@ class Reconciler:
             report.errors.append(str(exc))
             return
         if "watcher" in order.errors:
-            self.ingestor.misplaced_gone(folder, order)
+            verdicts.clear_misplaced(self.ws, self.ingestor.rules, folder, order)
         # Taken before the previews are checked: a preview deleted after this changes its folder's mtime.
         dirs = preview_dirs(self.tool_dir, previews_of(order))
         seen = self.seen.files_of(order.receipt_id)
