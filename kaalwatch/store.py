@@ -81,6 +81,27 @@ def _remove_empty_tree(folder: Path | None) -> None:
         folder.rmdir()
 
 
+def listed_order_folders(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """The order folders (holding a manifest) at or below ``root``, at any depth (artists make subfolders),
+    each with its listing, so that a full rescan lists each folder once. Not looking inside them: an
+    order's own subfolders (jobs, references) hold no other order."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        entries = _listing(folder)
+        if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
+            yield folder, entries
+        else:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def _listing(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:
+        return []
+
+
 class Workspace:
     """The workspace folder. Safe to share between threads; several processes coordinate by file locks."""
 
@@ -295,19 +316,7 @@ class Workspace:
 
     def iter_order_folders(self) -> Iterator[Path]:
         """Every folder under ``orders/`` holding an ``order.yaml``, at any depth (artists make subfolders)."""
-        stack = [self.orders_dir]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
-                yield Path(folder)
-                continue  # an order's own subfolders (jobs, references) hold no other order
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                    stack.append(Path(entry.path))
+        return (Path(folder) for folder, _entries in listed_order_folders(self.orders_dir))
 
     def iter_orders(self) -> Iterator[tuple[Path, Order | ManifestError]]:
         for folder in self.iter_order_folders():
