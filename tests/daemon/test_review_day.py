@@ -20,7 +20,7 @@ from kaalwatch.model import JobState
 from kaalwatch.sandbox.seed import COUPLE_LISTING, FAMILY_LISTING, PET_LISTING
 from kaalwatch.store import Workspace
 from tests.daemon.conftest import Connected, DaemonProcess
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 from tests.support.polling import wait_for
 
 pytestmark = [
@@ -94,8 +94,7 @@ def test_a_day_on_the_review_page(connected: Connected, daemon_factory: Callable
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            record_console_errors(page, problems)
 
             page.goto(base + "/")
             expect(page.locator("h1")).to_have_text("Today")

@@ -14,7 +14,7 @@ from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_reference, add_versions, jpeg, store_password
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 
 pytestmark = [
     pytest.mark.browser,
@@ -60,9 +60,7 @@ def test_owner_finds_compares_and_approves(server: ReviewServer, ws: Workspace, 
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            record_console_errors(page, problems, failed_responses=True)
 
             page.goto(server.url)
             expect(page).to_have_url(re.compile(r"/login\?next=/"))

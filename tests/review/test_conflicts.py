@@ -16,7 +16,7 @@ from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_versions, post, store_password
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 
 VIEWPORTS = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
 CONFLICT = "portrait v1 (Ada's conflicted copy 2026-11-29).jpg"
@@ -73,8 +73,7 @@ def test_the_owner_compares_both_copies_and_keeps_one(server: ReviewServer, ws: 
         try:
             for name, viewport in VIEWPORTS:
                 page = browser.new_page(viewport=viewport)
-                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: problems.append(str(e)))
+                record_console_errors(page, problems)
                 page.goto(f"{server.url}/jobs/{conflicted.receipt_id}/{conflicted.jobs[0].job_id}")
                 if "/login" in page.url:
                     page.fill("input[name=password]", PASSWORD)

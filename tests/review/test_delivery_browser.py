@@ -19,7 +19,7 @@ from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, store_password
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 
 pytestmark = [
     pytest.mark.browser,
@@ -93,9 +93,7 @@ def test_owner_sees_drags_and_delivers_anyway(server: ReviewServer, ws: Workspac
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            record_console_errors(page, problems, failed_responses=True)
             page.goto(f"{server.url}/login")
             page.fill("input[name=password]", PASSWORD)
             page.click("button:has-text('Log in')")

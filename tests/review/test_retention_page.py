@@ -15,7 +15,7 @@ from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, store_password
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,8 +51,7 @@ def test_header_warns_and_job_page_keeps_longer(server: tuple[ReviewServer, Orde
             viewports = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
             for name, viewport in viewports:
                 page = browser.new_page(viewport=viewport)
-                page.on("pageerror", lambda e: problems.append(str(e)))
-                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                record_console_errors(page, problems)
                 page.goto(running.url)
                 page.fill("input[name=password]", PASSWORD)
                 page.click("button:has-text('Log in')")

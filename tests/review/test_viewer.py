@@ -24,7 +24,7 @@ from kaalwatch.watch import WatchService
 from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, add_reference, jpeg, store_password
-from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM
+from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
 from tests.support.polling import wait_for
 from tests.watch.helpers import ThreadPreviewPool
 
@@ -120,9 +120,7 @@ def test_viewer_live_zoom_wipe_keys_and_proof(studio: dict[str, Any]) -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             # A tile of a level still being built is answered 503 and asked again (views/tiles.py): the
             # browser logs that, and it is expected; every other error is a problem.
-            page.on("console", lambda m: problems.append(m.text)
-                    if m.type == "error" and "status of 503" not in m.text else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
+            record_console_errors(page, problems)
             _login(page, studio["url"])
             viewer = page.locator("#viewer")
             expect(viewer).to_have_attribute("data-version", "2")
