@@ -278,11 +278,7 @@ class Daemon:
             "watcher_backend": watcher.get("backend"),
             "queue_length": _count(watcher.get("queue_length")),
             "watcher_ingests": _count(watcher.get("ingests")),  # work done: grows with saves, not with time
-            "last_sync": snap["last_sync"],
-            "last_sync_result": snap["last_sync_result"],
-            "sync_paused": snap["sync_paused"],
-            "review_url": snap["review_url"],
-            "failing": snap["failing"],
+            **snap,  # last sync and its result, pause, review URL, failing parts
             "errors": errors[-MAX_ERRORS:],
         }
 

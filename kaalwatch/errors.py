@@ -12,6 +12,11 @@ class KaalwatchError(Exception):
 
     exit_code = 1
 
+    def __init_subclass__(cls, *, exit_code: int | None = None) -> None:
+        super().__init_subclass__()
+        if exit_code is not None:
+            cls.exit_code = exit_code
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -21,52 +26,36 @@ class KaalwatchError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
-class ConfigError(KaalwatchError):
+class ConfigError(KaalwatchError, exit_code=2):
     """A setting is missing, misspelt, of the wrong type or impossible."""
 
-    exit_code = 2
 
-
-class WorkspaceError(KaalwatchError):
+class WorkspaceError(KaalwatchError, exit_code=3):
     """The workspace cannot be used: missing, read-only, full, or locked by another process."""
 
-    exit_code = 3
 
-
-class ManifestError(KaalwatchError):
+class ManifestError(KaalwatchError, exit_code=4):
     """An ``order.yaml`` does not parse or does not follow the schema; the file is left untouched."""
 
-    exit_code = 4
 
-
-class TransitionError(KaalwatchError):
+class TransitionError(KaalwatchError, exit_code=5):
     """A job was asked to move to a state it cannot reach from where it is."""
 
-    exit_code = 5
 
-
-class NotFoundError(KaalwatchError):
+class NotFoundError(KaalwatchError, exit_code=6):
     """An order, job or version that was named does not exist."""
 
-    exit_code = 6
 
-
-class ImageError(KaalwatchError):
+class ImageError(KaalwatchError, exit_code=7):
     """A file could not be decoded into pixels (truncated, corrupt, a bomb, or an unknown format)."""
 
-    exit_code = 7
 
-
-class EtsyError(KaalwatchError):
+class EtsyError(KaalwatchError, exit_code=8):
     """Etsy answered with an error, or could not be reached within the retry bound."""
 
-    exit_code = 8
 
-
-class AuthError(EtsyError):
+class AuthError(EtsyError, exit_code=9):
     """The shop is not connected, or Etsy revoked the connection: run ``kaalwatch auth``."""
-
-    exit_code = 9
 
 
 class GrantRevokedError(AuthError):
@@ -90,13 +79,9 @@ class EtsyRateLimitError(EtsyError):
         self.retry_at = retry_at
 
 
-class DownloadError(KaalwatchError):
+class DownloadError(KaalwatchError, exit_code=11):
     """A buyer upload or listing image was refused (unsafe address, too big, not an image) or failed."""
 
-    exit_code = 11
 
-
-class DeliveryError(KaalwatchError):
+class DeliveryError(KaalwatchError, exit_code=10):
     """A deliverable cannot be built within what the listing promises and Etsy accepts."""
-
-    exit_code = 10

@@ -143,18 +143,10 @@ class Index:
             except (OSError, sqlite3.Error) as exc:
                 # On a full disk SQLite cannot create its WAL files and says only "disk I/O error":
                 # name the file and the likely cause instead of an internal error.
-                raise self._error(exc) from None
+                raise unusable(self.path, exc, "free some space or fix permissions; the index is rebuilt from the "
+                               "manifests", what="the index ") from None
             self._local.conn = conn
         return conn
-
-    def _error(self, exc: BaseException) -> WorkspaceError:
-        try:
-            full = shutil.disk_usage(self.path.parent).free < 256 * 1024
-        except OSError:
-            full = False
-        reason = "the disk is full" if full else str(exc)
-        return WorkspaceError(f"cannot use the index {self.path}: {reason}",
-                              hint="free some space or fix permissions; the index is rebuilt from the manifests")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -294,15 +286,21 @@ class Index:
             counts[JobState(state)] = count
         return counts
 
-    def step_counts(self) -> dict[str, int]:
-        """How many active jobs wait on each next step (the Today view's groups, before "overdue")."""
-        return dict(self._db().execute("SELECT step, COUNT(*) FROM jobs WHERE active = 1 GROUP BY step").fetchall())
-
     def broken_manifests(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._db().execute("SELECT folder, error FROM broken ORDER BY folder")]
 
     def receipt_ids(self) -> list[int]:
         return [r[0] for r in self._db().execute("SELECT receipt_id FROM orders ORDER BY receipt_id")]
+
+
+def unusable(path: Path, exc: BaseException, hint: str, what: str = "") -> WorkspaceError:
+    """A SQLite file of the tool area that cannot be opened or written. On a full disk SQLite cannot create
+    its WAL files and says only "disk I/O error": name the file and the likely cause instead."""
+    try:
+        full = shutil.disk_usage(path.parent).free < 256 * 1024
+    except OSError:
+        full = False
+    return WorkspaceError(f"cannot use {what}{path}: {'the disk is full' if full else exc}", hint=hint)
 
 
 def _forget_jobs(db: sqlite3.Connection, receipt_id: int) -> None:

@@ -113,9 +113,7 @@ def setup(level: str = "info", log_dir: Path | None = None, *, debug: bool = Fal
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if debug else getattr(logging, level.upper(), logging.INFO))
     fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
-    stderr = logging.StreamHandler()
-    stderr.setFormatter(fmt)
-    handlers: list[logging.Handler] = [stderr]
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_dir is not None:
         try:
             private.make_dir(log_dir)

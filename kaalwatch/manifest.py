@@ -31,11 +31,7 @@ _FIELDS = frozenset(f.name for f in dataclasses.fields(Order)) - {"extra"}
 
 def to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            if f.name == "extra":
-                continue
-            out[f.name] = to_plain(getattr(value, f.name))
+        out = {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"}
         if isinstance(value, Order):
             out.update(value.extra)
         return out

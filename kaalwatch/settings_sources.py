@@ -94,10 +94,9 @@ def _adapter(root: type) -> TypeAdapter[Any]:
 def validated(root: type, plain: Mapping[str, Any], source: str) -> Any:
     """``plain`` data as a ``root`` instance, or a :class:`ConfigError` naming ``source`` and the key."""
     try:
-        value = _adapter(root).validate_python(plain)
+        return _adapter(root).validate_python(plain)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_message(root, validation.first(exc.errors()))}") from None
-    return value
 
 
 def merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:

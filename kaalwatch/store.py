@@ -50,7 +50,6 @@ DELIVER = "deliver"
 LOCK_TIMEOUT_SECONDS = 30.0
 
 
-
 def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
     if exc.errno == errno.ENOSPC:
         return WorkspaceError(f"disk full while writing {what}", hint="free some space; nothing was changed")
@@ -82,6 +81,27 @@ def _remove_empty_tree(folder: Path | None) -> None:
         folder.rmdir()
 
 
+def listed_order_folders(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """The order folders (holding a manifest) at or below ``root``, at any depth (artists make subfolders),
+    each with its listing, so that a full rescan lists each folder once. Not looking inside them: an
+    order's own subfolders (jobs, references) hold no other order."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        entries = _listing(folder)
+        if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
+            yield folder, entries
+        else:
+            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+
+
+def _listing(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except OSError:
+        return []
+
+
 class Workspace:
     """The workspace folder. Safe to share between threads; several processes coordinate by file locks."""
 
@@ -104,7 +124,6 @@ class Workspace:
         # callers ask the workspace and need not know there is a cache.
         self.jobs = self.index.jobs
         self.state_counts = self.index.state_counts
-        self.step_counts = self.index.step_counts
         self.broken_manifests = self.index.broken_manifests
         self.receipt_ids = self.index.receipt_ids
         self.scrub_index = self.index.scrub
@@ -187,16 +206,13 @@ class Workspace:
     def folder_of(self, receipt_id: int) -> Path:
         """The order's folder wherever the artist moved it inside ``orders/``."""
         rel = self.index.folder(receipt_id)
-        if rel is not None:
-            folder = self.orders_dir / rel
-            if (folder / MANIFEST).is_file():
-                return folder
-        elif self.index.scanned:
-            raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
-        self.refresh_index()  # moved or renamed by the artist, or never scanned by this process
-        rel = self.index.folder(receipt_id)
-        if rel is not None:
+        if rel is not None and (self.orders_dir / rel / MANIFEST).is_file():
             return self.orders_dir / rel
+        if rel is not None or not self.index.scanned:
+            self.refresh_index()  # moved or renamed by the artist, or never scanned by this process
+            rel = self.index.folder(receipt_id)
+            if rel is not None:
+                return self.orders_dir / rel
         raise NotFoundError(f"no order {receipt_id} in {self.orders_dir}", hint="run `kaalwatch sync`")
 
     def has_order(self, receipt_id: int) -> bool:
@@ -300,19 +316,7 @@ class Workspace:
 
     def iter_order_folders(self) -> Iterator[Path]:
         """Every folder under ``orders/`` holding an ``order.yaml``, at any depth (artists make subfolders)."""
-        stack = [self.orders_dir]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
-                yield Path(folder)
-                continue  # an order's own subfolders (jobs, references) hold no other order
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                    stack.append(Path(entry.path))
+        return (Path(folder) for folder, _entries in listed_order_folders(self.orders_dir))
 
     def iter_orders(self) -> Iterator[tuple[Path, Order | ManifestError]]:
         for folder in self.iter_order_folders():
@@ -341,9 +345,7 @@ class Workspace:
         path = self.state_dir / f"{naming.safe_component(name)}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # missing or unreadable: start afresh
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -351,12 +353,5 @@ class Workspace:
         path = self.state_dir / f"{naming.safe_component(name)}.json"
         try:
             atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
-        except OSError as exc:
-            raise _disk_error(exc, path) from None
-
-    def write_tool_file(self, path: Path, data: bytes, mode: int | None = None) -> None:
-        """Write a file in the tool area atomically, turning disk errors into one clear line."""
-        try:
-            atomic_write_bytes(path, data, mode)
         except OSError as exc:
             raise _disk_error(exc, path) from None

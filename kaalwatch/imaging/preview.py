@@ -182,11 +182,6 @@ def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> No
             im.save(handle, "JPEG", quality=quality)
 
 
-def atomic_save_jpeg(im: Image.Image, out: Path, quality: int) -> None:
-    """Write one image atomically (see ``atomic_save_jpegs``)."""
-    atomic_save_jpegs([(im, out)], quality)
-
-
 def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileKind,
              on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 2) -> tuple[
         Image.Image, tuple[int, int], bool, str | None]:
@@ -344,4 +339,4 @@ def render_reference_thumbnail(src: Path, out: Path, edge: int = 400,
     if kind is FileKind.OTHER:
         raise ImageError(f"{src.name}: {src.suffix or 'this'} files are not rendered as references")
     im, _, _, _ = _prepare(src, edge, background, max_pixels, kind)
-    atomic_save_jpeg(im, Path(out), quality)
+    atomic_save_jpegs([(im, Path(out))], quality)

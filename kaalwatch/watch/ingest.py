@@ -227,7 +227,7 @@ class Ingestor(PreviewMixin):
         if loc.role is Role.MISPLACED:
             raise Finished(verdicts.misplaced(self.ws, self.seen, loc, path))
         if "watcher" in order.errors:
-            self.misplaced_gone(folder, order)
+            verdicts.clear_misplaced(self.ws, self.rules, folder, order)
         if loc.role is Role.REFERENCE:
             raise Finished(verdicts.reference(self.ws, self.seen, self.settings, loc, order, path))
         assert loc.job_id is not None
@@ -394,10 +394,6 @@ class Ingestor(PreviewMixin):
         sha, _before = file_sha256(path)
         self.seen.put_file(rid, rel, st.st_size, st.st_mtime_ns, sha)
         return sha
-
-    def misplaced_gone(self, folder: Path, order: Order) -> None:
-        """Clear the order's "move this file into an item's folder" warning once no such file is left."""
-        verdicts.clear_misplaced(self.ws, self.rules, folder, order)
 
 
 def artist_facing(reason: str, staged: Path) -> str:

@@ -60,29 +60,23 @@ def role_in_order(parts: tuple[str, ...], order: Order, rules: IgnoreRules) -> t
         return Role.IGNORED, None, ""
     if any(rules.ignores_dir(p) for p in parts[:-1]) or rules.ignores(parts[-1]):
         return Role.IGNORED, None, ""
-    single = len(order.jobs) == 1 and not order.jobs[0].folder
-    if single:
+    if len(order.jobs) == 1 and not order.jobs[0].folder:
         return _inside_job(parts, order.jobs[0].job_id)
     by_folder = {job.folder: job.job_id for job in order.jobs if job.folder}
     if parts[0] in by_folder and len(parts) > 1:
         return _inside_job(parts[1:], by_folder[parts[0]])
-    if parts[0] == REFERENCES:
-        return (Role.REFERENCE, None, parts[1]) if len(parts) == 2 else (Role.IGNORED, None, "")
-    if parts[0] == DELIVER:
-        return Role.IGNORED, None, ""
-    if is_artwork_name(parts[-1]):
-        return Role.MISPLACED, None, "/".join(parts)
-    return Role.IGNORED, None, ""
+    return _inside_job(parts, None, artwork=Role.MISPLACED)  # beside the job folders: no job's artwork
 
 
-def _inside_job(parts: tuple[str, ...], job_id: str) -> tuple[Role, str | None, str]:
+def _inside_job(parts: tuple[str, ...], job_id: str | None,
+                artwork: Role = Role.ARTWORK) -> tuple[Role, str | None, str]:
     if parts[0] == REFERENCES:
         # Only files directly in references/: a subfolder there is the artist's own filing.
         return (Role.REFERENCE, job_id, parts[1]) if len(parts) == 2 else (Role.IGNORED, None, "")
     if parts[0] == DELIVER:
         return Role.IGNORED, None, ""
     if is_artwork_name(parts[-1]):
-        return Role.ARTWORK, job_id, "/".join(parts)
+        return artwork, job_id, "/".join(parts)
     return Role.IGNORED, None, ""
 
 

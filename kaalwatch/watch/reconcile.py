@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -21,7 +21,8 @@ from kaalwatch.errors import KaalwatchError, ManifestError
 from kaalwatch.imaging import PreviewSpec, spec_key
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
-from kaalwatch.store import DELIVER, MANIFEST, REFERENCES, Workspace
+from kaalwatch.store import DELIVER, MANIFEST, REFERENCES, Workspace, listed_order_folders
+from kaalwatch.watch import verdicts
 from kaalwatch.watch.ignore import IgnoreRules, is_artwork_name
 from kaalwatch.watch.ingest import Ingestor, Outcome
 from kaalwatch.watch.seen import SeenFolder, SeenStore
@@ -100,27 +101,6 @@ def walk_candidates(folder: Path | str, rules: IgnoreRules,
             if st.st_size > 0:
                 out.append((child, st.st_size, st.st_mtime_ns))
     return out
-
-
-def listed_order_folders(root: Path) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
-    """The order folders (holding a manifest) at or below ``root``, each with its listing, not looking inside
-    them (an order's own subfolders hold no other order): the order folders of ``Workspace.iter_order_folders``
-    with what a full rescan needs to list each folder only once."""
-    stack = [str(root)]
-    while stack:
-        folder = stack.pop()
-        entries = _listing(folder)
-        if any(e.name == MANIFEST and e.is_file(follow_symlinks=False) for e in entries):
-            yield folder, entries
-        else:
-            stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-
-
-def _listing(folder: str) -> list[os.DirEntry[str]]:
-    try:
-        return list(os.scandir(folder))
-    except OSError:
-        return []
 
 
 def walk_order_folders(folder: Path) -> list[Path]:
@@ -205,7 +185,7 @@ class Reconciler:
             report.errors.append(str(exc))
             return
         if "watcher" in order.errors:
-            self.ingestor.misplaced_gone(folder, order)
+            verdicts.clear_misplaced(self.ws, self.ingestor.rules, folder, order)
         # Taken before the previews are checked: a preview deleted after this changes its folder's mtime.
         dirs = preview_dirs(self.tool_dir, previews_of(order))
         seen = self.seen.files_of(order.receipt_id)

@@ -18,14 +18,13 @@ it does not have to: a row whose file is gone is never consulted.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from kaalwatch import private
-from kaalwatch.errors import WorkspaceError
+from kaalwatch.index import unusable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -90,11 +89,8 @@ class SeenStore:
                 conn.executescript(_SCHEMA)
                 private.restrict_sqlite(self.path)  # file names carry buyers' names
             except (OSError, sqlite3.Error) as exc:
-                # A full disk stops SQLite creating its WAL files ("disk I/O error"): say so in one line.
-                full = shutil.disk_usage(self.path.parent).free < 256 * 1024 if self.path.parent.exists() else False
-                reason = "the disk is full" if full else str(exc)
-                raise WorkspaceError(f"cannot use {self.path}: {reason}",
-                                     hint="free some space; this file is only a cache and can be deleted") from None
+                hint = "free some space; this file is only a cache and can be deleted"
+                raise unusable(self.path, exc, hint) from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

@@ -78,21 +78,6 @@ def test_new_order_on_a_full_disk_fails_clearly_leaves_no_half_folder_and_is_cre
         ws.close()
 
 
-def test_tool_file_on_a_full_disk_fails_clearly_keeps_the_previous_file(tmpfs_settings: Settings) -> None:
-    ws = Workspace(tmpfs_settings)
-    ws.create()
-    target = ws.previews_dir / "1" / "2" / "v001-key.jpg"
-    ws.write_tool_file(target, b"old preview")
-    filler = fill_disk(ws.root)
-    with pytest.raises(WorkspaceError, match=r"^disk full while writing .*v001-key\.jpg \(free some space"):
-        ws.write_tool_file(target, b"\xff" * 200_000)
-    assert target.read_bytes() == b"old preview"
-    assert temp_leftovers(ws.root) == []
-    free_disk(filler)
-    ws.write_tool_file(target, b"new preview")
-    assert target.read_bytes() == b"new preview"
-
-
 def test_sync_state_on_a_full_disk_keeps_the_previous_high_water_mark(tmpfs_settings: Settings) -> None:
     ws = Workspace(tmpfs_settings)
     ws.create()

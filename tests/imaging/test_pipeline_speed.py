@@ -79,7 +79,7 @@ def test_the_layer_built_ahead_is_the_layer_applied_and_the_output_is_unchanged(
     watermark_layer.cache_clear()
     im, *_ = preview_module._prepare(src, spec.long_edge, spec.background, spec.max_pixels, classify(src))
     apply_watermark(im, spec.watermark, text)
-    preview_module.atomic_save_jpeg(im, tmp_path / "expected.jpg", spec.jpeg_quality)
+    preview_module.atomic_save_jpegs([(im, tmp_path / "expected.jpg")], spec.jpeg_quality)
     assert (tmp_path / "p.jpg").read_bytes() == (tmp_path / "expected.jpg").read_bytes()
 
 
