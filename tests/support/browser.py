@@ -3,6 +3,7 @@ their screenshots go."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage, Page
@@ -13,9 +14,14 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def _is_tile(url: str) -> bool:
+    # review_app/views/tiles.py: /jobs/<receipt>/<job>/v/<number>/tile/<level>/<x>/<y>
+    return re.search(r"/v/\d+/tile/\d+/\d+/\d+$", url) is not None
+
+
 def is_tile_retry(message: ConsoleMessage) -> bool:
     """A tile answered 503 while its level is being built: the viewer asks again by design, not an error."""
-    return "status of 503" in message.text and "/tiles/" in (message.location.get("url") or "")
+    return "status of 503" in message.text and _is_tile(message.location.get("url") or "")
 
 
 def record_console_errors(page: Page, problems: list[str], *, failed_responses: bool = False) -> None:
@@ -25,4 +31,4 @@ def record_console_errors(page: Page, problems: list[str], *, failed_responses: 
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not is_tile_retry(m) else None)
     if failed_responses:
         page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-                if r.status >= 400 and not (r.status == 503 and "/tiles/" in r.url) else None)
+                if r.status >= 400 and not (r.status == 503 and _is_tile(r.url)) else None)
