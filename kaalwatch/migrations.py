@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Data = dict[str, Any]
 
@@ -41,8 +41,51 @@ def migrate_1_to_2(data: Data) -> Data:
     return out
 
 
+def _conflict(file: Any, flagged: Data, sha256: Any = None) -> Data:
+    return {"file": file, "version": flagged.get("version"), "original": flagged.get("original") or "",
+            "sha256": sha256 or flagged.get("sha256") or ""}
+
+
+def migrate_2_to_3(data: Data) -> Data:
+    """Schema 3: a job's sync conflicts are typed records, not names whose facts live in history.
+
+    ``conflicts: [name, ...]`` becomes ``[{file, version, original, sha256}, ...]`` from the latest
+    ``sync_conflict`` event of that job and file, and each ``conflict_resolved`` event becomes an entry of
+    ``settled_conflicts`` (so the same bytes under the same name are still not flagged again).
+    """
+    flagged: dict[tuple[str, Any], Data] = {}
+    settled: dict[str, list[Data]] = {}
+    history = data.get("history")
+    for event in history if isinstance(history, list) else []:
+        details = event.get("details") if isinstance(event, dict) else None
+        if not isinstance(details, dict):
+            continue
+        job_id, file = str(event.get("job_id")), details.get("file")
+        if event.get("event") == "sync_conflict":
+            flagged[job_id, file] = details
+        elif event.get("event") == "conflict_resolved":
+            resolved = _conflict(file, flagged.get((job_id, file), {}), details.get("sha256"))
+            settled.setdefault(job_id, []).append(resolved)
+    out = dict(data)
+    jobs = out.get("jobs")
+    if isinstance(jobs, list):
+        out["jobs"] = [_typed_conflicts(job, flagged, settled) for job in jobs]
+    out["schema"] = 3
+    return out
+
+
+def _typed_conflicts(job: Any, flagged: dict[tuple[str, Any], Data], settled: dict[str, list[Data]]) -> Any:
+    if not isinstance(job, dict):
+        return job
+    job_id = str(job.get("job_id"))
+    names = job.get("conflicts") or []
+    conflicts = [_conflict(name, flagged.get((job_id, name), {})) if isinstance(name, str) else name
+                 for name in names]
+    return {**job, "conflicts": conflicts, "settled_conflicts": settled.get(job_id, [])}
+
+
 #: ``STEPS[n]`` migrates schema ``n`` to ``n + 1``.
-STEPS: dict[int, Callable[[Data], Data]] = {1: migrate_1_to_2}
+STEPS: dict[int, Callable[[Data], Data]] = {1: migrate_1_to_2, 2: migrate_2_to_3}
 
 
 def migrate(data: Data) -> tuple[Data, int]:

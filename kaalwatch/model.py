@@ -206,6 +206,16 @@ class AddOn:
 
 
 @dataclass
+class Conflict:
+    """A sync client's conflict copy of the job's artwork, until the owner says which copy is current."""
+
+    file: Text  # the conflict copy's file name
+    version: int | None = None  # the version its bytes became
+    original: Text = ""  # the file it is a conflict copy of
+    sha256: Text = ""
+
+
+@dataclass
 class Job:
     """One Etsy transaction (line item): its own versions, proofs and approval."""
 
@@ -232,7 +242,9 @@ class Job:
     margins: Items[str] = field(default_factory=list)
     delivered_at: MaybeMoment = None
     delivery_confirmed_by: str | None = None  # etsy, manual
-    conflicts: Items[str] = field(default_factory=list)
+    conflicts: Items[Conflict] = field(default_factory=list)  # open: nothing is approved or delivered
+    # resolved, so the same bytes under the same name are not flagged again
+    settled_conflicts: Items[Conflict] = field(default_factory=list)
     errors: Keyed[str] = field(default_factory=dict)  # source (ERROR_SOURCES) → one-line warning
 
     @property

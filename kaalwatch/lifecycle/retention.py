@@ -128,7 +128,9 @@ def redact(order: Order, name: Callable[[str], str], text: Callable[[str], str],
     for job in order.jobs:
         job.changes_note, job.hold_reason = fix(job.changes_note, text), fix(job.hold_reason, text)
         job.errors = {source: fix(message, text) or "" for source, message in job.errors.items()}
-        job.conflicts = [fix(c, name) or c for c in job.conflicts]
+        for conflict in (*job.conflicts, *job.settled_conflicts):
+            conflict.file = fix(conflict.file, name) or conflict.file
+            conflict.original = fix(conflict.original, name) or ""
         for answer in job.answers:
             answer.answer = fix(answer.answer, text) or ""
         for proof in job.proofs:

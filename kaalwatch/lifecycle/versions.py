@@ -6,7 +6,7 @@ from typing import Any
 
 from kaalwatch.errors import TransitionError
 from kaalwatch.lifecycle.moves import S, _move, _version, record
-from kaalwatch.model import Job, Order, Version
+from kaalwatch.model import Conflict, Job, Order, Version
 
 
 def add_version(order: Order, job_id: str, version: Version, actor: str = "watcher") -> Version:
@@ -78,7 +78,8 @@ def complete_version(order: Order, job_id: str, number: int, actor: str = "watch
 
 def record_move(order: Order, job_id: str, number: int, old: str, new: str, actor: str = "watcher") -> bool:
     """The artist moved or renamed a file that is already version ``number`` (or its layered source):
-    the same work, so nothing but history changes. False when this move is already recorded."""
+    the same work, so nothing but history changes. False when this move is already recorded (history is
+    read here only so the same event is not recorded twice; no decision rests on it)."""
     job = order.job(job_id)
     _version(order, job, number)
     if any(e.event == "file_moved" and e.job_id == job.job_id and e.details.get("to") == new
@@ -95,12 +96,12 @@ def note_conflict(order: Order, job_id: str, file_name: str, actor: str = "watch
     owner says which copy is current (:func:`resolve_conflict`); until then nothing is approved or delivered.
     False when it is already listed, or was resolved with these same bytes."""
     job = order.job(job_id)
-    if file_name in job.conflicts:
+    conflict = Conflict(file_name, version, original or "", sha256 or "")
+    if any(c.file == file_name for c in job.conflicts):
         return False
-    if any(e.event == "conflict_resolved" and e.job_id == job.job_id and e.details.get("file") == file_name
-           and e.details.get("sha256") == sha256 for e in order.history):
+    if any(c.file == file_name and c.sha256 == conflict.sha256 for c in job.settled_conflicts):
         return False
-    job.conflicts.append(file_name)
+    job.conflicts.append(conflict)
     record(order, actor, "sync_conflict", job.job_id, file=file_name, version=version, original=original,
            sha256=sha256)
     return True
@@ -110,20 +111,21 @@ def conflict_refusal(order: Order, job: Job) -> str | None:
     """The sentence that refuses approval or delivery while the job has an unresolved sync conflict."""
     if not job.conflicts:
         return None
-    names = ", ".join(f"'{name}'" for name in job.conflicts)
+    names = ", ".join(f"'{c.file}'" for c in job.conflicts)
     return (f"job {job.job_id} of order {order.receipt_id} has an unresolved sync conflict ({names}): choose "
             "on the job page which copy is current first")
 
 
 def resolve_conflict(order: Order, job_id: str, file_name: str, current: int, actor: str = "review") -> None:
-    """The owner compared a conflict copy with the other candidate and chose version ``current``."""
+    """The owner compared a conflict copy with the other candidate and chose version ``current``; the copy
+    moves to ``settled_conflicts`` so the same bytes under the same name are not flagged again."""
     job = order.job(job_id)
     _version(order, job, current)
-    if file_name not in job.conflicts:
+    conflict = next((c for c in job.conflicts if c.file == file_name), None)
+    if conflict is None:
         raise TransitionError(f"job {job.job_id} of order {order.receipt_id} has no conflict about that file")
-    job.conflicts.remove(file_name)
-    flagged = next((e for e in reversed(order.history) if e.event == "sync_conflict" and e.job_id == job.job_id
-                    and e.details.get("file") == file_name), None)
+    job.conflicts.remove(conflict)
+    if conflict not in job.settled_conflicts:
+        job.settled_conflicts.append(conflict)
     record(order, actor, "conflict_resolved", job.job_id, file=file_name, current=current,
-           sha256=flagged.details.get("sha256") if flagged else None)
-
+           sha256=conflict.sha256 or None)

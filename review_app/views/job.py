@@ -83,18 +83,14 @@ class ConflictPair:
     other: Version | None
 
 
-def conflict_pairs(order: Order, job: Job) -> list[ConflictPair]:
+def conflict_pairs(job: Job) -> list[ConflictPair]:
     pairs: list[ConflictPair] = []
-    for file in job.conflicts:
-        flagged = next((e for e in reversed(order.history) if e.event == "sync_conflict"
-                        and e.job_id == job.job_id and e.details.get("file") == file), None)
-        details = flagged.details if flagged else {}
-        number = details.get("version")
-        copy = job.version(number) if isinstance(number, int) else None
-        original = str(details.get("original") or file)
+    for conflict in job.conflicts:
+        copy = job.version(conflict.version) if conflict.version is not None else None
+        original = conflict.original or conflict.file
         others = [v for v in job.versions if v is not copy]
         other = next((v for v in reversed(others) if v.source_name == original), others[-1] if others else None)
-        pairs.append(ConflictPair(file, original, copy, other))
+        pairs.append(ConflictPair(conflict.file, original, copy, other))
     return pairs
 
 
@@ -159,7 +155,7 @@ def page(receipt_id: int, job_id: str) -> str:
         folder=_job_folder(order, job),
         rounds=rounds_text(job.revisions_used, workflow.revisions_included),
         compare=_compare(job),
-        conflicts=conflict_pairs(order, job),
+        conflicts=conflict_pairs(job),
         proofable=proofable,
         proof_version=proof_version,
         view=steps.outlook(order, job),

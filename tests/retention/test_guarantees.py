@@ -85,7 +85,9 @@ def test_what_comes_after_anonymisation_is_redacted_too(ws: Workspace, settings:
     number = add_version(ws, rid, job_id, encode(noise(12, 12)), source_name="Zenobia Quartermaine v9.png")
     with ws.edit(rid) as current:
         lifecycle.update_version(current, job_id, number, paired_with="Zenobia late.psd")
-        lifecycle.note_conflict(current, job_id, "Zenobia v9 (conflicted copy).png")
+        lifecycle.note_conflict(current, job_id, "Zenobia v9 (conflicted copy).png", original="Zenobia v9.png")
+        lifecycle.note_conflict(current, job_id, "Zenobia v8 (conflicted copy).png", original="Zenobia v8.png")
+        lifecycle.resolve_conflict(current, job_id, "Zenobia v8 (conflicted copy).png", number)  # a settled one
         lifecycle.add_note(current, f"{BUYER} called about {ANSWER}")
 
     again = retention.purge(ws, settings, now=later(settings.retention.anonymise_days + 2))

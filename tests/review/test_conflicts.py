@@ -45,10 +45,11 @@ def test_approval_is_refused_until_the_conflict_is_resolved(client: FlaskClient,
     assert "unresolved sync conflict" in client.get(response.headers["Location"]).get_data(as_text=True)
     assert ws.load(rid).jobs[0].approved_version is None
     post(client, f"{page}/conflict", {"file": "not a conflict.jpg", "version": "2"}, page=page)
-    assert ws.load(rid).jobs[0].conflicts == [CONFLICT]  # an unknown file changes nothing
+    assert [c.file for c in ws.load(rid).jobs[0].conflicts] == [CONFLICT]  # an unknown file changes nothing
     post(client, f"{page}/conflict", {"file": CONFLICT, "version": "2"}, page=page)
     job = ws.load(rid).jobs[0]
     assert job.conflicts == [] and ws.load(rid).history[-1].details["current"] == 2
+    assert [c.file for c in job.settled_conflicts] == [CONFLICT]
     post(client, f"{page}/approve", {"version": "2"}, page=page)
     assert ws.load(rid).jobs[0].approved_version == 2
 

@@ -90,10 +90,11 @@ def test_a_sync_conflict_of_a_known_save_is_flagged_and_blocks_approval_and_deli
     # The sync client renames the local save to its conflict name and puts the other device's file in place.
     os.rename(folder / "portrait.png", folder / conflict_name)
     write_then_rename(folder / "portrait.png", remote, ".portrait.png.sync-tmp")
-    wait_for(lambda: job(ws, order).conflicts == [conflict_name], timeout=PATIENCE)
+    wait_for(lambda: [c.file for c in job(ws, order).conflicts] == [conflict_name], timeout=PATIENCE)
     wait_for(version_count(ws, order, 2), timeout=PATIENCE)
     current = job(ws, order)
     assert [v.size for v in current.versions] == [len(local), len(remote)]  # the conflict copy is no new version
+    assert (current.conflicts[0].version, current.conflicts[0].original) == (1, "portrait.png")
     flagged = events(ws, order, "sync_conflict")
     assert flagged[-1]["version"] == 1 and flagged[-1]["original"] == "portrait.png"
     with ws.edit(order.receipt_id) as o, pytest.raises(TransitionError, match="unresolved sync conflict"):

@@ -125,7 +125,7 @@ def test_conflict_copy_is_versioned_and_flagged(ws: Workspace, running: tuple) -
     wait_for(previewed(ws, order, 2))
     job = ws.load(order.receipt_id).jobs[0]
     assert job.versions[1].conflict is True and job.versions[0].conflict is False
-    assert job.conflicts == [name]
+    assert [(c.file, c.version) for c in job.conflicts] == [(name, 2)]
     assert any(e.event == "sync_conflict" for e in ws.load(order.receipt_id).history)
 
 

@@ -14,6 +14,7 @@ import pytest
 from kaalwatch import atomic, lifecycle
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.manifest import order_from_dict, order_to_dict
+from kaalwatch.migrations import SCHEMA_VERSION
 from kaalwatch.model import JobState, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import MANIFEST, Workspace
@@ -193,12 +194,12 @@ def test_broken_manifest_is_reported_with_line_and_left_untouched(
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda t: t.replace("schema: 2", "schema: 99"), r"newer kaalwatch \(schema 99"),
+        (lambda t: t.replace(f"schema: {SCHEMA_VERSION}", "schema: 99"), r"newer kaalwatch \(schema 99"),
         (lambda t: t.replace("state: new", "state: shipped"), r"jobs\[0\].state: 'shipped' is not one of"),
         (lambda t: t.replace("receipt_id:", "receipt:", 1), r"missing 'receipt_id'"),
         (lambda t: "just text\n", r"not a manifest"),
         (lambda t: "", r"not a manifest"),
-        (lambda t: t.replace("schema: 2", "schema: one"), r"schema: expected a whole number"),
+        (lambda t: t.replace(f"schema: {SCHEMA_VERSION}", "schema: one"), r"schema: expected a whole number"),
     ],
 )
 def test_invalid_manifests_are_refused_not_rewritten(ws: Workspace, make_order: Callable[..., Order],
