@@ -119,6 +119,9 @@ class Index:
         # writer (this process or another) updates the shared index, so a miss needs no new scan. Without
         # this a first import of N orders would rescan orders/ N times.
         self.scanned = False
+        # One refresh at a time in this process: two interleaved walks (the watcher's rescan and a page
+        # looking for a moved order) could otherwise leave the row of the folder one of them saw first.
+        self._refreshing = threading.Lock()
 
     def _db(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -205,6 +208,10 @@ class Index:
     def refresh(self, folders: Iterable[Path], read: Callable[[Path], Order]) -> IndexReport:
         """Bring the index in line with the manifests in ``folders``, reading (``read``) only those that
         changed: one ``stat`` per folder when nothing did. Finds folders the artist renamed or moved."""
+        with self._refreshing:
+            return self._refresh(folders, read)
+
+    def _refresh(self, folders: Iterable[Path], read: Callable[[Path], Order]) -> IndexReport:
         db = self._db()
         rows = db.execute("SELECT folder, receipt_id, mtime_ns, size FROM orders")
         known = {row[0]: (row[1], row[2], row[3]) for row in rows}
