@@ -308,6 +308,11 @@ class Workspace:
             order = self.read_folder(folder)
             before = dump_manifest(order)
             yield order
+            if not folder.is_dir():
+                # The artist renamed or moved the folder while the block ran: the manifest moved with it
+                # (nobody else writes without this lock), so write there rather than bring back a ghost
+                # folder holding only a manifest at the old path.
+                folder = self.folder_of(receipt_id)
             drop_stale(order, folder / DELIVER)
             if dump_manifest(order) != before:
                 self._write(folder, order)

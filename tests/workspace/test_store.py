@@ -236,6 +236,20 @@ def test_renamed_and_moved_folders_are_still_found(ws: Workspace, make_order: Ca
     assert ws.jobs()[0].folder == "2026/November/my favourite"
 
 
+def test_a_folder_moved_during_an_edit_gets_the_change_and_leaves_no_ghost(
+        ws: Workspace, make_order: Callable[..., Order]) -> None:
+    order = make_order()
+    folder = ws.add_order(order)
+    target = ws.orders_dir / "archive" / folder.name
+    target.parent.mkdir(parents=True)
+    with ws.edit(order.receipt_id) as loaded:
+        folder.rename(target)  # the artist tidies up while the watcher records a save
+        lifecycle.add_note(loaded, "written after the move")
+    assert not folder.exists(), "the old folder came back holding only a manifest"
+    assert [n.text for n in ws.read_folder(target).notes] == ["written after the move"]
+    assert ws.folder_of(order.receipt_id) == target
+
+
 def test_index_rebuilds_from_manifests(ws: Workspace, make_order: Callable[..., Order]) -> None:
     orders = [make_order() for _ in range(3)]
     for order in orders:
