@@ -146,3 +146,39 @@ def test_a_worker_gives_freed_image_buffers_back_to_the_system() -> None:
 
     assert kept("default") >= 20  # glibc keeps a freed large block once its threshold has risen
     assert kept("tuned") <= 4  # what a worker does at start: the block goes back
+
+
+_FAULTS_PER_RENDER = """
+import resource, sys
+from pathlib import Path
+from PIL import Image
+from kaalwatch.imaging import pool
+from kaalwatch.imaging.preview import PreviewSpec, render_previews
+
+pool._give_back_large_buffers()
+if sys.argv[1] == "worker":
+    pool._reuse_image_blocks()
+folder = Path(sys.argv[2])
+src = folder / "art.png"
+Image.effect_noise((1800, 1200), 40).convert("RGB").save(src, compress_level=1)
+spec = PreviewSpec(long_edge=1200, thumb_edge=300)
+render_previews(src, folder / "p.jpg", folder / "t.jpg", spec, "PROOF #1", threads=1)  # warm
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+render_previews(src, folder / "p.jpg", folder / "t.jpg", spec, "PROOF #1", threads=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_a_worker_reuses_warm_image_memory_instead_of_faulting_in_fresh_pages(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FAULTS_PER_RENDER, mode, str(tmp_path)], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+        return int(done.stdout.strip())
+
+    mapped, worker = faults("mapped"), faults("worker")
+    # 1800x1200 decoded is 8.6 MB (2,100 pages) and a render makes several images that size or smaller.
+    assert mapped > 2000
+    assert worker * 3 < mapped
