@@ -102,8 +102,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 def profile_table(rows: Sequence[dict[str, Any]]) -> str:
     """Where each preview save's time went (medians in ms, from the rows' detail): the decode floor, the
-    whole save, and its parts -- the staging copy, the hand-off plus the render in the worker, the rest."""
-    lines = ["| input | save | decode floor | whole save | staging copy | hand-off + render | rest |",
+    whole save, and its parts -- the staging copy and the hand-off plus the render in the worker, which run
+    side by side (``Ingestor.stage_and_render``), and the rest: the whole less the longer of the two."""
+    lines = ["| input | save | decode floor | whole save | staging copy ‖ | hand-off + render ‖ | rest |",
              "|" + "---|" * 7]
     for r in rows:
         detail = r.get("detail") or {}
@@ -111,7 +112,7 @@ def profile_table(rows: Sequence[dict[str, Any]]) -> str:
             continue
         floor, save = statistics.median(detail["floor_ms"]), statistics.median(detail["save_ms"])
         stage, render = detail.get("stage_ms"), detail.get("render_ms")
-        rest = None if stage is None or render is None else save - stage - render
+        rest = None if stage is None or render is None else save - max(stage, render)
         which = r["metric"].split()[0]
         lines.append(f"| {r['name']} | {which} | {_fmt(floor)} | {_fmt(save)} | {_fmt(stage)} | {_fmt(render)} | "
                      f"{_fmt(rest)} |")

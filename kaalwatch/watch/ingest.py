@@ -7,9 +7,10 @@ One save goes through five stages, each a method of ``Ingestor`` called in order
    artwork ends here (ignored, misplaced, a reference); then ``confirm`` that it is still the file the
    tracker saw quiet: the same stat, complete by its format's rule (``imaging.complete``), not bytes
    already judged, not a layered source whose export is beside it;
-3. **stage** — the file streamed once into a staging copy in the tool area while it is hashed, and what
-   it pairs with (``pairing``);
-4. **render** — the watermarked preview, from the staged copy, in a worker;
+3. **pair** — what a layered source or an export beside it pairs with (``pairing``);
+4. **stage and render**, side by side — the file streamed once into a staging copy in the tool area while
+   it is hashed, and its watermarked preview rendered in a worker meanwhile; then the file is checked
+   unchanged from before either read it to after both did, so both saw the bytes that were hashed;
 5. **commit** — under the order's lock: the copy renamed to its immutable name, the version recorded
    through ``lifecycle``, the preview moved into place.
 
@@ -21,8 +22,8 @@ Identity of a version is the SHA-256 of its bytes. Per job:
 - bytes already recorded as a version (a touch, a sync client re-writing the same file, an old file saved
   under a new name) are *not* a new version, and nothing is written;
 - new bytes become version N+1: the file is streamed once into a staging copy in the tool area while it
-  is hashed (so the copy is exactly the bytes that were hashed, even if the artist saves again meanwhile),
-  rendered into a watermarked preview, and only then, under the order's lock, renamed to its immutable
+  is hashed (so the copy is exactly the bytes that were hashed, even if the artist saves again meanwhile)
+  and rendered into a watermarked preview meanwhile, and only then, under the order's lock, renamed to its immutable
   name and recorded with ``lifecycle.add_version``;
 - bytes that do not decode (truncated, corrupt, a decompression bomb) are not complete: no version, the
   job's error names the file, and the next event or rescan tries again. A later good save clears it;
@@ -111,15 +112,19 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     return staged, digest.hexdigest(), size, before
 
 
-def _unchanged(path: Path, stable: os.stat_result, before: os.stat_result, size: int) -> bool:
-    """The file kept its stable size and mtime from before the copy to after it, and all of it was read."""
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What changes when a file is written to or replaced, even by a writer that keeps its size and mtime."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _unchanged(path: Path, confirmed: os.stat_result, before: os.stat_result, size: int) -> bool:
+    """The file is the one confirmed (same inode, size, mtime and ctime) from before the copy and the render
+    read it to after both finished, and all of it was copied."""
     try:
         after = path.stat()
     except OSError:
         return False
-    signature = (stable.st_size, stable.st_mtime_ns)
-    return (before.st_size, before.st_mtime_ns) == signature == (after.st_size, after.st_mtime_ns) \
-        and size == stable.st_size and after.st_ctime_ns == before.st_ctime_ns
+    return _identity(confirmed) == _identity(before) == _identity(after) and size == confirmed.st_size
 
 
 def _next_number(job: Job) -> int:
@@ -161,6 +166,7 @@ class Save:
     tmp_preview: Path | None = None
     tmp_thumb: Path | None = None
     result: RenderResult | None = None
+    render_error: Exception | None = None  # what the render raised, judged once the copy is done
 
     @property
     def job(self) -> Job:
@@ -203,8 +209,8 @@ class Ingestor(PreviewMixin):
         try:
             save = self.locate(path, stable)
             self.confirm(save)
-            self.stage(save)
-            self.render(save)
+            self.pair(save)
+            self.stage_and_render(save)
             return self.commit(save)
         except Finished as done:
             return done.outcome
@@ -263,25 +269,56 @@ class Ingestor(PreviewMixin):
             if export is not None:
                 raise Finished(verdicts.paired_source(self.ws, self.seen, loc, path, st, export, save.conflict_of))
 
-    def stage(self, save: Save) -> None:
-        """Copy the bytes into the tool area while hashing them; known bytes end here. Then what they pair with."""
-        loc, st = save.loc, save.stat
-        staging_dir = self.ws.versions_dir / str(loc.receipt_id) / safe_component(save.job_id)
-        save.staged, save.sha, save.size, before = stage_copy(save.path, staging_dir)
-        if not _unchanged(save.path, st, before, save.size) or incomplete(save.staged):
-            # A writer started after the quiet period: what was read may mix two saves.
-            raise Finished(Outcome("changed", loc.receipt_id, save.job_id))
-        if version_of(save.job, save.sha):
-            raise Finished(verdicts.known(self.ws, self.seen, loc, st, save.sha, save.conflict_of))
-        layered = None if is_layered(save.path.name) else layered_sibling(save.path, st)
+    def pair(self, save: Save) -> None:
+        """What an export pairs with: its layered source beside it, and the lone version that source made."""
+        if is_layered(save.path.name):
+            return
+        layered = layered_sibling(save.path, save.stat)
         if layered is not None:
+            loc = save.loc
             layered_sha = self._sha_of(loc.receipt_id, layered)
             save.pair = (layered.relative_to(loc.order_folder / save.job.folder).as_posix(), layered_sha)
             save.completes = completes(save.job, layered_sha)
 
-    def render(self, save: Save) -> None:
-        """The watermarked preview of the staged copy, into staging names beside the previews."""
+    def stage_and_render(self, save: Save) -> None:
+        """The staging copy (hashed while copied) and the preview, side by side; then what they found.
+
+        The render reads the artist's file while this thread copies it: the copy's read, hash and fsync
+        are I/O and the render is CPU in a worker, so a save costs about the longer of the two, not their
+        sum (for a layered TIFF, a PSD or a 16-bit PNG most of the bytes copied are never decoded). Both
+        read the same bytes because the file is checked unchanged (inode, size, mtime, ctime) from its
+        confirmation, before either opened it, to after both closed it; a file written meanwhile is
+        "changed", whatever was rendered. Known bytes discard the preview.
+        """
+        renderer = threading.Thread(target=self.render, args=(save, save.path), name="kaalwatch-render-save")
+        renderer.start()
+        try:
+            before = self.stage(save)
+        finally:
+            renderer.join()  # its files exist before the pipeline's clean-up looks for them
+        loc = save.loc
         assert save.staged is not None
+        if not _unchanged(save.path, save.stat, before, save.size) or incomplete(save.staged):
+            # A writer started after the quiet period: what was read may mix two saves.
+            raise Finished(Outcome("changed", loc.receipt_id, save.job_id))
+        if version_of(save.job, save.sha):
+            raise Finished(verdicts.known(self.ws, self.seen, loc, save.stat, save.sha, save.conflict_of))
+        if isinstance(save.render_error, ImageError):
+            verdicts.remember(self.seen, loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
+            reason = artist_facing(save.render_error.message, save.path)
+            raise Finished(verdicts.unreadable(self.ws, loc, reason))
+        if save.render_error is not None:
+            raise save.render_error  # not the file's fault (a pool shut down, a full disk): the caller's
+
+    def stage(self, save: Save) -> os.stat_result:
+        """Copy the bytes into the tool area while hashing them; returns the file's stat as the copy opened it."""
+        staging_dir = self.ws.versions_dir / str(save.loc.receipt_id) / safe_component(save.job_id)
+        save.staged, save.sha, save.size, before = stage_copy(save.path, staging_dir)
+        return before
+
+    def render(self, save: Save, source: Path) -> None:
+        """The watermarked preview of ``source`` into staging names beside the previews. Runs on its own
+        thread: what it raises is kept as ``save.render_error`` for ``stage_and_render`` to judge."""
         save.predicted = save.completes or _next_number(save.job)
         spec, text, save.key = watermark_for(self.settings, save.order, save.job, save.predicted)
         preview_dir = self.ws.previews_dir / str(save.loc.receipt_id) / safe_component(save.job_id)
@@ -289,10 +326,9 @@ class Ingestor(PreviewMixin):
         save.tmp_preview = preview_dir / f"{STAGING_PREFIX}{token}.jpg"
         save.tmp_thumb = preview_dir / f"{STAGING_PREFIX}{token}-thumb.jpg"
         try:
-            save.result = self._render(save.staged, save.tmp_preview, save.tmp_thumb, spec, text)
-        except ImageError as exc:
-            verdicts.remember(self.seen, save.loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
-            raise Finished(verdicts.unreadable(self.ws, save.loc, artist_facing(exc.message, save.staged))) from None
+            save.result = self._render(source, save.tmp_preview, save.tmp_thumb, spec, text)
+        except Exception as exc:  # handed to the pipeline's thread, never lost with this one
+            save.render_error = exc
 
     def commit(self, save: Save) -> Outcome:
         """Under the order's lock: the copy under its immutable name, the version and its preview recorded."""

@@ -1,0 +1,86 @@
+"""The staging copy and the preview run side by side (issue #19), and still agree on the bytes they read."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kaalwatch.imaging import PreviewSpec, RenderResult, render_previews
+from kaalwatch.settings import Settings
+from kaalwatch.store import Workspace
+from kaalwatch.watch import ingest as ingest_module
+from kaalwatch.watch.ingest import Ingestor
+from kaalwatch.watch.seen import SeenStore
+from tests.watch.helpers import png
+
+Renderer = Callable[[Path, Path, Path, PreviewSpec, str], RenderResult]
+
+
+def _ingestor(ws: Workspace, settings: Settings, renderer: Renderer) -> Ingestor:
+    return Ingestor(ws, settings, renderer, SeenStore(ws.tool_dir / "watch.sqlite"))
+
+
+def test_the_copy_and_the_render_run_at_the_same_time(ws: Workspace, settings: Settings, order_at: Callable,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    order, folder = order_at()
+    rendering = threading.Event()
+    copy = ingest_module.stage_copy
+
+    def copy_once_the_render_runs(src: Path, staging: Path) -> object:
+        # One after the other, the render could only start once this returned: this would wait in vain.
+        assert rendering.wait(10), "the render did not start while the copy was under way"
+        return copy(src, staging)
+
+    def render(src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
+        rendering.set()
+        return render_previews(src, preview, thumb, spec, text)
+
+    monkeypatch.setattr(ingest_module, "stage_copy", copy_once_the_render_runs)
+    (folder / "portrait.png").write_bytes(png(1))
+    outcome = _ingestor(ws, settings, render).ingest(folder / "portrait.png")
+    assert outcome.action == "version"
+    (version,) = ws.load(order.receipt_id).jobs[0].versions
+    assert version.preview and ws.tool_path(version.preview).is_file()
+    assert ws.tool_path(version.copy).read_bytes() == png(1)
+
+
+def test_a_file_replaced_during_the_render_with_its_size_and_mtime_kept_is_changed_not_a_version(
+        ws: Workspace, settings: Settings, order_at: Callable) -> None:
+    order, folder = order_at()
+    art = folder / "portrait.png"
+    art.write_bytes(png(2))
+    first, other = png(2), png(3)
+    assert len(first) != len(other) or first != other
+
+    def render_then_replace(src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
+        result = render_previews(src, preview, thumb, spec, text)
+        # A sync client swaps in other bytes by rename and restores the mtime (and here, the size too).
+        st = art.stat()
+        swapped = art.with_name(".incoming")
+        swapped.write_bytes(other[:len(first)].ljust(len(first), b"\0"))
+        os.utime(swapped, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(swapped, art)
+        return result
+
+    outcome = _ingestor(ws, settings, render_then_replace).ingest(art)
+    assert outcome.action == "changed"
+    assert ws.load(order.receipt_id).jobs[0].versions == []
+    assert not list(ws.previews_dir.rglob("*.jpg"))  # the preview of bytes nobody kept is gone too
+
+
+def test_a_render_that_fails_for_another_reason_than_the_file_reaches_the_caller(
+        ws: Workspace, settings: Settings, order_at: Callable) -> None:
+    order, folder = order_at()
+    (folder / "portrait.png").write_bytes(png(4))
+
+    def shut_down(src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
+        raise RuntimeError("PreviewPool is shut down")
+
+    with pytest.raises(RuntimeError, match="shut down"):
+        _ingestor(ws, settings, shut_down).ingest(folder / "portrait.png")
+    assert ws.load(order.receipt_id).jobs[0].versions == []
+    assert not [p for p in ws.versions_dir.rglob("*") if p.is_file()]  # no staging copy left behind
