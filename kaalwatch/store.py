@@ -225,13 +225,14 @@ class Workspace:
     def load(self, receipt_id: int) -> Order:
         return self.read_folder(self.folder_of(receipt_id))
 
-    def _write(self, folder: Path, order: Order) -> None:
-        # The only place a manifest is written; callers are create() and edit().
+    def _write(self, folder: Path, order: Order, text: str | None = None) -> None:
+        # The only place a manifest is written; callers are create() and edit(). ``text``: the order
+        # already dumped (edit() has it from telling whether anything changed).
         path = folder / MANIFEST
         try:
             if order.schema < SCHEMA_VERSION:
                 _keep_original(path, order.schema)
-            atomic_write_text(path, dump_manifest(order), mode=0o600)
+            atomic_write_text(path, dump_manifest(order) if text is None else text, mode=0o600)
         except OSError as exc:
             raise _disk_error(exc, path) from None
         order.schema = SCHEMA_VERSION
@@ -314,8 +315,9 @@ class Workspace:
                 # folder holding only a manifest at the old path.
                 folder = self.folder_of(receipt_id)
             drop_stale(order, folder / DELIVER)
-            if dump_manifest(order) != before:
-                self._write(folder, order)
+            after = dump_manifest(order)
+            if after != before:
+                self._write(folder, order, after)
 
     # ----------------------------------------------------------------------------------- scanning
 
