@@ -15,15 +15,20 @@ How:
 - The text carries no buyer data beyond the first name and the receipt id: it goes to third parties.
 - Sending happens on one background thread with a timeout per service. A service that fails is logged
   once (not per notice; the URL is never logged, it holds tokens) and then only its recovery is; sync and
-  the watcher never wait for it.
+  the watcher never wait for it. It is tried again after 1, 5 and 15 minutes and then hourly, about three
+  hours in all (``RETRY_AFTER``), without telling the services that took the notice twice; those retries
+  are kept in memory only, so a restart meanwhile drops them rather than repeat the notice to the others.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -159,56 +164,108 @@ def _with_timeout(url: str, seconds: float) -> str:
     return f"{url}{joiner}cto={seconds:g}&rto={seconds:g}"
 
 
-class Sender:
-    """One background thread that sends notices through apprise and reports each attempt."""
+#: Seconds before each new try of the services that did not take a notice; after the last, it is given up.
+#: About three hours in all: a phone's push service or a mail server back within that still tells the owner.
+RETRY_AFTER: tuple[float, ...] = (60, 300, 900, 3600, 3600, 3600)
 
-    def __init__(self, settings: NotifySettings, on_attempt: Callable[[Notice, bool], None]) -> None:
+
+@dataclass
+class _Attempt:
+    notice: Notice
+    services: tuple[int, ...]  # positions in ``Sender._services`` still to be told
+    tries: int = 0
+
+
+class Sender:
+    """One background thread that sends notices through apprise and reports each notice's first attempt.
+
+    Each service is told separately, so a service that is down is tried again (``RETRY_AFTER``) without
+    telling the others twice. The first attempt is what the scan records (so a restart repeats no notice to
+    a service that took it); the retries live in this thread only and end with the process.
+    """
+
+    def __init__(self, settings: NotifySettings, on_attempt: Callable[[Notice, bool], None],
+                 retry_after: tuple[float, ...] = RETRY_AFTER) -> None:
         import apprise
 
         # apprise logs failures with the service URL (tokens included) at WARNING; we log our own one line.
         logging.getLogger("apprise").setLevel(logging.CRITICAL)
-        self._apprise = apprise.Apprise()
+        self._services: list[apprise.Apprise] = []
         for position, url in enumerate(settings.urls, 1):
-            if not self._apprise.add(_with_timeout(url, settings.timeout_seconds)):
+            service = apprise.Apprise()
+            if service.add(_with_timeout(url, settings.timeout_seconds)):
+                self._services.append(service)
+            else:
                 scheme = url.split("://", 1)[0][:20] if "://" in url else "?"
                 log.warning("notify.urls entry %d (%s://…) is not a URL apprise understands; it is skipped",
                             position, scheme)
         self._on_attempt = on_attempt
-        self._queue: queue.Queue[Notice | None] = queue.Queue()
+        self._retry_after = retry_after
+        self._queue: queue.Queue[_Attempt | None] = queue.Queue()
+        self._later: list[tuple[float, int, _Attempt]] = []  # a heap by due time (monotonic)
+        self._order = itertools.count()
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="kaalwatch-notify", daemon=True)
         self._thread.start()
 
     def send(self, notice: Notice) -> None:
-        self._queue.put(notice)
+        self._queue.put(_Attempt(notice, tuple(range(len(self._services)))))
 
     def deliver(self, notice: Notice) -> bool:
-        """Send one notice now (on the caller's thread); False when a service did not take it."""
-        try:
-            ok = bool(self._apprise.notify(title=notice.title, body=notice.body)) if len(self._apprise) else False
-        except Exception as exc:  # a plugin bug must not end the thread
-            log.debug("notify: %s", type(exc).__name__)
-            ok = False
-        if not ok and not self._failing:
+        """Send one notice now to every service (on the caller's thread); False when one did not take it."""
+        return not self._tell(notice, tuple(range(len(self._services)))) and bool(self._services)
+
+    def _tell(self, notice: Notice, services: tuple[int, ...]) -> tuple[int, ...]:
+        """Send ``notice`` to ``services``; returns those that did not take it."""
+        failed: list[int] = []
+        for position in services:
+            try:
+                ok = bool(self._services[position].notify(title=notice.title, body=notice.body))
+            except Exception as exc:  # a plugin bug must not end the thread
+                log.debug("notify: %s", type(exc).__name__)
+                ok = False
+            if not ok:
+                failed.append(position)
+        if failed and not self._failing:
             log.warning("a notification could not be delivered (service unreachable or refused it); "
-                        "kaalwatch carries on and logs again only when notifications work again")
-        elif ok and self._failing:
+                        "kaalwatch tries again later and logs again only when notifications work again")
+        elif not failed and self._failing:
             log.info("notifications are delivered again")
-        self._failing = not ok
-        return ok
+        self._failing = bool(failed)
+        return tuple(failed)
+
+    def _next(self) -> _Attempt | None:
+        """The next attempt: a new notice, or a retry once it is due. None means stop."""
+        while True:
+            timeout = None
+            if self._later:
+                timeout = max(0.0, self._later[0][0] - time.monotonic())
+                if timeout == 0.0:
+                    return heapq.heappop(self._later)[2]
+            try:
+                return self._queue.get(timeout=timeout)
+            except queue.Empty:
+                continue
 
     def _run(self) -> None:
-        while True:
-            notice = self._queue.get()
-            if notice is None:
-                return
-            ok = self.deliver(notice)
+        while (attempt := self._next()) is not None:
+            failed = self._tell(attempt.notice, attempt.services)
+            attempt.tries += 1
+            if failed and attempt.tries <= len(self._retry_after):
+                due = time.monotonic() + self._retry_after[attempt.tries - 1]
+                heapq.heappush(self._later, (due, next(self._order), _Attempt(attempt.notice, failed, attempt.tries)))
+            elif failed:
+                log.warning("notify: a %s notification was given up after %d tries", attempt.notice.kind,
+                            attempt.tries)
+            if attempt.tries > 1:
+                continue
             try:
-                self._on_attempt(notice, ok)
+                self._on_attempt(attempt.notice, not failed)
             except Exception as exc:  # the state file could not be written: the next scan retries
                 log.warning("notify: %s", exc)
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Stop sending; retries still waiting are dropped."""
         self._queue.put(None)
         self._thread.join(timeout)
 

@@ -4,6 +4,7 @@ once each, not repeated by a restart, no buyer data beyond the first name, and a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -12,7 +13,7 @@ import pytest
 
 from kaalwatch import lifecycle
 from kaalwatch.model import Order, Reference, utcnow
-from kaalwatch.notify import Notifier
+from kaalwatch.notify import Notifier, Sender
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from tests.support.inbox import Inbox, closed_port
@@ -25,8 +26,13 @@ def inbox() -> Iterator[Inbox]:
         yield box
 
 
+#: Retries a test can wait for (the shipped ones are minutes apart).
+QUICK_RETRIES = (0.2, 0.2, 0.2)
+
+
 def notifier(ws: Workspace, settings: Settings, *urls: str, **kinds: bool) -> Notifier:
-    return Notifier(ws, dataclasses.replace(settings.notify, urls=urls, timeout_seconds=3, **kinds))
+    return Notifier(ws, dataclasses.replace(settings.notify, urls=urls, timeout_seconds=3, **kinds),
+                    functools.partial(Sender, retry_after=QUICK_RETRIES))
 
 
 def happenings(ws: Workspace, make_order: Callable[..., Order],
@@ -127,7 +133,7 @@ def test_a_burst_becomes_one_summary(
     told.stop()
 
 
-def test_an_unreachable_service_is_logged_once_and_changes_nothing_else(
+def test_an_unreachable_service_is_tried_again_logged_once_and_changes_nothing_else(
         ws: Workspace, settings: Settings, make_order: Callable[..., Order], inbox: Inbox,
         caplog: pytest.LogCaptureFixture) -> None:
     dead = f"json://127.0.0.1:{closed_port()}/"
@@ -135,14 +141,31 @@ def test_an_unreachable_service_is_logged_once_and_changes_nothing_else(
     ids, told = happenings(ws, make_order, lambda: notifier(ws, settings, dead, inbox.url))
     queued = told.scan()  # returns at once: sending happens on the notifier's own thread
     wait_for(lambda: len(inbox.messages) == len(queued), 20, what="the working service still told")
-    wait_for(lambda: set(ws.read_state("notify")["sent"]) >= {k for n in queued for k in n.keys}, 20,
+    wait_for(lambda: set(ws.read_state("notify").get("sent") or {}) >= {k for n in queued for k in n.keys}, 20,
              what="every attempt recorded")
+    wait_for(lambda: sum("given up after" in r.getMessage() for r in caplog.records) == len(queued), 20,
+             what="the dead service tried again, then given up, for each notice")
+    assert len(inbox.messages) == len(queued)  # the retries went to the dead service only
     failures = [r for r in caplog.records if "could not be delivered" in r.getMessage()]
     assert len(failures) == 1, [r.getMessage() for r in caplog.records]
+    given_up = next(r.getMessage() for r in caplog.records if "given up after" in r.getMessage())
+    assert f"after {len(QUICK_RETRIES) + 1} tries" in given_up
     assert dead.split(":")[2] not in caplog.text and "json://" not in caplog.text  # no URLs (tokens) in logs
-    assert told.scan() == []  # attempted counts as told: a dead service does not make it repeat
+    assert told.scan() == []  # given up counts as told: a dead service does not make it repeat
     assert ws.load(ids["new"]).jobs  # the workspace is untouched by the failure
     told.stop()
+
+
+def test_a_service_back_after_a_bad_minute_gets_the_notice_once(
+        ws: Workspace, settings: Settings, make_order: Callable[..., Order]) -> None:
+    with Inbox(refuse_first=2) as flaky:
+        told = notifier(ws, settings, flaky.url)
+        ws.add_order(make_order(buyer="Mary Jackson"))
+        (notice,) = told.scan()
+        wait_for(lambda: flaky.messages, 20, what="the notice, on the third try")
+        assert flaky.refused == 2 and flaky.titles() == [notice.title]
+        assert told.scan() == []  # recorded at its first attempt: a retry is not a new notice
+        told.stop()
 
 
 def test_notify_test_command_sends_one(tmp_path, inbox: Inbox) -> None:  # type: ignore[no-untyped-def]

@@ -9,15 +9,26 @@ from typing import Any
 
 
 class Inbox:
-    """``json://127.0.0.1:{inbox.port}/`` delivers here; ``messages`` holds every JSON body received."""
+    """``json://127.0.0.1:{inbox.port}/`` delivers here; ``messages`` holds every JSON body received.
 
-    def __init__(self) -> None:
+    ``refuse_first``: that many POSTs are answered 503 and not kept (a service having a bad minute);
+    ``refused`` counts them.
+    """
+
+    def __init__(self, refuse_first: int = 0) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.refused = 0
         inbox = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if inbox.refused < refuse_first:
+                    inbox.refused += 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 inbox.messages.append(json.loads(body or b"{}"))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
