@@ -7,11 +7,10 @@ turned into a version with its preview, the index, the watcher's database, logs 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,7 @@ from kaalwatch.watch.seen import SeenStore
 from tests.daemon.conftest import Connected, DaemonProcess
 from tests.daemon.test_end_to_end import folder_of, png_bytes, save_like_photoshop
 from tests.support.polling import wait_for
-
-
-@contextlib.contextmanager
-def umask(value: int) -> Iterator[None]:
-    old = os.umask(value)
-    try:
-        yield
-    finally:
-        os.umask(old)
+from tests.support.umask import umask
 
 
 def loose(root: Path, skip: Callable[[Path], bool] = lambda _p: False) -> list[str]:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +17,7 @@ from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from kaalwatch.vault import Secrets
 from review_app import create_app, security
-
-
-@contextlib.contextmanager
-def umask(value: int) -> Iterator[None]:
-    old = os.umask(value)
-    try:
-        yield
-    finally:
-        os.umask(old)
+from tests.support.umask import umask
 
 
 def modes(root: Path) -> dict[str, int]:
