@@ -48,7 +48,10 @@
   }
 
   async function refresh() {
-    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    // The header keeps the server from handing this refresh the messages meant for the page an action
+    // is redirecting to (base.html): only <main> is swapped in, so they would be lost.
+    const response = await fetch(window.location.href,
+      { credentials: "same-origin", headers: { "X-Kaalwatch-Refresh": "1" } });
     if (response.redirected) { window.location.reload(); return; }
     if (!response.ok || !(response.headers.get("Content-Type") || "").startsWith("text/html")) return;
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");

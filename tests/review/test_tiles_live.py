@@ -24,7 +24,7 @@ from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 from review_app import create_app
 from review_app.views.tiles import cache_dir
-from tests.review.conftest import login, store_password
+from tests.review.conftest import login, post, store_password
 
 
 def _big_version(ws: Workspace, order: Order, size: tuple[int, int], seed: int = 1) -> tuple[Version, np.ndarray]:
@@ -190,3 +190,15 @@ def test_the_daemon_warms_the_overview_of_each_new_latest_version_once(
     assert sorted(int(p.name) for p in cache.iterdir()) == list(range(overview, tiles.plan(5000, 300).levels))
     assert not (cache / "0").exists()  # full resolution waits for someone to zoom in
     assert warm_latest(ws, settings, done) == 0
+
+
+def test_a_live_refresh_leaves_an_actions_message_for_the_page_it_redirects_to(
+        client: FlaskClient, order: Order) -> None:
+    page = f"/jobs/{order.receipt_id}/{order.jobs[0].job_id}"
+    done = post(client, f"{page}/note", {"text": "more blue in the sky"}, page=page)
+    assert done.status_code == 303
+    # The old page's poll saw the order change and refreshes before the browser follows the redirect.
+    refreshed = client.get(page, headers={"X-Kaalwatch-Refresh": "1"}).get_data(as_text=True)
+    assert 'class="flash' not in refreshed and "more blue in the sky" in refreshed
+    shown = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'class="flash ok"[^>]*>Note saved', shown), shown[:2000]
