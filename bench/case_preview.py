@@ -10,9 +10,9 @@ HEIC) three things are measured, interleaved ``RUNS`` times after one untimed wa
   ``mergedimage.png`` from the ZIP, then decoding it);
 * a **first save of a new order**: a new order folder, so a new receipt id in the watermark text and a
   watermark layer no worker has built; the artist's file is written (untimed), then ``Ingestor.ingest``
-  is timed: manifest read, the staging copy with its SHA-256 and fsync, the hand-off to the real
-  ``PreviewPool`` worker process and the render there (decode, reduce, resample, watermark, thumbnail,
-  two atomic JPEG writes), the version's rename and the manifest write;
+  is timed: manifest read; the staging copy with its SHA-256 and fsync and, side by side with it, the
+  hand-off to the real ``PreviewPool`` worker process and the render there (decode, reduce, resample,
+  watermark, thumbnail, two atomic JPEG writes); the version's rename and the manifest write;
 * a **repeat save** in one order per input: new bytes of the same file, the same watermark text.
 
 HEIC is what phones send as buyer references, never artwork, so its path is the reference one: a photo
