@@ -23,8 +23,8 @@ Identity of a version is the SHA-256 of its bytes. Per job:
   under a new name) are *not* a new version, and nothing is written;
 - new bytes become version N+1: the file is streamed once into a staging copy in the tool area while it
   is hashed (so the copy is exactly the bytes that were hashed, even if the artist saves again meanwhile)
-  and rendered into a watermarked preview meanwhile, and only then, under the order's lock, renamed to its immutable
-  name and recorded with ``lifecycle.add_version``;
+  and rendered into a watermarked preview meanwhile, and only then, under the order's lock, renamed to its
+  immutable name and recorded with ``lifecycle.add_version``;
 - bytes that do not decode (truncated, corrupt, a decompression bomb) are not complete: no version, the
   job's error names the file, and the next event or rescan tries again. A later good save clears it;
 - a file whose name follows a sync client's conflict pattern is a conflict *whatever its bytes*: new bytes
@@ -125,6 +125,12 @@ def _unchanged(path: Path, confirmed: os.stat_result, before: os.stat_result, si
     except OSError:
         return False
     return _identity(confirmed) == _identity(before) == _identity(after) and size == confirmed.st_size
+
+
+def _likely_known(job: Job, st: os.stat_result) -> bool:
+    """Size and mtime (to the second a manifest keeps) of a recorded version: a rename or move of it, most
+    likely; the hash decides."""
+    return any(v.size == st.st_size and abs(v.saved_at.timestamp() - st.st_mtime) < 1 for v in job.versions)
 
 
 def _next_number(job: Job) -> int:
@@ -289,13 +295,33 @@ class Ingestor(PreviewMixin):
         read the same bytes because the file is checked unchanged (inode, size, mtime, ctime) from its
         confirmation, before either opened it, to after both closed it; a file written meanwhile is
         "changed", whatever was rendered. Known bytes discard the preview.
+
+        A file with the size and mtime of a recorded version is most likely that version renamed or moved
+        (an artist tidying the folder): it is hashed first and rendered only if its bytes are new, so
+        tidying costs no renders.
         """
-        renderer = threading.Thread(target=self.render, args=(save, save.path), name="kaalwatch-render-save")
-        renderer.start()
+        ahead = None
+        if not _likely_known(save.job, save.stat):
+            ahead = threading.Thread(target=self.render, args=(save, save.path), name="kaalwatch-render-save")
+            ahead.start()
         try:
             before = self.stage(save)
         finally:
-            renderer.join()  # its files exist before the pipeline's clean-up looks for them
+            if ahead is not None:
+                ahead.join()  # its files exist before the pipeline's clean-up looks for them
+        self._judge_copy(save, before)
+        if ahead is None:
+            self.render(save, save.path)
+            self._judge_copy(save, before)  # the render read the file after the copy: still the same file
+        if isinstance(save.render_error, ImageError):
+            verdicts.remember(self.seen, save.loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
+            reason = artist_facing(save.render_error.message, save.path)
+            raise Finished(verdicts.unreadable(self.ws, save.loc, reason))
+        if save.render_error is not None:
+            raise save.render_error  # not the file's fault (a pool shut down, a full disk): the caller's
+
+    def _judge_copy(self, save: Save, before: os.stat_result) -> None:
+        """End the pipeline when the file changed while it was read, or its bytes are a version already."""
         loc = save.loc
         assert save.staged is not None
         if not _unchanged(save.path, save.stat, before, save.size) or incomplete(save.staged):
@@ -303,12 +329,6 @@ class Ingestor(PreviewMixin):
             raise Finished(Outcome("changed", loc.receipt_id, save.job_id))
         if version_of(save.job, save.sha):
             raise Finished(verdicts.known(self.ws, self.seen, loc, save.stat, save.sha, save.conflict_of))
-        if isinstance(save.render_error, ImageError):
-            verdicts.remember(self.seen, loc, save.path, UNREADABLE, save.st)  # a new stat is looked at again
-            reason = artist_facing(save.render_error.message, save.path)
-            raise Finished(verdicts.unreadable(self.ws, loc, reason))
-        if save.render_error is not None:
-            raise save.render_error  # not the file's fault (a pool shut down, a full disk): the caller's
 
     def stage(self, save: Save) -> os.stat_result:
         """Copy the bytes into the tool area while hashing them; returns the file's stat as the copy opened it."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from kaalwatch.imaging import PreviewSpec, RenderResult, render_previews
 from kaalwatch.settings import Settings
@@ -84,3 +86,49 @@ def test_a_render_that_fails_for_another_reason_than_the_file_reaches_the_caller
         _ingestor(ws, settings, shut_down).ingest(folder / "portrait.png")
     assert ws.load(order.receipt_id).jobs[0].versions == []
     assert not [p for p in ws.versions_dir.rglob("*") if p.is_file()]  # no staging copy left behind
+
+
+def _counting(calls: list[Path]) -> Renderer:
+    def render(src: Path, preview: Path, thumb: Path, spec: PreviewSpec, text: str) -> RenderResult:
+        calls.append(src)
+        return render_previews(src, preview, thumb, spec, text)
+    return render
+
+
+def test_a_version_renamed_while_tidying_is_hashed_first_and_never_rendered(
+        ws: Workspace, settings: Settings, order_at: Callable) -> None:
+    order, folder = order_at()
+    calls: list[Path] = []
+    ingestor = _ingestor(ws, settings, _counting(calls))
+    (folder / "portrait.png").write_bytes(png(5))
+    assert ingestor.ingest(folder / "portrait.png").action == "version" and len(calls) == 1
+    (folder / "old").mkdir()
+    os.replace(folder / "portrait.png", folder / "old" / "portrait v1.png")  # a rename keeps size and mtime
+    outcome = ingestor.ingest(folder / "old" / "portrait v1.png")
+    assert outcome.action not in ("version", "changed") and len(calls) == 1
+    assert len(ws.load(order.receipt_id).jobs[0].versions) == 1
+
+
+def test_new_bytes_with_a_versions_size_and_mtime_still_become_a_version_with_a_preview(
+        ws: Workspace, settings: Settings, order_at: Callable) -> None:
+    order, folder = order_at()
+    calls: list[Path] = []
+    ingestor = _ingestor(ws, settings, _counting(calls))
+
+    def bmp(seed: int) -> bytes:  # uncompressed: every picture of one size is one file size
+        out = io.BytesIO()
+        Image.effect_noise((120, 90), 20 + seed).convert("RGB").save(out, "BMP")
+        return out.getvalue()
+
+    first = folder / "portrait.bmp"
+    first.write_bytes(bmp(1))
+    assert ingestor.ingest(first).action == "version"
+    st = first.stat()
+    twin = folder / "portrait again.bmp"
+    twin.write_bytes(bmp(2))
+    assert twin.stat().st_size == st.st_size
+    os.utime(twin, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert ingestor.ingest(twin).action == "version"  # the hash decides, and then it is rendered
+    versions = ws.load(order.receipt_id).jobs[0].versions
+    assert len(versions) == 2 and versions[1].preview and ws.tool_path(versions[1].preview).is_file()
+    assert len(calls) == 2
