@@ -25,7 +25,7 @@ from kaalwatch.steps import outlook
 
 # Bumped whenever the tables below change: an index of another version is dropped and rebuilt from the
 # manifests (it is only a summary of them).
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 _INDEX_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS orders (
@@ -38,7 +38,11 @@ CREATE TABLE IF NOT EXISTS orders (
     ship_by TEXT,
     state TEXT NOT NULL,
     etsy_status TEXT NOT NULL,
-    errors TEXT NOT NULL
+    errors TEXT NOT NULL,
+    buyer_user_id INTEGER,
+    etsy_open INTEGER NOT NULL,
+    addon_for INTEGER,
+    addons TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS jobs (
     receipt_id INTEGER NOT NULL,
@@ -96,6 +100,19 @@ class JobRow:
     items: int  # jobs in the order
     position: int  # this job's place in the order (1-based)
     photo: int | None  # the buyer photo to show while there is no version (its place in the references)
+    folder: str
+
+
+@dataclass(frozen=True)
+class JoblessRow:
+    """An order without an artwork job (a receipt of add-ons only, such as a Rush bought after the portrait)."""
+
+    receipt_id: int
+    buyer: str
+    ordered_at: datetime | None
+    addons: tuple[str, ...]  # their titles
+    addon_for: int | None  # the buyer's order they were applied to (None: no open order was found)
+    addon_for_job: str | None  # that order's first job (for a link), None when it has none indexed
     folder: str
 
 
@@ -183,9 +200,11 @@ class Index:
             _forget_jobs(db, order.receipt_id)
             db.execute("DELETE FROM broken WHERE folder = ?", (rel,))
             db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (order.receipt_id, rel, stat.st_mtime_ns, stat.st_size, order.buyer_name, iso(order.ordered_at),
-                 ship_by, order.state.value, order.etsy_status, json.dumps(sorted(order.errors.items()))),
+                 ship_by, order.state.value, order.etsy_status, json.dumps(sorted(order.errors.items())),
+                 order.buyer_user_id, int(not order.finished_on_etsy), order.addon_for,
+                 json.dumps([addon.title for addon in order.addons])),
             )
             for position, job in enumerate(order.jobs, start=1):
                 view = outlook(order, job)
@@ -295,6 +314,26 @@ class Index:
 
     def broken_manifests(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self._db().execute("SELECT folder, error FROM broken ORDER BY folder")]
+
+    def jobless(self) -> list[JoblessRow]:
+        """Orders Etsy still has open that hold no artwork job, oldest first: nothing lists them as jobs."""
+        rows = self._db().execute(
+            "SELECT receipt_id, buyer, ordered_at, addons, addon_for, folder, (SELECT job_id FROM jobs j"
+            " WHERE j.receipt_id = o.addon_for ORDER BY position LIMIT 1) FROM orders o WHERE etsy_open = 1"
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.receipt_id = o.receipt_id)"
+            " ORDER BY ordered_at IS NULL, ordered_at, receipt_id").fetchall()
+        return [JoblessRow(receipt_id=r[0], buyer=r[1], ordered_at=parse_time(r[2]),
+                           addons=tuple(str(t) for t in json.loads(r[3])), addon_for=r[4], addon_for_job=r[6],
+                           folder=r[5])
+                for r in rows]
+
+    def open_orders_of(self, buyer_user_id: int) -> list[int]:
+        """The buyer's orders with an active job, newest first."""
+        rows = self._db().execute(
+            "SELECT receipt_id FROM orders o WHERE buyer_user_id = ? AND EXISTS (SELECT 1 FROM jobs j"
+            " WHERE j.receipt_id = o.receipt_id AND j.active = 1) ORDER BY ordered_at DESC, receipt_id DESC",
+            (int(buyer_user_id),)).fetchall()
+        return [int(r[0]) for r in rows]
 
     def receipt_ids(self) -> list[int]:
         return [r[0] for r in self._db().execute("SELECT receipt_id FROM orders ORDER BY receipt_id")]

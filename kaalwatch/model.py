@@ -65,6 +65,9 @@ ERROR_SOURCES = {
 
 ACTIVE_STATES = frozenset(JobState) - {JobState.DELIVERED, JobState.CANCELLED}
 FINISHED_STATES = frozenset({JobState.DELIVERED, JobState.CANCELLED})
+#: Etsy receipt statuses (lower case) of an order called off, and of one Etsy needs nothing more for.
+CANCELLED_STATUSES = frozenset({"canceled", "cancelled", "fully refunded"})
+ETSY_FINISHED = CANCELLED_STATUSES | {"completed"}
 
 
 def utcnow() -> datetime:
@@ -203,6 +206,7 @@ class AddOn:
     workflow: Text
     quantity: int = 1
     effect: Text = ""  # what it changed, in words ("due 2 days sooner, urgent")
+    receipt_id: int | None = None  # bought in a receipt of its own (a Rush after the portrait), not this one
 
 
 @dataclass
@@ -309,6 +313,7 @@ class Order:
     message_from_buyer: Text = ""
     references: Items[Reference] = field(default_factory=list)
     addons: Items[AddOn] = field(default_factory=list)
+    addon_for: int | None = None  # a receipt of add-ons only: the buyer's order they were applied to
     urgent: bool = False
     notes: Items[Note] = field(default_factory=list)
     history: Items[Event] = field(default_factory=list)
@@ -343,6 +348,10 @@ class Order:
     def state(self) -> JobState:
         """The order's state, derived from its jobs: the least advanced active job decides."""
         return derive_order_state([job.state for job in self.jobs])
+
+    @property
+    def finished_on_etsy(self) -> bool:
+        return self.etsy_completed or self.etsy_status.strip().lower() in ETSY_FINISHED
 
     @property
     def finished_at(self) -> datetime | None:

@@ -126,6 +126,8 @@ class Workspace:
         self.state_counts = self.index.state_counts
         self.broken_manifests = self.index.broken_manifests
         self.receipt_ids = self.index.receipt_ids
+        self.jobless = self.index.jobless
+        self.open_orders_of = self.index.open_orders_of
         self.scrub_index = self.index.scrub
 
     # ---------------------------------------------------------------------------------------- setup

@@ -38,7 +38,7 @@ from kaalwatch.etsy.shop import shop_id as find_shop_id
 from kaalwatch.model import iso, parse_time, utcnow
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from kaalwatch.sync_apply import Applier
+from kaalwatch.sync_apply import Applier, link_addons
 from kaalwatch.sync_fetch import Fetcher, Page
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def sync_once(ws: Workspace, settings: Settings, client: EtsyClient, *, since: d
         fetch.fetch_listings(r for receipts, _ in pages for r in receipts
                              if r.receipt_id not in applier.known and r.is_open_work)
         high_water = _apply_pages(ws, applier, pages, state, high_water, progress, lambda: fetch.total)
+        link_addons(ws, settings, report, dry_run=dry_run)
         if not dry_run and (first_import or _recheck_due(state, settings, now)) and fetch.stopped is None:
             state["last_open_recheck"] = iso(now())
         if fetch.stopped is not None:

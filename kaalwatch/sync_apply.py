@@ -6,18 +6,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from kaalwatch import lifecycle
 from kaalwatch.download_plan import plan_references
 from kaalwatch.errors import KaalwatchError
-from kaalwatch.etsy.parse import CANCELLED_STATUSES, EtsyReceipt, ListingInfo, build_order
+from kaalwatch.etsy.parse import EtsyReceipt, ListingInfo, build_order
 from kaalwatch.manifest import dump_manifest
-from kaalwatch.model import ACTIVE_STATES, Order
+from kaalwatch.model import ACTIVE_STATES, CANCELLED_STATUSES, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
+from kaalwatch.workflows import by_name
 
 if TYPE_CHECKING:
     from kaalwatch.sync import SyncReport
@@ -132,3 +133,55 @@ class Applier:
             return
         with contextlib.suppress(KaalwatchError), self.ws.edit(rid) as order:
             lifecycle.set_error(order, None, f"Etsy sync of this order failed: {exc}", actor=ACTOR, source="sync")
+
+
+def link_addons(ws: Workspace, settings: Settings, report: SyncReport, *, dry_run: bool) -> list[int]:
+    """Apply each receipt of add-ons only (a Rush bought after the portrait, in a checkout of its own) to
+    the same buyer's open order; returns the receipt ids linked.
+
+    Such a receipt has no artwork job, so no list would show it and its Rush would change nothing. Run after
+    every pass's receipts, so it does not matter which of the two receipts Etsy listed first. Idempotent:
+    the target skips a line item it has (``lifecycle.add_addon``), and the link is written last, so a crash
+    between the two writes repeats the pair next time. A receipt whose buyer has no open order here stays on
+    the Today page for the owner.
+    """
+    linked: list[int] = []
+    for row in ws.jobless():
+        if row.addon_for is not None or not row.addons:
+            continue
+        try:
+            alone = ws.load(row.receipt_id)
+            target = _buyers_order(ws, alone)
+            if target is None:
+                continue
+            if dry_run:
+                report.changes.append(f"would apply the add-ons of order {alone.receipt_id} to order {target}")
+                continue
+            with ws.edit(target) as order:
+                for addon in alone.addons:
+                    rule = by_name(settings.workflows, settings.default_workflow, addon.workflow)
+                    lifecycle.add_addon(order, replace(addon, receipt_id=alone.receipt_id, effect=""),
+                                        rush_days=rule.rush_days, urgent=rule.urgent, actor=ACTOR)
+            with ws.edit(alone.receipt_id) as order:
+                lifecycle.addons_applied(order, target, actor=ACTOR)
+        except KaalwatchError as exc:
+            report.errors.append(f"order {row.receipt_id}: add-ons not applied: {exc}")
+            log.warning("add-ons of order %s not applied: %s", row.receipt_id, exc)
+            continue
+        log.info("add-ons of order %s applied to order %s", row.receipt_id, target)
+        linked.append(row.receipt_id)
+    return linked
+
+
+def _buyers_order(ws: Workspace, alone: Order) -> int | None:
+    """The buyer's open order the add-ons belong to: the newest placed before them, else the newest."""
+    if alone.buyer_user_id is None:
+        return None
+    candidates = [rid for rid in ws.open_orders_of(alone.buyer_user_id) if rid != alone.receipt_id]
+    if not candidates or alone.ordered_at is None:
+        return candidates[0] if candidates else None
+    for rid in candidates:
+        placed = ws.load(rid).ordered_at
+        if placed is not None and placed <= alone.ordered_at:
+            return rid
+    return candidates[0]

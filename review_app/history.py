@@ -81,6 +81,9 @@ WORDS: dict[str, Words] = {
     "shipment_failed": lambda d: "Marking shipped on Etsy failed; retried later",
     "shipment_refused": lambda d: "Etsy refused to mark the order shipped",
     "shipment_gave_up": lambda d: "Gave up marking the order shipped on Etsy",
+    "addon": lambda d: f"Add-on: {d.get('title')}" + (f" ({d['effect']})" if d.get("effect") else "")
+                       + (f", paid in order #{d['receipt']}" if d.get("receipt") else ""),
+    "addons_applied": lambda d: f"Its add-ons apply to the buyer's order #{d.get('to')}",
 }
 # Technical events that add nothing a person needs in the list (they stay in the manifest).
 HIDDEN = frozenset({"preview_ready"})

@@ -129,8 +129,12 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
     sync_state = ws.read_state("sync")
     broken = [{"folder": folder, "error": error} for folder, error in report.broken]
     numbers = overview.counts(ws, ctx.settings, now, health)  # the review page's header shows the same
+    apart = ws.jobless()
     if as_json:  # the sync state carries Etsy's "not before" as epoch seconds
-        click.echo(json.dumps({"jobs": jobs, "counts": dataclasses.asdict(numbers), "health": health,
+        paid_apart = [{"receipt_id": row.receipt_id, "addons": list(row.addons), "applied_to": row.addon_for}
+                      for row in apart]
+        click.echo(json.dumps({"jobs": jobs, "addons_paid_apart": paid_apart, "counts": dataclasses.asdict(numbers),
+                               "health": health,
                                "sync": sync_state, "broken_manifests": broken,
                                "retention": ws.read_state("retention")}, indent=2, default=str))
         return
@@ -151,6 +155,10 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
                 source = ERROR_SOURCES.get(warning["source"], warning["source"])
                 click.echo(f"{'':<31}warning ({source}): {warning['message']}")
         click.echo("(! overdue, * due within the workflow's slack)")
+    for row in apart:  # no job lists them: a Rush the buyer paid for in an order of its own
+        where = (f"applied to {row.addon_for}; complete it on Etsy when you deliver that order" if row.addon_for
+                 else "no open order of this buyer here: ask them which order it is for")
+        click.echo(f"add-ons paid apart: {row.receipt_id} ({', '.join(row.addons) or 'no artwork'}) — {where}")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""
     click.echo(f"jobs: {numbers.line()}" + ("" if numbers.queued is None else f" ({overview.QUEUED_MEANS})"))

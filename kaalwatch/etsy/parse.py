@@ -21,13 +21,12 @@ from typing import Any
 
 from kaalwatch.errors import EtsyError
 from kaalwatch.etsy.timestamps import CREATED, UPDATED, first_epoch
-from kaalwatch.model import AddOn, Answer, Job, Order
+from kaalwatch.model import CANCELLED_STATUSES, AddOn, Answer, Job, Order
 from kaalwatch.settings import Settings, Workflow
 from kaalwatch.workflows import workflow_for
 
 PERSONALIZATION_PROPERTY_ID = 54
 NOT_REQUESTED = "Not requested on this item."
-CANCELLED_STATUSES = frozenset({"canceled", "cancelled", "fully refunded"})
 UPLOAD_KINDS = frozenset({"unlabeled_upload", "labeled_upload"})
 _URL = re.compile(r"https?://[^\s,]+", re.IGNORECASE)
 

@@ -22,6 +22,7 @@ from kaalwatch.lifecycle.delivery import (
 )
 from kaalwatch.lifecycle.etsy import (
     add_addon,
+    addons_applied,
     buyer_messages_changed,
     cancel,
     etsy_completed,
@@ -59,6 +60,7 @@ __all__ = [
     "add_note",
     "add_reference",
     "add_version",
+    "addons_applied",
     "anonymise",
     "approve",
     "await_references",

@@ -10,8 +10,14 @@ from kaalwatch.lifecycle.moves import S, _move, record, set_error
 from kaalwatch.model import AddOn, Order, utcnow
 
 
-def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor: str = "sync") -> None:
-    """An add-on line item (e.g. Rush): shown on the order; it may move the due date sooner and mark it urgent."""
+def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor: str = "sync") -> bool:
+    """An add-on line item (e.g. Rush): shown on the order; it may move the due date sooner and mark it urgent.
+
+    Returns False, changing nothing, when the line item is on the order already (a pass repeated after a
+    crash must not move the date twice).
+    """
+    if any(a.transaction_id == addon.transaction_id for a in order.addons):
+        return False
     effects = []
     if rush_days and order.ship_by is not None:
         order.ship_by -= timedelta(days=rush_days)
@@ -21,8 +27,19 @@ def add_addon(order: Order, addon: AddOn, *, rush_days: int, urgent: bool, actor
         effects.append("urgent")
     addon.effect = ", ".join(effects)
     order.addons.append(addon)
-    record(order, actor, "addon", None, title=addon.title, workflow=addon.workflow, effect=addon.effect,
-           ship_by=order.ship_by.isoformat() if order.ship_by else None)
+    details: dict[str, Any] = {"title": addon.title, "workflow": addon.workflow, "effect": addon.effect,
+                                  "ship_by": order.ship_by.isoformat() if order.ship_by else None}
+    if addon.receipt_id is not None:
+        details["receipt"] = addon.receipt_id
+    record(order, actor, "addon", None, **details)
+    return True
+
+
+def addons_applied(order: Order, target: int, actor: str = "sync") -> None:
+    """``order`` holds add-ons only, bought in a receipt of their own: they now change the buyer's order
+    ``target`` (see ``sync_apply.link_addons``)."""
+    order.addon_for = int(target)
+    record(order, actor, "addons_applied", None, to=int(target))
 
 
 def cancel(order: Order, reason: str, actor: str = "sync", *, at: datetime | None = None) -> None:

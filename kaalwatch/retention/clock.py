@@ -14,12 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kaalwatch.etsy.parse import CANCELLED_STATUSES
-from kaalwatch.model import Order
+from kaalwatch.model import ETSY_FINISHED, Order
 from kaalwatch.settings import Settings
 
 WARN_DAYS = 7
-ETSY_FINISHED = CANCELLED_STATUSES | {"completed"}
 # Retention's own events are not activity: otherwise purging would postpone the next purge.
 _NOT_ACTIVITY = frozenset({"files_purged", "anonymised", "redacted", "file_names_redacted", "retention_kept"})
 _ETSY_ENDS = frozenset({"cancelled", "delivered"})
@@ -41,10 +39,6 @@ class Due:
         return self.basis == "no activity" and not self.files and now >= self.files_at - timedelta(days=WARN_DAYS)
 
 
-def finished_on_etsy(order: Order) -> bool:
-    return order.etsy_completed or order.etsy_status.strip().lower() in ETSY_FINISHED
-
-
 def last_activity(order: Order) -> datetime | None:
     moments = [e.at for e in order.history if e.event not in _NOT_ACTIVITY]
     moments += [m for m in (order.ordered_at, order.etsy_updated_at) if m]
@@ -59,7 +53,7 @@ def finished_at(order: Order) -> datetime | None:
     """
     if order.finished_at is not None:
         return order.finished_at
-    if not finished_on_etsy(order):
+    if not order.finished_on_etsy:
         return None
     ends = [e.at for e in order.history if _ends_on_etsy(e.event, e.details)]
     ended = max(ends) if ends else order.etsy_updated_at

@@ -201,11 +201,13 @@ class Sandbox:
         extra_listing_ids: Sequence[int] = (),
         skip_optional: bool = False,
         upload_urls: Sequence[str] | None = None,
+        buyer_user_id: int | None = None,
     ) -> JSON:
         """A new paid order created now; returns the receipt as served.
 
         ``answers`` maps question_id or question text to the answer; ``uploads`` is a number of generated
-        images or a list of image bytes to serve; ``upload_urls`` puts those URLs verbatim instead.
+        images or a list of image bytes to serve; ``upload_urls`` puts those URLs verbatim instead;
+        ``buyer_user_id`` makes it a returning buyer's.
         """
         assert self._factory is not None, "sandbox not started"
         if listing_id is None and self.data_dir is not None:
@@ -214,7 +216,7 @@ class Sandbox:
         spec = seeding.OrderSpec(listing_id=listing_id, buyer_name=buyer_name, answers=answers,
                                  uploads=uploads, quantity=quantity, message=message, is_gift=is_gift,
                                  gift_message=gift_message, extra_listing_ids=extra_listing_ids,
-                                 skip_optional=skip_optional, upload_urls=upload_urls)
+                                 skip_optional=skip_optional, upload_urls=upload_urls, buyer_user_id=buyer_user_id)
         return copy.deepcopy(self._factory.add(spec))
 
     def add_hostile_order(self, other_port: int | None = None) -> JSON:

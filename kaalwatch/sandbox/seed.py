@@ -229,6 +229,7 @@ class OrderSpec:
     created: int | None = None
     upload_urls: Sequence[str] | None = None
     skip_optional: bool = False
+    buyer_user_id: int | None = None  # a returning buyer (a Rush bought after the portrait)
 
 
 class OrderFactory:
@@ -310,6 +311,8 @@ class OrderFactory:
         receipt_id = self.next_receipt
         self.next_receipt += rng.randint(1, 97)
         buyer_id = rng.choice(cat.buyers)
+        if spec.buyer_user_id is not None:
+            buyer_id = spec.buyer_user_id
         name = spec.buyer_name if spec.buyer_name is not None else rng.choice(PLAIN_NAMES)
         txs = []
         for lid in [listing_id, *spec.extra_listing_ids]:

@@ -32,6 +32,12 @@ def delivery_panel(order: Order) -> delivery.Panel | None:
         return None  # the page still shows; the panel says nothing rather than something wrong
 
 
+@bp.app_template_global("etsy_order_url")
+def etsy_order_url(receipt_id: int) -> str:
+    """Etsy's page of an order (another receipt than the page's own: an add-on the buyer paid apart)."""
+    return delivery.etsy_order_url(runtime().settings, receipt_id)
+
+
 def _back(receipt_id: int, job_id: str) -> Response:
     return redirect(url_for("job.page", receipt_id=receipt_id, job_id=job_id) + "#delivery", code=303)
 

@@ -72,7 +72,8 @@ def _search_arg() -> str:
 
 @bp.get("/")
 def today() -> str:
-    """Every active job under its next step, overdue work first, each group by ship-by date."""
+    """Every active job under its next step, overdue work first, each group by ship-by date; then the orders
+    Etsy has open that hold no job (add-ons paid apart), until Etsy says they are complete."""
     rows = runtime().ws.jobs(active=True, limit=100_000)
     groups = {key: Group(key, title) for key, title in GROUPS.items() if key != "done"}
     for line in _lines(rows):
@@ -89,7 +90,8 @@ def today() -> str:
             group.orders.append(last)
         last.lines.append(line)
     return render_template("today.html", groups=[g for g in groups.values() if g.count],
-                           total=len(rows), per_group=TODAY_PER_GROUP, broken=runtime().ws.broken_manifests()[:20])
+                           total=len(rows), per_group=TODAY_PER_GROUP, broken=runtime().ws.broken_manifests()[:20],
+                           jobless=runtime().ws.jobless())
 
 
 def _filter(name: str) -> tuple[set[JobState] | None, bool | None]:

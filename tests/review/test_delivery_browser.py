@@ -213,3 +213,55 @@ def test_addon_and_quantity_are_shown_on_the_job(settings: Settings, ws: Workspa
                 page.close()
         finally:
             browser.close()
+
+
+def test_addon_paid_apart_is_on_today_and_on_the_order_it_rushes(settings: Settings, ws: Workspace,
+                                                                 make_order: Callable[..., Order]) -> None:
+    """A Rush bought in an order of its own has no job: Today lists it until Etsy completes it, and the order
+    it rushes reminds the owner to complete both."""
+    from playwright.sync_api import expect, sync_playwright
+
+    portrait = make_order(buyer="Rosa Returning", titles=["Custom Pet Portrait from Photo"], days=6)
+    rush = make_order(buyer="Rosa Returning", jobs=0)
+    stray = make_order(buyer="Sam Stranger", jobs=0)
+    for alone in (rush, stray):
+        lifecycle.add_addon(alone, AddOn(transaction_id=str(alone.receipt_id), listing_id=1_500_000_005,
+                                         title="Rush Processing Add-on", workflow="rush"), rush_days=2, urgent=True)
+    lifecycle.add_addon(portrait, AddOn(transaction_id=str(rush.receipt_id), listing_id=1_500_000_005,
+                                        title="Rush Processing Add-on", workflow="rush", receipt_id=rush.receipt_id),
+                        rush_days=2, urgent=True)
+    lifecycle.addons_applied(rush, portrait.receipt_id)
+    for made in (portrait, rush, stray):
+        ws.add_order(made)
+    store_password(ws)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with ReviewServer(create_app(settings, ws), "127.0.0.1", 0) as running, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            sizes = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
+            for name, viewport in sizes:
+                page = browser.new_page(viewport=viewport)
+                errors: list[str] = []
+                record_console_errors(page, errors, failed_responses=True)
+                page.goto(f"{running.url}/login")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button:has-text('Log in')")
+                group = page.locator("#group-addons")
+                expect(group.locator("h2")).to_contain_text("Add-ons paid apart 2")
+                linked = group.locator(f"[data-receipt='{rush.receipt_id}']")
+                expect(linked).to_contain_text(f"Applied to order #{portrait.receipt_id}")
+                expect(linked.locator("a", has_text="Open on Etsy")).to_have_attribute(
+                    "href", re.compile(rf"order_id={rush.receipt_id}$"))
+                expect(group.locator(f"[data-receipt='{stray.receipt_id}']")).to_contain_text(
+                    "No open order of this buyer here")
+                group.screenshot(path=str(ARTIFACTS / f"today-addons-{name}.png"))
+                linked.locator("a", has_text=f"order #{portrait.receipt_id}").click()
+                expect(page.locator("h1")).to_contain_text("Custom Pet Portrait from Photo")
+                reminder = page.locator("#delivery [data-check=addon-receipt]")
+                expect(reminder).to_contain_text(f"in an order of its own, #{rush.receipt_id}")
+                expect(reminder.locator("a")).to_have_attribute("href", re.compile(rf"order_id={rush.receipt_id}$"))
+                page.locator("#delivery").screenshot(path=str(ARTIFACTS / f"delivery-addon-apart-{name}.png"))
+                assert errors == []
+                page.close()
+        finally:
+            browser.close()

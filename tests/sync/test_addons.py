@@ -7,14 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kaalwatch import delivery
+from kaalwatch import delivery, lifecycle
 from kaalwatch.etsy.client import EtsyClient
 from kaalwatch.etsy.oauth import Connection
+from kaalwatch.model import AddOn, Order
 from kaalwatch.sandbox import Sandbox
 from kaalwatch.sandbox.seed import ADDON_LISTING, PET_LISTING
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
-from kaalwatch.sync import sync_once
+from kaalwatch.sync import SyncReport, sync_once
+from kaalwatch.sync_apply import link_addons
 
 
 @pytest.fixture
@@ -66,3 +68,78 @@ def test_quantity_two_is_shown_and_asked_about(sandbox: Sandbox, sb_ws: Workspac
     [check] = delivery.panel(sb_ws, sb_settings, order).job_checks
     assert check.limit == "quantity" and not check.ok
     assert check.detail.startswith("2 portraits ordered; a job delivers one set of files")
+
+
+def test_rush_paid_apart_is_applied_to_the_buyers_open_order(sandbox: Sandbox, sb_ws: Workspace,
+                                                             sb_settings: Settings, client: EtsyClient) -> None:
+    sync_once(sb_ws, sb_settings, client)
+    portrait = sandbox.add_order(PET_LISTING, uploads=1)
+    sync_once(sb_ws, sb_settings, client)
+    promised = sb_ws.load(portrait["receipt_id"]).ship_by
+    assert promised is not None
+    rush = sandbox.add_order(ADDON_LISTING, buyer_user_id=portrait["buyer_user_id"])
+    report = sync_once(sb_ws, sb_settings, client)
+    assert report.new == 1 and report.errors == []
+
+    order = sb_ws.load(portrait["receipt_id"])
+    (addon,) = order.addons
+    assert addon.receipt_id == rush["receipt_id"] and addon.effect == "due 2 days sooner, urgent"
+    assert order.urgent and order.ship_by == promised - timedelta(days=2)
+    alone = sb_ws.load(rush["receipt_id"])
+    assert alone.jobs == [] and alone.addon_for == portrait["receipt_id"]
+    [row] = sb_ws.jobless()
+    assert (row.receipt_id, row.addon_for, row.addons) == (rush["receipt_id"], portrait["receipt_id"],
+                                                          ("Rush Processing Add-on",))
+    # The next passes change nothing: the date moves once.
+    sandbox.touch(rush["receipt_id"])
+    sync_once(sb_ws, sb_settings, client)
+    again = sb_ws.load(portrait["receipt_id"])
+    assert again.ship_by == order.ship_by and len(again.addons) == 1
+    panel = delivery.panel(sb_ws, sb_settings, again)
+    assert [a.receipt_id for a in panel.addons] == [rush["receipt_id"]]
+
+    # Once the owner completes the add-on's own order on Etsy, nothing lists it any more.
+    sandbox.complete(rush["receipt_id"])
+    sync_once(sb_ws, sb_settings, client)
+    assert sb_ws.jobless() == []
+
+
+def test_rush_before_the_portrait_waits_for_it_and_a_stranger_is_not_linked(
+        sandbox: Sandbox, sb_ws: Workspace, sb_settings: Settings, client: EtsyClient) -> None:
+    sync_once(sb_ws, sb_settings, client)
+    other = sandbox.add_order(PET_LISTING, uploads=1)
+    buyer = other["buyer_user_id"] + 1_000_003  # a buyer with no order in the shop
+    rush = sandbox.add_order(ADDON_LISTING, buyer_user_id=buyer)
+    sync_once(sb_ws, sb_settings, client)
+    [row] = sb_ws.jobless()
+    assert row.receipt_id == rush["receipt_id"] and row.addon_for is None  # the Today page asks the owner
+    assert not sb_ws.load(other["receipt_id"]).addons
+
+    portrait = sandbox.add_order(PET_LISTING, uploads=1, buyer_user_id=buyer)
+    sync_once(sb_ws, sb_settings, client)
+    order = sb_ws.load(portrait["receipt_id"])
+    assert [a.receipt_id for a in order.addons] == [rush["receipt_id"]] and order.urgent
+    assert sb_ws.load(rush["receipt_id"]).addon_for == portrait["receipt_id"]
+    assert not sb_ws.load(other["receipt_id"]).addons
+
+
+def test_linking_repeated_after_a_crash_moves_the_date_once(ws: Workspace, settings: Settings,
+                                                           make_order: Callable[..., Order]) -> None:
+    portrait, rush = make_order(buyer="Rosa"), make_order(buyer="Rosa", jobs=0)
+    portrait.buyer_user_id = rush.buyer_user_id = 4242
+    lifecycle.add_addon(rush, AddOn(transaction_id="77", listing_id=ADDON_LISTING, title="Rush", workflow="rush"),
+                        rush_days=2, urgent=True)
+    ws.add_order(portrait)
+    ws.add_order(rush)
+    promised = ws.load(portrait.receipt_id).ship_by  # as the manifest keeps it (whole seconds)
+    assert promised is not None
+    # The first attempt applied the Rush to the portrait, then stopped before recording the link.
+    with ws.edit(portrait.receipt_id) as order:
+        assert lifecycle.add_addon(order, AddOn(transaction_id="77", listing_id=ADDON_LISTING, title="Rush",
+                                                workflow="rush", receipt_id=rush.receipt_id), rush_days=2, urgent=True)
+    report = SyncReport()
+    assert link_addons(ws, settings, report, dry_run=False) == [rush.receipt_id] and report.errors == []
+    order = ws.load(portrait.receipt_id)
+    assert order.ship_by == promised - timedelta(days=2) and len(order.addons) == 1
+    assert ws.load(rush.receipt_id).addon_for == portrait.receipt_id
+    assert link_addons(ws, settings, report, dry_run=False) == []  # linked: nothing left to do

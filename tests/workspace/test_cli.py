@@ -13,7 +13,7 @@ import pytest
 
 from kaalwatch import lifecycle, logs
 from kaalwatch.cli import COMMANDS, main
-from kaalwatch.model import Order
+from kaalwatch.model import AddOn, Order
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
 
@@ -70,6 +70,32 @@ def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_or
     assert str(done.receipt_id) not in table.stdout
     assert "last sync: never" in table.stdout
     assert (workspace / ".kaalwatch" / "logs").is_dir()
+
+
+def test_status_lists_addons_paid_apart(tmp_path: Path, make_order: Callable[..., Order]) -> None:
+    workspace = tmp_path / "ws"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"workspace: {workspace}\n")
+    ws = Workspace(Settings(workspace=workspace))
+    ws.create()
+    portrait, rush, stray = make_order(), make_order(jobs=0), make_order(jobs=0)
+    for alone in (rush, stray):
+        lifecycle.add_addon(alone, AddOn(transaction_id=str(alone.receipt_id), listing_id=5, title="Rush",
+                                         workflow="rush"), rush_days=2, urgent=True)
+    lifecycle.addons_applied(rush, portrait.receipt_id)
+    for order in (portrait, rush, stray):
+        ws.add_order(order)
+    ws.close()
+    table = run_cli("--config", str(config), "status")
+    assert table.returncode == 0, table.stderr
+    assert (f"add-ons paid apart: {rush.receipt_id} (Rush) — applied to {portrait.receipt_id}; complete it on Etsy"
+            in table.stdout)
+    assert f"add-ons paid apart: {stray.receipt_id} (Rush) — no open order of this buyer here" in table.stdout
+    data = json.loads(run_cli("--config", str(config), "status", "--json").stdout)
+    assert data["addons_paid_apart"] == [
+        {"receipt_id": rush.receipt_id, "addons": ["Rush"], "applied_to": portrait.receipt_id},
+        {"receipt_id": stray.receipt_id, "addons": ["Rush"], "applied_to": None},
+    ]
 
 
 def test_status_shows_warnings_with_their_source_stop_markers_and_holds_without_countdown(
