@@ -113,6 +113,7 @@ class JoblessRow:
     addons: tuple[str, ...]  # their titles
     addon_for: int | None  # the buyer's order they were applied to (None: no open order was found)
     addon_for_job: str | None  # that order's first job (for a link), None when it has none indexed
+    addon_for_state: JobState | None  # that order's state (delivered: time to complete this one too)
     folder: str
 
 
@@ -319,12 +320,13 @@ class Index:
         """Orders Etsy still has open that hold no artwork job, oldest first: nothing lists them as jobs."""
         rows = self._db().execute(
             "SELECT receipt_id, buyer, ordered_at, addons, addon_for, folder, (SELECT job_id FROM jobs j"
-            " WHERE j.receipt_id = o.addon_for ORDER BY position LIMIT 1) FROM orders o WHERE etsy_open = 1"
+            " WHERE j.receipt_id = o.addon_for ORDER BY position LIMIT 1), (SELECT state FROM orders t"
+            " WHERE t.receipt_id = o.addon_for) FROM orders o WHERE etsy_open = 1"
             " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.receipt_id = o.receipt_id)"
             " ORDER BY ordered_at IS NULL, ordered_at, receipt_id").fetchall()
         return [JoblessRow(receipt_id=r[0], buyer=r[1], ordered_at=parse_time(r[2]),
                            addons=tuple(str(t) for t in json.loads(r[3])), addon_for=r[4], addon_for_job=r[6],
-                           folder=r[5])
+                           addon_for_state=JobState(r[7]) if r[7] else None, folder=r[5])
                 for r in rows]
 
     def open_orders_of(self, buyer_user_id: int) -> list[int]:

@@ -156,8 +156,12 @@ def status(ctx: Context, as_json: bool, show_all: bool) -> None:
                 click.echo(f"{'':<31}warning ({source}): {warning['message']}")
         click.echo("(! overdue, * due within the workflow's slack)")
     for row in apart:  # no job lists them: a Rush the buyer paid for in an order of its own
-        where = (f"applied to {row.addon_for}; complete it on Etsy when you deliver that order" if row.addon_for
-                 else "no open order of this buyer here: ask them which order it is for")
+        where = ("no open order of this buyer here: ask them which order it is for" if row.addon_for is None
+                 else f"applied to {row.addon_for}, which is delivered: complete it on Etsy now"
+                 if row.addon_for_state is JobState.DELIVERED
+                 else f"applied to {row.addon_for}, which was cancelled: refund it on Etsy"
+                 if row.addon_for_state is JobState.CANCELLED
+                 else f"applied to {row.addon_for}; complete it on Etsy when you deliver that order")
         click.echo(f"add-ons paid apart: {row.receipt_id} ({', '.join(row.addons) or 'no artwork'}) — {where}")
     last_sync = sync_state.get("last_success") or "never"
     last_error = f" — last error: {sync_state['last_error']}" if sync_state.get("last_error") else ""

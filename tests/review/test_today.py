@@ -9,7 +9,7 @@ from datetime import timedelta
 from flask.testing import FlaskClient
 
 from kaalwatch import lifecycle
-from kaalwatch.model import Answer, Order, Version, utcnow
+from kaalwatch.model import AddOn, Answer, JobState, Order, Version, utcnow
 from kaalwatch.store import Workspace
 from review_app import history
 from tests.review.conftest import add_versions, post
@@ -123,3 +123,29 @@ def test_search_finds_every_state_accents_answers_and_notes(client: FlaskClient,
     assert "Dog portrait" not in narrowed and "1 more match in other states" in narrowed
     for hostile in ('"', "*", "NEAR(", "a OR b", "-x", "'); DROP TABLE jobs;--", "^", ":"):
         assert client.get("/jobs", query_string={"q": hostile}).status_code == 200, hostile
+
+
+def test_addons_paid_apart_say_what_to_do_as_the_order_they_rush_moves_on(
+        client: FlaskClient, ws: Workspace, make_order: Callable[..., Order]) -> None:
+    open_, delivered, cancelled = (make_order(buyer=name) for name in ("Olga", "Dina", "Carl"))
+    delivered.jobs[0].state = JobState.DELIVERED  # as its manifest says after a delivery
+    lifecycle.cancel(cancelled, "Canceled")
+    rushes = {}
+    for portrait in (open_, delivered, cancelled):
+        rush = make_order(buyer=portrait.buyer_name, jobs=0)
+        lifecycle.add_addon(rush, AddOn(transaction_id=str(rush.receipt_id), listing_id=5, title="Rush",
+                                        workflow="rush"), rush_days=2, urgent=True)
+        lifecycle.addons_applied(rush, portrait.receipt_id)
+        ws.add_order(portrait)
+        ws.add_order(rush)
+        rushes[portrait.receipt_id] = rush.receipt_id
+    card = group_of(client.get("/").get_data(as_text=True), "addons")
+    link = f'<a href="/jobs/{open_.receipt_id}/{open_.jobs[0].job_id}">order #{open_.receipt_id}</a>'
+    assert f"Applied to {link}: complete #{rushes[open_.receipt_id]} on Etsy when you deliver it" in card
+    assert f"which is delivered: complete #{rushes[delivered.receipt_id]} on Etsy now" in card
+    assert f"which was cancelled: refund #{rushes[cancelled.receipt_id]} on Etsy" in card
+    for rush in rushes.values():
+        with ws.edit(rush) as order:
+            lifecycle.set_etsy_status(order, "Completed")
+    html = client.get("/").get_data(as_text=True)
+    assert 'id="group-addons"' not in html

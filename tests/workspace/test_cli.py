@@ -96,6 +96,13 @@ def test_status_lists_addons_paid_apart(tmp_path: Path, make_order: Callable[...
         {"receipt_id": rush.receipt_id, "addons": ["Rush"], "applied_to": portrait.receipt_id},
         {"receipt_id": stray.receipt_id, "addons": ["Rush"], "applied_to": None},
     ]
+    ws = Workspace(Settings(workspace=workspace))
+    with ws.edit(portrait.receipt_id) as order:
+        lifecycle.cancel(order, "Canceled")
+    ws.close()
+    after = run_cli("--config", str(config), "status").stdout
+    assert (f"{rush.receipt_id} (Rush) — applied to {portrait.receipt_id}, which was cancelled: refund it on Etsy"
+            in after)
 
 
 def test_status_shows_warnings_with_their_source_stop_markers_and_holds_without_countdown(
