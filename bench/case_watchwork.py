@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from kaalwatch import lifecycle, store  # noqa: E402
+from kaalwatch import lifecycle, manifest_memory  # noqa: E402
 from kaalwatch.imaging import PreviewPool  # noqa: E402
 from kaalwatch.manifest import dump_manifest  # noqa: E402
 from kaalwatch.model import Job, Order, Reference, Version  # noqa: E402
@@ -123,7 +123,7 @@ class _Parses:
     def __init__(self) -> None:
         self.count = 0
         self.folder: Path | None = None
-        self._real: Callable[[str, str], Order] = store.parse_manifest
+        self._real: Callable[[str, str], Order] = manifest_memory.parse_manifest
         self._lock = threading.Lock()
 
     def __enter__(self) -> _Parses:
@@ -133,11 +133,11 @@ class _Parses:
                 with self._lock:
                     self.count += 1
             return self._real(text, source)
-        store.parse_manifest = counted  # type: ignore[assignment]
+        manifest_memory.parse_manifest = counted  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        store.parse_manifest = self._real  # type: ignore[assignment]
+        manifest_memory.parse_manifest = self._real  # type: ignore[assignment]
 
 
 def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:

@@ -95,7 +95,13 @@ def order_from_dict(data: Any, source: str = "order.yaml") -> Order:
 
 
 def dump_manifest(order: Order) -> str:
-    return yaml.dump(order_to_dict(order), Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
+    return dump_data(order_to_dict(order))
+
+
+def dump_data(data: dict[str, Any]) -> str:
+    """The manifest text of ``order_to_dict``'s data. ``order_from_dict`` of the same data is the order a parse
+    of this text gives, without the parse (the manifest fuzz test holds the two equal)."""
+    return yaml.dump(data, Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def parse_manifest(text: str, source: str) -> Order:

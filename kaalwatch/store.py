@@ -36,7 +36,8 @@ from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.deliver_folder import drop_stale
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.index import Index, IndexReport
-from kaalwatch.manifest import dump_manifest, parse_manifest
+from kaalwatch.manifest import dump_data, order_from_dict, order_to_dict
+from kaalwatch.manifest_memory import ManifestMemory
 from kaalwatch.migrations import SCHEMA_VERSION
 from kaalwatch.model import Order
 from kaalwatch.settings import Settings
@@ -48,6 +49,20 @@ MANIFEST = "order.yaml"
 REFERENCES = "references"
 DELIVER = "deliver"
 LOCK_TIMEOUT_SECONDS = 30.0
+
+
+def _dump(order: Order) -> tuple[dict[str, Any], str]:
+    data = order_to_dict(order)
+    return data, dump_data(data)
+
+
+def _read_manifest(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"no {MANIFEST} in {path.parent}") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text", hint="restore the file; it was left as it is") from None
 
 
 def _disk_error(exc: OSError, what: Path) -> WorkspaceError:
@@ -120,6 +135,7 @@ class Workspace:
         self.secrets_dir = self.secrets.folder
         self.index_path = self.tool_dir / "index.sqlite"
         self.index = Index(self.index_path, self.orders_dir, MANIFEST)
+        self.manifests = ManifestMemory()  # an unchanged order.yaml is not parsed again (see the module)
         # Questions about many orders at once are answered by the index (a cache of the manifests), so
         # callers ask the workspace and need not know there is a cache.
         self.jobs = self.index.jobs
@@ -195,15 +211,9 @@ class Workspace:
     # ------------------------------------------------------------------------------------- manifests
 
     def read_folder(self, folder: Path) -> Order:
-        """Parse ``folder/order.yaml``."""
+        """Parse ``folder/order.yaml`` (unless this process already parsed the same text)."""
         path = folder / MANIFEST
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise NotFoundError(f"no {MANIFEST} in {folder}") from None
-        except UnicodeDecodeError:
-            raise ManifestError(f"{path}: not UTF-8 text", hint="restore the file; it was left as it is") from None
-        return parse_manifest(text, str(path))
+        return self.manifests.parse(str(path), _read_manifest(path), str(path))
 
     def folder_of(self, receipt_id: int) -> Path:
         """The order's folder wherever the artist moved it inside ``orders/``."""
@@ -227,17 +237,24 @@ class Workspace:
     def load(self, receipt_id: int) -> Order:
         return self.read_folder(self.folder_of(receipt_id))
 
-    def _write(self, folder: Path, order: Order, text: str | None = None) -> None:
-        # The only place a manifest is written; callers are create() and edit(). ``text``: the order
-        # already dumped (edit() has it from telling whether anything changed).
+    def _write(self, folder: Path, order: Order, dumped: tuple[dict[str, Any], str] | None = None) -> None:
+        # The only place a manifest is written; callers are create() and edit(). ``dumped``: the order's data
+        # and text (edit() has them from telling whether anything changed).
         path = folder / MANIFEST
+        data, text = dumped if dumped is not None else _dump(order)
         try:
             if order.schema < SCHEMA_VERSION:
                 _keep_original(path, order.schema)
-            atomic_write_text(path, dump_manifest(order) if text is None else text, mode=0o600)
+            atomic_write_text(path, text, mode=0o600)
         except OSError as exc:
+            self.manifests.forget(str(path))
             raise _disk_error(exc, path) from None
         order.schema = SCHEMA_VERSION
+        try:
+            reread: Order | None = order_from_dict(data, str(path))
+        except ManifestError:
+            reread = None  # written, but not valid: the next read parses the file and says so
+        self.manifests.wrote(str(path), text, reread)
         try:
             self.index.record(folder, order)
         except (WorkspaceError, sqlite3.Error) as exc:
@@ -308,8 +325,10 @@ class Workspace:
         atomically — only if something changed, so an idle sync touches no file."""
         with self.lock(receipt_id):
             folder = self.folder_of(receipt_id)
-            order = self.read_folder(folder)
-            before = dump_manifest(order)
+            path = folder / MANIFEST
+            text = _read_manifest(path)
+            order = self.manifests.parse(str(path), text, str(path))
+            before = self.manifests.dump_of(str(path), text, order)
             yield order
             if not folder.is_dir():
                 # The artist renamed or moved the folder while the block ran: the manifest moved with it
@@ -317,9 +336,9 @@ class Workspace:
                 # folder holding only a manifest at the old path.
                 folder = self.folder_of(receipt_id)
             drop_stale(order, folder / DELIVER)
-            after = dump_manifest(order)
+            data, after = _dump(order)
             if after != before:
-                self._write(folder, order, after)
+                self._write(folder, order, (data, after))
 
     # ----------------------------------------------------------------------------------- scanning
 

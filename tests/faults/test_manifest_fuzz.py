@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kaalwatch import lifecycle
 from kaalwatch.errors import ManifestError
-from kaalwatch.manifest import dump_manifest, parse_manifest
+from kaalwatch.manifest import dump_manifest, order_from_dict, order_to_dict, parse_manifest
 from kaalwatch.model import Order, Version, utcnow
 from kaalwatch.store import MANIFEST, Workspace
 
@@ -64,7 +64,12 @@ def test_mutated_manifest_parses_or_fails_cleanly(manifest_text: str, steps: lis
         assert "\n" not in str(exc)
     else:
         assert isinstance(order, Order)
-        dump_manifest(order)  # whatever parsed can be written back
+        written = dump_manifest(order)  # whatever parsed can be written back
+        # ... and reads back as itself, and as the order its data builds without YAML: ManifestMemory relies on
+        # both (a file this process wrote is its own dump, and is not parsed back).
+        reread = parse_manifest(written, "orders/x/order.yaml")
+        assert dump_manifest(reread) == written
+        assert order_from_dict(order_to_dict(order)) == reread
 
 
 def test_yaml_bombs_and_odd_documents_are_refused(tmp_path: Path) -> None:
@@ -86,3 +91,23 @@ def test_refresh_index_survives_a_workspace_full_of_broken_manifests(ws: Workspa
     report = ws.refresh_index()
     assert len(report.broken) == 5
     assert ws.load(good.receipt_id).receipt_id == good.receipt_id
+
+
+buyer_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@given(name=buyer_text, message=buyer_text, answer=buyer_text, note=buyer_text)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_buyer_text_reads_back_as_written(make_order: Callable[..., Order], name: str, message: str,
+                                              answer: str, note: str) -> None:
+    """Whatever a buyer types (control characters, line breaks, bidi marks, YAML syntax) is written so that
+    reading it back gives the same order, with or without the parse."""
+    order = make_order(buyer=name)
+    order.message_from_buyer = message
+    order.jobs[0].answers[0].answer = answer
+    if note.strip():
+        lifecycle.add_note(order, note)
+    written = dump_manifest(order)
+    reread = parse_manifest(written, "order.yaml")
+    assert order_from_dict(order_to_dict(order)) == reread
+    assert dump_manifest(reread) == written

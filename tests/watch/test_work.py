@@ -1,6 +1,6 @@
 """Issue 23: the watcher's work grows with what changed, not with what exists.
 
-Counted, not timed: manifest parses (a spy on ``store.parse_manifest`` that counts only the watcher's own
+Counted, not timed: manifest parses (a spy on ``manifest_memory.parse_manifest`` that counts only the watcher's own
 threads, so the test's polling does not count) and ingests (``Ingestor.ingests``)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kaalwatch import lifecycle, store
+from kaalwatch import lifecycle, manifest_memory
 from kaalwatch.model import Order, Reference
 from kaalwatch.settings import Settings
 from kaalwatch.store import Workspace
@@ -42,7 +42,7 @@ class ParseSpy:
 def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path | None], ParseSpy]]:
     def install(folder: Path | None) -> ParseSpy:
         spy = ParseSpy(folder)
-        monkeypatch.setattr(store, "parse_manifest", spy.wrap(store.parse_manifest))
+        monkeypatch.setattr(manifest_memory, "parse_manifest", spy.wrap(manifest_memory.parse_manifest))
         return spy
     yield install
 
