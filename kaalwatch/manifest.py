@@ -8,6 +8,7 @@ the file, the key (``jobs[0].state``) and what was expected, and leaves the file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import functools
@@ -33,7 +34,7 @@ def to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"}
         if isinstance(value, Order):
-            out.update(value.extra)
+            out.update(copy.deepcopy(value.extra))  # the data owns its values (ManifestMemory keeps it)
         return out
     if isinstance(value, enum.Enum):
         return value.value

@@ -19,12 +19,15 @@ made here from orders this process built and never leave it.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
-from kaalwatch.manifest import dump_manifest, parse_manifest
+from kaalwatch.errors import ManifestError
+from kaalwatch.manifest import dump_manifest, order_from_dict, parse_manifest
 from kaalwatch.model import Order
 
 #: Orders remembered per process: the few an artist is working on, and the page's latest looks.
@@ -36,6 +39,7 @@ class _Entry:
     text: str  # the file's text when read or written
     frozen: bytes | None  # the order parsed from it, pickled (None until it is parsed): each reader gets its own
     dump: str | None  # dump_manifest(order) once known (it is ``text`` for a file this process wrote)
+    data: dict[str, Any] | None = None  # what this process dumped into ``text``, until a reader needs the order
 
 
 class ManifestMemory:
@@ -68,8 +72,14 @@ class ManifestMemory:
         if entry is not None and entry.frozen is not None:
             thawed: Order = pickle.loads(entry.frozen)  # noqa: S301 - bytes this process pickled, never read from outside
             return thawed
-        order = parse_manifest(text, source)
-        self.parses += 1
+        order = None
+        if entry is not None and entry.data is not None:
+            # Written by this process: the order a parse would give, from the data the text was dumped from.
+            with contextlib.suppress(ManifestError):  # not valid after all: the parse below says why
+                order = order_from_dict(entry.data, source)
+        if order is None:
+            order = parse_manifest(text, source)
+            self.parses += 1
         frozen = pickle.dumps(order, protocol=pickle.HIGHEST_PROTOCOL)
         self._put(key, _Entry(text, frozen, entry.dump if entry is not None else None))
         return order
@@ -81,15 +91,16 @@ class ManifestMemory:
             return entry.dump
         dumped = dump_manifest(order)
         if entry is not None:
-            self._put(key, _Entry(entry.text, entry.frozen, dumped))
+            self._put(key, _Entry(entry.text, entry.frozen, dumped, entry.data))
         return dumped
 
-    def wrote(self, key: str, text: str, reread: Order | None) -> None:
-        """``text``, an order's dump, is now the file's content; ``reread`` is the order a parse of it gives
-        (``manifest.order_from_dict`` of the dumped data: not the order as it was in memory, which holds
-        more than its text, such as the microseconds the dump leaves out). None: the next read parses."""
-        frozen = None if reread is None else pickle.dumps(reread, protocol=pickle.HIGHEST_PROTOCOL)
-        self._put(key, _Entry(text, frozen, text))
+    def wrote(self, key: str, text: str, data: dict[str, Any]) -> None:
+        """``text``, dumped from ``data`` (``manifest.order_to_dict``), is now the file's content. The order a
+        parse of it would give is built from ``data`` when first read (``manifest.order_from_dict``; not the
+        order as it was in memory, which holds more than its text, such as the microseconds the dump leaves
+        out); nothing is done now, so writing many orders (a first import) costs nothing here. ``data`` must
+        not change afterwards: it is fresh from ``order_to_dict`` and nobody else holds it."""
+        self._put(key, _Entry(text, None, text, data))
 
     def forget(self, key: str) -> None:
         with self._lock:

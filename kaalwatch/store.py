@@ -36,7 +36,7 @@ from kaalwatch.atomic import atomic_write_bytes, atomic_write_text
 from kaalwatch.deliver_folder import drop_stale
 from kaalwatch.errors import ManifestError, NotFoundError, WorkspaceError
 from kaalwatch.index import Index, IndexReport
-from kaalwatch.manifest import dump_data, order_from_dict, order_to_dict
+from kaalwatch.manifest import dump_data, order_to_dict
 from kaalwatch.manifest_memory import ManifestMemory
 from kaalwatch.migrations import SCHEMA_VERSION
 from kaalwatch.model import Order
@@ -250,11 +250,7 @@ class Workspace:
             self.manifests.forget(str(path))
             raise _disk_error(exc, path) from None
         order.schema = SCHEMA_VERSION
-        try:
-            reread: Order | None = order_from_dict(data, str(path))
-        except ManifestError:
-            reread = None  # written, but not valid: the next read parses the file and says so
-        self.manifests.wrote(str(path), text, reread)
+        self.manifests.wrote(str(path), text, data)
         try:
             self.index.record(folder, order)
         except (WorkspaceError, sqlite3.Error) as exc:
