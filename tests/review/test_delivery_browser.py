@@ -3,11 +3,13 @@ meet the warnings, deliver anyway, and see thumbnails of the files built — des
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
@@ -20,6 +22,9 @@ from review_app import create_app
 from review_app.server import ReviewServer
 from tests.review.conftest import PASSWORD, store_password
 from tests.support.browser import ARGS, ARTIFACTS, CHROMIUM, record_console_errors
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = [
     pytest.mark.browser,
@@ -188,38 +193,57 @@ def rushed_pair(ws: Workspace, make_order: Callable[..., Order]) -> Order:
     return ws.load(order.receipt_id)
 
 
-def test_addon_and_quantity_are_shown_on_the_job(settings: Settings, ws: Workspace, rushed_pair: Order) -> None:
-    from playwright.sync_api import expect, sync_playwright
+SIZES: tuple[tuple[str, dict[str, int]], ...] = (("desktop", {"width": 1280, "height": 900}),
+                                                 ("phone", {"width": 390, "height": 844}))
+
+
+@contextlib.contextmanager
+def owner_pages(settings: Settings, ws: Workspace) -> Iterator[Iterator[tuple[str, Page, str]]]:
+    """A running page and the owner logged in: yields (size name, page, base URL) for desktop, then phone."""
+    from playwright.sync_api import sync_playwright
 
     store_password(ws)
     ARTIFACTS.mkdir(exist_ok=True)
-    rid, job_id = rushed_pair.receipt_id, rushed_pair.jobs[0].job_id
     with ReviewServer(create_app(settings, ws), "127.0.0.1", 0) as running, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            sizes = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
-            for name, viewport in sizes:
+
+        def pages() -> Iterator[tuple[str, Page, str]]:
+            for name, viewport in SIZES:
                 page = browser.new_page(viewport=viewport)
                 page.goto(f"{running.url}/login")
                 page.fill("input[name=password]", PASSWORD)
                 page.click("button:has-text('Log in')")
-                page.goto(f"{running.url}/jobs/{rid}/{job_id}#delivery")
-                panel = page.locator("#delivery")
-                expect(panel.locator(".urgent")).to_have_text("Urgent")
-                expect(panel.locator(".addon")).to_contain_text("Rush Processing Add-on (due 2 days sooner, urgent)")
-                expect(panel.locator("[data-check=quantity]")).to_contain_text("✗ 2 portraits ordered")
-                expect(page.locator("body")).to_contain_text("ship by " + rushed_pair.ship_by.date().isoformat())
-                panel.screenshot(path=str(ARTIFACTS / f"delivery-addon-quantity-{name}.png"))
-                page.close()
+                try:
+                    yield name, page, running.url
+                finally:
+                    page.close()
+
+        try:
+            yield pages()
         finally:
             browser.close()
+
+
+def test_addon_and_quantity_are_shown_on_the_job(settings: Settings, ws: Workspace, rushed_pair: Order) -> None:
+    from playwright.sync_api import expect
+
+    rid, job_id = rushed_pair.receipt_id, rushed_pair.jobs[0].job_id
+    with owner_pages(settings, ws) as pages:
+        for name, page, url in pages:
+            page.goto(f"{url}/jobs/{rid}/{job_id}#delivery")
+            panel = page.locator("#delivery")
+            expect(panel.locator(".urgent")).to_have_text("Urgent")
+            expect(panel.locator(".addon")).to_contain_text("Rush Processing Add-on (due 2 days sooner, urgent)")
+            expect(panel.locator("[data-check=quantity]")).to_contain_text("✗ 2 portraits ordered")
+            expect(page.locator("body")).to_contain_text("ship by " + rushed_pair.ship_by.date().isoformat())
+            panel.screenshot(path=str(ARTIFACTS / f"delivery-addon-quantity-{name}.png"))
 
 
 def test_addon_paid_apart_is_on_today_and_on_the_order_it_rushes(settings: Settings, ws: Workspace,
                                                                  make_order: Callable[..., Order]) -> None:
     """A Rush bought in an order of its own has no job: Today lists it until Etsy completes it, and the order
     it rushes reminds the owner to complete both."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     portrait = make_order(buyer="Rosa Returning", titles=["Custom Pet Portrait from Photo"], days=6)
     rush = make_order(buyer="Rosa Returning", jobs=0)
@@ -233,35 +257,24 @@ def test_addon_paid_apart_is_on_today_and_on_the_order_it_rushes(settings: Setti
     lifecycle.addons_applied(rush, portrait.receipt_id)
     for made in (portrait, rush, stray):
         ws.add_order(made)
-    store_password(ws)
-    ARTIFACTS.mkdir(exist_ok=True)
-    with ReviewServer(create_app(settings, ws), "127.0.0.1", 0) as running, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            sizes = (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844}))
-            for name, viewport in sizes:
-                page = browser.new_page(viewport=viewport)
-                errors: list[str] = []
-                record_console_errors(page, errors, failed_responses=True)
-                page.goto(f"{running.url}/login")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button:has-text('Log in')")
-                group = page.locator("#group-addons")
-                expect(group.locator("h2")).to_contain_text("Add-ons paid apart 2")
-                linked = group.locator(f"[data-receipt='{rush.receipt_id}']")
-                expect(linked).to_contain_text(f"Applied to order #{portrait.receipt_id}")
-                expect(linked.locator("a", has_text="Open on Etsy")).to_have_attribute(
-                    "href", re.compile(rf"order_id={rush.receipt_id}$"))
-                expect(group.locator(f"[data-receipt='{stray.receipt_id}']")).to_contain_text(
-                    "No open order of this buyer here")
-                group.screenshot(path=str(ARTIFACTS / f"today-addons-{name}.png"))
-                linked.locator("a", has_text=f"order #{portrait.receipt_id}").click()
-                expect(page.locator("h1")).to_contain_text("Custom Pet Portrait from Photo")
-                reminder = page.locator("#delivery [data-check=addon-receipt]")
-                expect(reminder).to_contain_text(f"in an order of its own, #{rush.receipt_id}")
-                expect(reminder.locator("a")).to_have_attribute("href", re.compile(rf"order_id={rush.receipt_id}$"))
-                page.locator("#delivery").screenshot(path=str(ARTIFACTS / f"delivery-addon-apart-{name}.png"))
-                assert errors == []
-                page.close()
-        finally:
-            browser.close()
+    with owner_pages(settings, ws) as pages:
+        for name, page, url in pages:
+            errors: list[str] = []
+            record_console_errors(page, errors, failed_responses=True)
+            page.goto(url)
+            group = page.locator("#group-addons")
+            expect(group.locator("h2")).to_contain_text("Add-ons paid apart 2")
+            linked = group.locator(f"[data-receipt='{rush.receipt_id}']")
+            expect(linked).to_contain_text(f"Applied to order #{portrait.receipt_id}")
+            expect(linked.locator("a", has_text="Open on Etsy")).to_have_attribute(
+                "href", re.compile(rf"order_id={rush.receipt_id}$"))
+            expect(group.locator(f"[data-receipt='{stray.receipt_id}']")).to_contain_text(
+                "No open order of this buyer here")
+            group.screenshot(path=str(ARTIFACTS / f"today-addons-{name}.png"))
+            linked.locator("a", has_text=f"order #{portrait.receipt_id}").click()
+            expect(page.locator("h1")).to_contain_text("Custom Pet Portrait from Photo")
+            reminder = page.locator("#delivery [data-check=addon-receipt]")
+            expect(reminder).to_contain_text(f"in an order of its own, #{rush.receipt_id}")
+            expect(reminder.locator("a")).to_have_attribute("href", re.compile(rf"order_id={rush.receipt_id}$"))
+            page.locator("#delivery").screenshot(path=str(ARTIFACTS / f"delivery-addon-apart-{name}.png"))
+            assert errors == []

@@ -46,12 +46,18 @@ def test_config_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert "watcher.backend: expected one of auto, native, polling, got 'magic'" in result.stderr
 
 
-def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_order: Callable[..., Order]) -> None:
+def configured_workspace(tmp_path: Path) -> tuple[Path, Workspace]:
+    """A created workspace and a config file naming it, as ``kaalwatch init`` leaves them."""
     workspace = tmp_path / "ws"
     config = tmp_path / "c.yaml"
     config.write_text(f"workspace: {workspace}\n")
     ws = Workspace(Settings(workspace=workspace))
     ws.create()
+    return config, ws
+
+
+def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_order: Callable[..., Order]) -> None:
+    config, ws = configured_workspace(tmp_path)
     late, soon, done = make_order(days=10), make_order(days=-1), make_order(days=3)
     for order in (late, soon, done):
         ws.add_order(order)
@@ -69,15 +75,11 @@ def test_status_lists_active_jobs_by_ship_by_and_as_json(tmp_path: Path, make_or
     assert "SHIP BY" in lines[0] and str(soon.receipt_id) in lines[1] and "!" in lines[1]
     assert str(done.receipt_id) not in table.stdout
     assert "last sync: never" in table.stdout
-    assert (workspace / ".kaalwatch" / "logs").is_dir()
+    assert (ws.root / ".kaalwatch" / "logs").is_dir()
 
 
 def test_status_lists_addons_paid_apart(tmp_path: Path, make_order: Callable[..., Order]) -> None:
-    workspace = tmp_path / "ws"
-    config = tmp_path / "c.yaml"
-    config.write_text(f"workspace: {workspace}\n")
-    ws = Workspace(Settings(workspace=workspace))
-    ws.create()
+    config, ws = configured_workspace(tmp_path)
     portrait, rush, stray = make_order(), make_order(jobs=0), make_order(jobs=0)
     for alone in (rush, stray):
         lifecycle.add_addon(alone, AddOn(transaction_id=str(alone.receipt_id), listing_id=5, title="Rush",
@@ -96,7 +98,7 @@ def test_status_lists_addons_paid_apart(tmp_path: Path, make_order: Callable[...
         {"receipt_id": rush.receipt_id, "addons": ["Rush"], "applied_to": portrait.receipt_id},
         {"receipt_id": stray.receipt_id, "addons": ["Rush"], "applied_to": None},
     ]
-    ws = Workspace(Settings(workspace=workspace))
+    ws = Workspace(Settings(workspace=tmp_path / "ws"))
     with ws.edit(portrait.receipt_id) as order:
         lifecycle.cancel(order, "Canceled")
     ws.close()
@@ -107,11 +109,7 @@ def test_status_lists_addons_paid_apart(tmp_path: Path, make_order: Callable[...
 
 def test_status_shows_warnings_with_their_source_stop_markers_and_holds_without_countdown(
         tmp_path: Path, make_order: Callable[..., Order]) -> None:
-    workspace = tmp_path / "ws"
-    config = tmp_path / "c.yaml"
-    config.write_text(f"workspace: {workspace}\n")
-    ws = Workspace(Settings(workspace=workspace))
-    ws.create()
+    config, ws = configured_workspace(tmp_path)
     held, warned, refunded = make_order(days=-3), make_order(days=4), make_order(days=5)
     for order in (held, warned, refunded):
         ws.add_order(order)
