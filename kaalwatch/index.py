@@ -329,12 +329,13 @@ class Index:
                            addon_for_state=JobState(r[7]) if r[7] else None, folder=r[5])
                 for r in rows]
 
-    def open_orders_of(self, buyer_user_id: int) -> list[int]:
-        """The buyer's orders with an active job, newest first."""
+    def open_orders_of(self, buyer_user_id: int, placed_by: datetime | None = None) -> list[int]:
+        """The buyer's orders with an active job: those placed by ``placed_by`` first, each part newest first."""
         rows = self._db().execute(
             "SELECT receipt_id FROM orders o WHERE buyer_user_id = ? AND EXISTS (SELECT 1 FROM jobs j"
-            " WHERE j.receipt_id = o.receipt_id AND j.active = 1) ORDER BY ordered_at DESC, receipt_id DESC",
-            (int(buyer_user_id),)).fetchall()
+            " WHERE j.receipt_id = o.receipt_id AND j.active = 1)"
+            " ORDER BY (ordered_at IS NOT NULL AND ordered_at <= ?) DESC, ordered_at DESC, receipt_id DESC",
+            (int(buyer_user_id), iso(placed_by))).fetchall()
         return [int(r[0]) for r in rows]
 
     def receipt_ids(self) -> list[int]:

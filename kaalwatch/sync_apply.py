@@ -177,11 +177,5 @@ def _buyers_order(ws: Workspace, alone: Order) -> int | None:
     """The buyer's open order the add-ons belong to: the newest placed before them, else the newest."""
     if alone.buyer_user_id is None:
         return None
-    candidates = [rid for rid in ws.open_orders_of(alone.buyer_user_id) if rid != alone.receipt_id]
-    if not candidates or alone.ordered_at is None:
-        return candidates[0] if candidates else None
-    for rid in candidates:
-        placed = ws.load(rid).ordered_at
-        if placed is not None and placed <= alone.ordered_at:
-            return rid
-    return candidates[0]
+    candidates = ws.open_orders_of(alone.buyer_user_id, alone.ordered_at)
+    return next((rid for rid in candidates if rid != alone.receipt_id), None)

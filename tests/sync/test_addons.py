@@ -143,3 +143,24 @@ def test_linking_repeated_after_a_crash_moves_the_date_once(ws: Workspace, setti
     assert order.ship_by == promised - timedelta(days=2) and len(order.addons) == 1
     assert ws.load(rush.receipt_id).addon_for == portrait.receipt_id
     assert link_addons(ws, settings, report, dry_run=False) == []  # linked: nothing left to do
+
+
+@pytest.mark.parametrize(("rush_days_ago", "expected"), [(2, "older"), (0, "newer"), (5, "newer")])
+def test_a_rush_goes_to_the_newest_order_placed_before_it(ws: Workspace, settings: Settings,
+                                                          make_order: Callable[..., Order], rush_days_ago: int,
+                                                          expected: str) -> None:
+    """Two open portraits of one buyer: the Rush rushes the newest placed before it; bought before both, the newest."""
+    now = datetime.now(UTC)
+    older, newer, rush = make_order(buyer="Rosa"), make_order(buyer="Rosa"), make_order(buyer="Rosa", jobs=0)
+    older.ordered_at, newer.ordered_at, rush.ordered_at = (now - timedelta(days=3), now - timedelta(days=1),
+                                                           now - timedelta(days=rush_days_ago))
+    for order in (older, newer, rush):
+        order.buyer_user_id = 4242
+    lifecycle.add_addon(rush, AddOn(transaction_id="77", listing_id=ADDON_LISTING, title="Rush", workflow="rush"),
+                        rush_days=2, urgent=True)
+    for order in (older, newer, rush):
+        ws.add_order(order)
+    assert link_addons(ws, settings, SyncReport(), dry_run=False) == [rush.receipt_id]
+    target = {"older": older, "newer": newer}[expected]
+    assert ws.load(rush.receipt_id).addon_for == target.receipt_id
+    assert [a.receipt_id for a in ws.load(target.receipt_id).addons] == [rush.receipt_id]
