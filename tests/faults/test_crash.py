@@ -213,6 +213,12 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path: P
 
         # One clean run: everything saved becomes a version exactly once, every order is imported.
         daemon.start()
+        # Up before it is asked to stop: the killed runs may have left nothing to do, and a SIGTERM during
+        # start-up, before the stop handlers are installed, ends the process by the signal instead of a clean stop.
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        wait_for(lambda: (h := ws.read_state("health")).get("pid") == pid and h.get("running"), 60,
+                 what="the daemon's health file")
 
         def settled() -> bool:
             try:
