@@ -43,6 +43,7 @@ from typing import IO
 from PIL import Image
 
 from kaalwatch.errors import ImageError
+from kaalwatch.imaging.bands import band_reader, decode_in_bands
 from kaalwatch.imaging.containers import compose_psd, ensure_heif, open_zip_member, psd_has_composite
 from kaalwatch.imaging.formats import FileKind, classify
 from kaalwatch.imaging.limits import DEFAULT_MAX_PIXELS, MAX_EXIF_BYTES, check_pixels, fail
@@ -205,12 +206,11 @@ def _translate_errors(path: Path) -> Iterator[None]:
         raise fail(path, f"cannot be decoded: {reason}") from exc
 
 
-def _open(path: Path, kind: FileKind, max_pixels: int, stack: contextlib.ExitStack) -> tuple[
+def _open(path: Path, kind: FileKind, max_pixels: int, fh: IO[bytes], stack: contextlib.ExitStack) -> tuple[
         Image.Image, bool, str | None]:
-    """Open (header only where possible) the pixels of ``path``; returns (image, low_res, note)."""
-    size = path.stat().st_size
-    fh = stack.enter_context(path.open("rb"))
-    _check_container(path, kind, fh, size)
+    """Open (header only where possible) the pixels of ``path`` read through ``fh``; returns (image,
+    low_res, note)."""
+    _check_container(path, kind, fh, os.fstat(fh.fileno()).st_size)
     if kind is FileKind.RASTER:
         im = Image.open(fh, formats=_RASTER_FORMATS)
     elif kind is FileKind.HEIC:
@@ -333,7 +333,7 @@ def _orientation(im: Image.Image) -> int:
 
 def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
            kind: FileKind | None = None, background: tuple[int, int, int] | None = None,
-           on_header: Callable[[tuple[int, int], int], None] | None = None) -> Decoded:
+           on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 1) -> Decoded:
     """Decode ``path`` to a loaded image no smaller than needed for a ``target_edge`` px long edge.
 
     With ``background``, transparent images come back already flattened onto it (RGB), which is
@@ -342,13 +342,17 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
     ``on_header(source_size, orientation)`` is called once the header has passed the pixel cap and before
     any pixel is decoded, so a caller can prepare work that needs only the size (the preview builds its
     watermark layer on another core meanwhile). The orientation is the EXIF one if the header has it.
+
+    A striped TIFF or a PSD composite is decoded and reduced band by band on ``threads`` threads
+    (``bands``); everything else is decoded whole, then reduced.
     """
     kind = kind or classify(path)
     if kind is FileKind.OTHER:
         raise fail(path, f"is a {path.suffix or 'suffix-less'} file, which is not decoded")
     with contextlib.ExitStack() as stack, _translate_errors(path):
         try:
-            im, low_res, note = _open(path, kind, max_pixels, stack)
+            fh = stack.enter_context(path.open("rb"))
+            im, low_res, note = _open(path, kind, max_pixels, fh, stack)
         except FileNotFoundError as exc:
             raise fail(path, "disappeared before it could be read") from exc
         source_size = im.size
@@ -362,16 +366,23 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
             if scale > 1:
                 im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None,
                          (im.width // scale, im.height // scale))
-        im.load()
+        factor = reduce_factor(max(im.size), target_edge)
+
+        def shrink(part: Image.Image, factor: int) -> Image.Image:
+            part = _normalise_mode(part)
+            if background is not None and part.mode in ("RGBA", "LA"):
+                return flatten_reduce(part, factor, background)
+            return reduce_image(part, factor)
+
+        reader = band_reader(im, fh.fileno()) if im.format in ("TIFF", "PSD") else None
+        small = decode_in_bands(reader, factor, shrink, threads) if reader is not None else None
+        if small is None:
+            im.load()
         exif = im.info.get("exif")
         if isinstance(exif, bytes) and len(exif) > MAX_EXIF_BYTES:
             raise fail(path, f"carries {len(exif)} bytes of EXIF, over the {MAX_EXIF_BYTES} byte cap")
         orientation = _orientation(im)
         icc = im.info.get("icc_profile") or None
-        im = _normalise_mode(im)
-        factor = reduce_factor(max(im.size), target_edge)
-        if background is not None and im.mode in ("RGBA", "LA"):
-            im = flatten_reduce(im, factor, background)
-        else:
-            im = reduce_image(im, factor)
-        return Decoded(im, kind, source_size, orientation, icc, low_res, note)
+        if small is None:
+            small = shrink(im, reduce_factor(max(im.size), target_edge))
+        return Decoded(small, kind, source_size, orientation, icc, low_res, note)

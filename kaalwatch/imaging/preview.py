@@ -185,10 +185,11 @@ def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> No
 def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileKind,
              on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 2) -> tuple[
         Image.Image, tuple[int, int], bool, str | None]:
-    """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``; the final
-    resample may use ``threads`` threads (see ``resize_in_bands``)."""
+    """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``; a banded decode
+    and the final resample may use ``threads`` threads (see ``bands`` and ``resize_in_bands``)."""
     bg = ImageColor.getrgb(background)[:3]
-    dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]), on_header=on_header)
+    dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]), on_header=on_header,
+                 threads=threads)
     im = upright(dec.image, dec.orientation)
     size = dec.source_size
     if dec.orientation in (5, 6, 7, 8):  # a quarter turn: the upright source is the other way round

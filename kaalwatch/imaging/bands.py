@@ -1,0 +1,291 @@
+"""Decode a striped TIFF or a PSD composite band by band, on two cores, into its reduced image.
+
+Why: a layered TIFF or PSD is the file an artist saves most, and its composite is the largest thing a
+preview decodes. Pillow decodes it whole (one thread, the full-size image in memory, and for a TIFF a
+memory map of the file whose touched pages count in the worker's RSS), and only then can it be reduced.
+Both formats store the composite in independent pieces: a TIFF in strips of rows, each compressed on
+its own, and a PSD in rows, each PackBits-compressed on its own, one channel after the other. So a band
+of rows can be decoded alone: its compressed bytes are read (``os.pread``, no shared file position)
+and wrapped in a minimal container of the same format, which Pillow decodes like any file of that
+format. The decoders release the GIL, so two threads decode alternate bands on two cores, each band is
+reduced (and flattened onto the background) as soon as it is decoded, and no full-size image exists.
+
+Measured 2026-11-29 (7 runs, one process, medians), decode plus the integer reduction the preview needs:
+4000x3000 LZW TIFF 168 ms whole, 82 ms in bands on two threads; 3000x4000 PSD 169 -> 66 ms;
+6000x6000 PSD 533 -> 193 ms; 6000x6000 TIFF 483 -> 264 ms. The pixels are identical to the whole decode
+followed by the same reduction (the tests compare them on every layout this module accepts).
+
+Only layouts whose pieces are plain and independent take this path (``band_reader`` returns None for
+the rest, which Pillow decodes whole as before): TIFF with strips (not tiles), one plane, 8 bits per
+sample, no compression, LZW, Deflate or PackBits (with or without the horizontal predictor), grey, RGB or
+RGB with alpha, at least two bands; PSD (not PSB) in 8-bit greyscale or RGB whose channels are exactly
+the ones Pillow reads, raw or RLE. Nothing else changes: the header checks, the pixel cap, the
+orientation and the colour profile still come from the file as Pillow opened it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile
+
+#: Decoded bytes per band (Pillow's 4 bytes a pixel) a decode aims at. Bands that stay in the caches are
+#: faster: for the 3000x4000 PSD 66 ms at 1 MB, 81 ms at 4 MB, 140 ms at 16 MB, and 78 ms at 256 KB,
+#: where the work per band starts to count (same runs as above).
+BAND_BYTES = 1 << 20
+
+# TIFF tags read or written here.
+_WIDTH, _LENGTH, _BITS, _COMPRESSION, _PHOTOMETRIC = 256, 257, 258, 259, 262
+_FILL_ORDER, _OFFSETS, _SAMPLES, _ROWS, _COUNTS, _PLANAR = 266, 273, 277, 278, 279, 284
+_PREDICTOR, _TILE_WIDTH, _EXTRA, _SAMPLE_FORMAT = 317, 322, 338, 339
+#: None, LZW, Adobe Deflate, old Deflate, PackBits: each strip decodes alone (JPEG needs shared tables).
+_TIFF_COMPRESSIONS = frozenset({1, 5, 8, 32946, 32773})
+#: (mode, photometric, samples): grey (min-is-black), RGB, RGB plus one alpha sample.
+_TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4)}
+#: PSD colour modes this module re-wraps: (mode, PSD colour mode, channels).
+_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4)}
+
+
+@dataclass(frozen=True)
+class BandReader:
+    """Decodes rows ``[top, bottom)`` of one image; ``step`` divides every band's top (a strip's rows)."""
+
+    size: tuple[int, int]
+    mode: str
+    step: int
+    read: Callable[[int, int], Image.Image]
+
+
+class _Truncated(OSError):
+    """A piece of the composite lies past the end of the file."""
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise _Truncated(f"image file is truncated ({length - len(data)} bytes of pixel data missing)")
+    return data
+
+
+def _loaded(container: bytes, mode: str) -> Image.Image:
+    im = Image.open(io.BytesIO(container))
+    im.load()
+    if im.mode != mode:  # a layout this module misread: never paste other pixels than a whole decode gives
+        raise ValueError(f"a band decoded as {im.mode}, not {mode}")
+    return im
+
+
+# ----------------------------------------------------------------------------------------------------
+# TIFF
+
+
+def _tiff_reader(im: Image.Image, fd: int) -> BandReader | None:
+    tags = im.tag_v2  # type: ignore[attr-defined]
+    w, h = im.size
+    samples = tags.get(_SAMPLES, 1)
+    photometric = tags.get(_PHOTOMETRIC)
+    compression = tags.get(_COMPRESSION, 1)
+    bits = tags.get(_BITS, (1,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    offsets, counts = tags.get(_OFFSETS), tags.get(_COUNTS)
+    rows = tags.get(_ROWS, h)
+    extra = tags.get(_EXTRA, ())
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    predictor = tags.get(_PREDICTOR, 1)
+    if ((im.mode, photometric, samples) not in _TIFF_LAYOUTS or _TILE_WIDTH in tags
+            or tags.get(_PLANAR, 1) != 1 or tags.get(_FILL_ORDER, 1) != 1
+            or compression not in _TIFF_COMPRESSIONS or predictor not in (1, 2)
+            or set(bits) != {8} or set(tags.get(_SAMPLE_FORMAT, (1,)) or (1,)) != {1}
+            or len(extra) != samples - (1 if im.mode == "L" else 3)
+            or not isinstance(rows, int) or not 0 < rows < h
+            or not isinstance(offsets, tuple) or not isinstance(counts, tuple)
+            or len(offsets) != len(counts) or len(offsets) != math.ceil(h / rows)):
+        return None
+
+    def read(top: int, bottom: int) -> Image.Image:
+        first, last = top // rows, math.ceil(bottom / rows)
+        pieces = [_pread_exact(fd, counts[i], offsets[i]) for i in range(first, last)]
+        return _loaded(_tiff_container(w, bottom - top, rows, samples, photometric, compression, predictor,
+                                       extra, pieces), im.mode)
+
+    return BandReader((w, h), im.mode, rows, read)
+
+
+def _tiff_container(width: int, height: int, rows: int, samples: int, photometric: int, compression: int,
+                    predictor: int, extra: tuple[int, ...], strips: list[bytes]) -> bytes:
+    """A little-endian TIFF of one image ``width`` x ``height`` whose strips are ``strips``, as stored."""
+    n = len(strips)
+    entries: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value bytes (external if > 4)
+
+    def short(tag: int, *values: int) -> None:
+        entries.append((tag, 3, len(values), struct.pack(f"<{len(values)}H", *values)))
+
+    def long(tag: int, *values: int) -> None:
+        entries.append((tag, 4, len(values), struct.pack(f"<{len(values)}I", *values)))
+
+    entries_count = 10 + (predictor != 1) + bool(extra)
+    external_at = 8 + 2 + 12 * entries_count + 4
+    bits = struct.pack(f"<{samples}H", *([8] * samples))
+    data_at = external_at + (len(bits) if len(bits) > 4 else 0) + (8 * n if n > 1 else 0)
+    starts = []
+    at = data_at
+    for strip in strips:
+        starts.append(at)
+        at += len(strip)
+    long(_WIDTH, width)
+    long(_LENGTH, height)
+    short(_BITS, *([8] * samples))
+    short(_COMPRESSION, compression)
+    short(_PHOTOMETRIC, photometric)
+    long(_OFFSETS, *starts)
+    short(_SAMPLES, samples)
+    long(_ROWS, rows)
+    long(_COUNTS, *(len(strip) for strip in strips))
+    short(_PLANAR, 1)
+    if predictor != 1:
+        short(_PREDICTOR, predictor)
+    if extra:
+        short(_EXTRA, *extra)
+    head = bytearray(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)))
+    external = bytearray()
+    for tag, kind, count, value in sorted(entries):
+        if len(value) <= 4:
+            head += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+        else:
+            head += struct.pack("<HHII", tag, kind, count, external_at + len(external))
+            external += value
+    head += b"\x00\x00\x00\x00"
+    if len(head) != external_at or external_at + len(external) != data_at:
+        raise AssertionError("TIFF band container laid out wrongly")
+    return bytes(head + external) + b"".join(strips)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PSD
+
+
+def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
+    w, h = im.size
+    header = os.pread(fd, 26, 0)
+    if len(header) != 26:
+        return None
+    version, channels, height, width, depth, colour = struct.unpack(">H6xHIIHH", header[4:26])
+    tiles = im.tile
+    if (version != 1 or depth != 8 or (im.mode, colour, channels) not in _PSD_LAYOUTS
+            or (width, height) != (w, h) or len(tiles) != channels or h == 0
+            or {t.codec_name for t in tiles} not in ({"raw"}, {"packbits"})
+            or any(tuple(t.extents or ()) != (0, 0, w, h) for t in tiles)):
+        return None
+    data_at = tiles[0].offset
+    if tiles[0].codec_name == "raw":
+        if any(t.offset != data_at + c * w * h for c, t in enumerate(tiles)):
+            return None
+
+        def read_raw(top: int, bottom: int) -> Image.Image:
+            pieces = [_pread_exact(fd, w * (bottom - top), data_at + c * w * h + top * w) for c in range(channels)]
+            return _loaded(_psd_container(w, bottom - top, channels, colour, 0, b"", pieces), im.mode)
+
+        return BandReader((w, h), im.mode, 1, read_raw)
+
+    table = _pread_exact(fd, 2 * channels * h, data_at - 2 * channels * h)
+    counts = struct.unpack(f">{channels * h}H", table)
+    ends = [0]  # ends[i]: bytes of the rows before row-of-all-channels i
+    for count in counts:
+        ends.append(ends[-1] + count)
+    if any(t.offset != data_at + ends[c * h] for c, t in enumerate(tiles)):
+        return None
+
+    def read_rle(top: int, bottom: int) -> Image.Image:
+        rows = bottom - top
+        band_table = b"".join(table[2 * (c * h + top):2 * (c * h + bottom)] for c in range(channels))
+        pieces = [_pread_exact(fd, ends[c * h + bottom] - ends[c * h + top], data_at + ends[c * h + top])
+                  for c in range(channels)]
+        return _loaded(_psd_container(w, rows, channels, colour, 1, band_table, pieces), im.mode)
+
+    return BandReader((w, h), im.mode, 1, read_rle)
+
+
+def _psd_container(width: int, height: int, channels: int, colour: int, compression: int, table: bytes,
+                   pieces: list[bytes]) -> bytes:
+    """A PSD with no colour table, resources or layers whose composite is ``pieces`` (one per channel)."""
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, channels, height, width, 8, colour)
+    return header + bytes(12) + struct.pack(">H", compression) + table + b"".join(pieces)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The reader and the banded decode
+
+
+def band_reader(im: Image.Image, fd: int) -> BandReader | None:
+    """A band reader for the not yet loaded ``im`` opened from ``fd``, or None to decode it whole."""
+    if not isinstance(im, ImageFile.ImageFile):
+        return None  # composed by psd-tools: already loaded
+    try:
+        if im.format == "TIFF":
+            return _tiff_reader(im, fd)
+        if im.format == "PSD":
+            return _psd_reader(im, fd)
+    except (struct.error, TypeError, ValueError, AttributeError):
+        return None  # an odd header: Pillow's whole decode reports it as it would have
+    return None
+
+
+def band_rows(reader: BandReader, factor: int, band_bytes: int | None = None) -> int:
+    """Rows per band: about ``band_bytes`` (default ``BAND_BYTES``) decoded, a multiple of the strip rows
+    and of the reduction factor."""
+    unit = math.lcm(reader.step, max(1, factor))
+    wanted = max(1, (band_bytes or BAND_BYTES) // (4 * reader.size[0]))
+    return max(unit, wanted // unit * unit)
+
+
+def decode_in_bands(reader: BandReader, factor: int, finish: Callable[[Image.Image, int], Image.Image],
+                    threads: int = 2, band_bytes: int | None = None) -> Image.Image | None:
+    """Decode every band, apply ``finish(band, factor)`` (the reduction), and paste the results in place.
+
+    Returns None when the image has fewer than two bands (nothing to gain: decode it whole). ``threads``
+    threads take the next band in turn; an error in any is raised here once the others have stopped.
+    """
+    w, h = reader.size
+    rows = band_rows(reader, factor, band_bytes)
+    if rows >= h:
+        return None
+    tops: Iterator[int] = iter(range(0, h, rows))
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+    out: list[Image.Image] = []  # created by the first finished band, whose mode it takes
+    out_size = ((w + factor - 1) // factor, (h + factor - 1) // factor)
+
+    def run() -> None:
+        while not failed:
+            with lock:
+                top = next(tops, None)
+            if top is None:
+                return
+            try:
+                part = finish(reader.read(top, min(h, top + rows)), factor)
+                with lock:
+                    if not out:
+                        out.append(Image.new(part.mode, out_size))
+                    target = out[0]
+                if part.mode != target.mode:
+                    raise ValueError(f"bands came out as {part.mode} and {target.mode}")
+                target.paste(part, (0, top // factor))
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failed.append(exc)
+                return
+
+    helpers = [threading.Thread(target=run, name="kaalwatch-band") for _ in range(max(1, threads) - 1)]
+    for helper in helpers:
+        helper.start()
+    run()
+    for helper in helpers:
+        helper.join()
+    if failed:
+        raise failed[0]
+    return out[0]

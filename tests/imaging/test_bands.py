@@ -1,0 +1,284 @@
+"""Banded decoding of striped TIFFs and PSD composites (``kaalwatch.imaging.bands``).
+
+Every layout the band path accepts must give exactly the pixels of a whole decode followed by the same
+reduction; every layout it does not accept must fall back to the whole decode; a file cut short or
+corrupt in one band must fail as the whole decode fails, with one clear error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageChops
+
+from kaalwatch.errors import ImageError
+from kaalwatch.imaging import bands
+from kaalwatch.imaging import decode as decode_module
+from kaalwatch.imaging.bands import BandReader, band_reader, decode_in_bands
+from kaalwatch.imaging.decode import decode
+
+from .conftest import artwork, write_psd
+
+WHITE = (255, 255, 255)
+
+
+def grey_or_colour(w: int, h: int, mode: str, seed: int = 0) -> Image.Image:
+    im = artwork(w, h, alpha=mode == "RGBA", seed=seed)
+    return im.convert("L") if mode == "L" else im
+
+
+def tiff(path: Path, im: Image.Image, rows: int, compression: str = "tiff_lzw", predictor: int = 1) -> Path:
+    bands_per_sample = len(im.getbands())
+    info = {317: predictor} if predictor != 1 else {}
+    im.save(path, "TIFF", compression=compression, strip_size=rows * im.width * bands_per_sample, tiffinfo=info)
+    with Image.open(path) as check:  # the file really has the layout the test is about
+        assert check.tag_v2.get(278) == rows, check.tag_v2.get(278)
+        assert check.tag_v2.get(317, 1) == predictor
+    return path
+
+
+def psd(path: Path, im: Image.Image, rle: bool = True) -> Path:
+    if im.mode == "L":
+        path.write_bytes(_grey_psd(im, rle))
+        return path
+    return write_psd(im, path, rle=rle)
+
+
+def _grey_psd(im: Image.Image, rle: bool) -> bytes:
+    """A one-channel greyscale PSD (``write_psd`` writes RGB documents)."""
+    w, h = im.size
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, 1, h, w, 8, 1) + bytes(12)
+    if not rle:
+        return head + struct.pack(">H", 0) + im.tobytes()
+    rows = [_packbits(im.tobytes()[y * w:(y + 1) * w]) for y in range(h)]
+    return head + struct.pack(">H", 1) + struct.pack(f">{h}H", *map(len, rows)) + b"".join(rows)
+
+
+def _packbits(row: bytes) -> bytes:
+    """PackBits with literal runs only: valid, and enough for a decoder test."""
+    out = bytearray()
+    for i in range(0, len(row), 128):
+        chunk = row[i:i + 128]
+        out += bytes([len(chunk) - 1]) + chunk
+    return bytes(out)
+
+
+def decode_both(path: Path, edge: int, monkeypatch: pytest.MonkeyPatch, *, background: tuple[int, int, int] | None
+                = WHITE, threads: int = 2, band_bytes: int = 2048) -> tuple[Image.Image, Image.Image, list]:
+    """(banded result, whole-decode result, the bands read) of ``decode(path, edge)``."""
+    reads: list[tuple[int, int]] = []
+    real = decode_module.band_reader
+
+    def spy(im: Image.Image, fd: int) -> BandReader | None:
+        reader = real(im, fd)
+        if reader is None:
+            return None
+
+        def read(top: int, bottom: int) -> Image.Image:
+            reads.append((top, bottom))
+            return reader.read(top, bottom)
+
+        return dataclasses.replace(reader, read=read)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(decode_module, "band_reader", spy)
+        patch.setattr(bands, "BAND_BYTES", band_bytes)
+        banded = decode(path, edge, background=background, threads=threads).image
+        patch.setattr(decode_module, "band_reader", lambda im, fd: None)
+        whole = decode(path, edge, background=background, threads=threads).image
+    return banded, whole, sorted(reads)
+
+
+def assert_same(banded: Image.Image, whole: Image.Image) -> None:
+    assert (banded.mode, banded.size) == (whole.mode, whole.size)
+    assert ImageChops.difference(banded, whole).getbbox() is None
+
+
+def assert_tiles_rows(reads: list[tuple[int, int]], height: int) -> None:
+    assert len(reads) >= 2, reads
+    assert reads[0][0] == 0 and reads[-1][1] == height
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(reads)), reads  # no gap, no overlap
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize(("compression", "predictor"), [
+    ("tiff_lzw", 1), ("tiff_lzw", 2), ("tiff_adobe_deflate", 1), ("tiff_adobe_deflate", 2), ("packbits", 1),
+])
+@pytest.mark.parametrize(("rows", "edge"), [(1, 97), (3, 48), (7, 32)])
+def test_striped_tiff_in_bands_is_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str,
+                                                   compression: str, predictor: int, rows: int, edge: int) -> None:
+    path = tiff(tmp_path / "a.tif", grey_or_colour(97, 61, mode), rows, compression, predictor)
+    banded, whole, reads = decode_both(path, edge, monkeypatch)
+    assert_tiles_rows(reads, 61)
+    assert all(top % rows == 0 for top, _ in reads)
+    assert_same(banded, whole)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize("rle", [True, False])
+@pytest.mark.parametrize("edge", [97, 48, 32])
+def test_psd_composite_in_bands_is_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str,
+                                                    rle: bool, edge: int) -> None:
+    path = psd(tmp_path / "a.psd", grey_or_colour(97, 61, mode, seed=3), rle)
+    banded, whole, reads = decode_both(path, edge, monkeypatch)
+    assert_tiles_rows(reads, 61)
+    assert_same(banded, whole)
+
+
+def test_transparent_bands_reduce_premultiplied_without_a_background(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tiff(tmp_path / "a.tif", grey_or_colour(90, 70, "RGBA"), 2)
+    banded, whole, reads = decode_both(path, 30, monkeypatch, background=None)
+    assert banded.mode == "RGBA"
+    assert_tiles_rows(reads, 70)
+    assert_same(banded, whole)
+
+
+def test_one_thread_gives_the_same_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = psd(tmp_path / "a.psd", grey_or_colour(120, 90, "RGB"))
+    banded, whole, reads = decode_both(path, 40, monkeypatch, threads=1)
+    assert_tiles_rows(reads, 90)
+    assert_same(banded, whole)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(w=st.integers(2, 70), h=st.integers(3, 70), rows=st.integers(1, 20), edge=st.integers(1, 70),
+       mode=st.sampled_from(["L", "RGB", "RGBA"]), kind=st.sampled_from(["tiff", "psd"]),
+       band_bytes=st.integers(1, 4000))
+def test_any_size_strip_and_band_gives_the_whole_decode(tmp_path_factory: pytest.TempPathFactory,
+                                                         monkeypatch: pytest.MonkeyPatch, w: int, h: int, rows: int,
+                                                         edge: int, mode: str, kind: str, band_bytes: int) -> None:
+    folder = tmp_path_factory.mktemp("bands")
+    im = grey_or_colour(w, h, mode, seed=w * h)
+    rows = min(rows, h - 1)
+    path = tiff(folder / "a.tif", im, rows) if kind == "tiff" else psd(folder / "a.psd", im)
+    banded, whole, reads = decode_both(path, edge, monkeypatch, band_bytes=band_bytes)
+    assert_same(banded, whole)
+    if reads:
+        assert reads[0][0] == 0 and reads[-1][1] == h
+
+
+def _point_last_strip_past_the_end(path: Path) -> None:
+    """Move the last strip's offset so its bytes run 40 past the end of the file, as in a TIFF whose
+    directory comes first and whose copy was cut off."""
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\x00"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    with Image.open(path) as im:
+        count = im.tag_v2[279][-1]
+    for k in range(entries):
+        tag, kind, n, value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * k)
+        if tag == 273:
+            assert kind == 4 and n > 1
+            struct.pack_into("<I", data, value + 4 * (n - 1), len(data) - count + 40)
+            path.write_bytes(bytes(data))
+            return
+    raise AssertionError("no StripOffsets tag")
+
+
+def test_a_tiff_cut_short_fails_with_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tiff(tmp_path / "a.tif", grey_or_colour(97, 61, "RGB"), 2)
+    _point_last_strip_past_the_end(path)
+    monkeypatch.setattr(bands, "BAND_BYTES", 2048)
+    with pytest.raises(ImageError, match="truncated") as caught:
+        decode(path, 48, background=WHITE, threads=2)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_psd_cut_short_fails_with_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = psd(tmp_path / "a.psd", grey_or_colour(97, 61, "RGB"))
+    cut = tmp_path / "cut.psd"
+    cut.write_bytes(path.read_bytes()[:-500])
+    monkeypatch.setattr(bands, "BAND_BYTES", 2048)
+    with pytest.raises(ImageError, match="truncated"):
+        decode(cut, 48, background=WHITE, threads=2)
+
+
+def test_a_corrupt_tiff_strip_fails_like_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tiff(tmp_path / "a.tif", grey_or_colour(97, 61, "RGB"), 2)
+    data = bytearray(path.read_bytes())
+    with Image.open(path) as opened:
+        offset, count = opened.tag_v2[273][15], opened.tag_v2[279][15]
+    data[offset:offset + count] = b"\xff" * count  # one strip's LZW codes replaced
+    path.write_bytes(bytes(data))
+    outcomes = []
+    for reader in (band_reader, lambda im, fd: None):
+        monkeypatch.setattr(decode_module, "band_reader", reader)
+        monkeypatch.setattr(bands, "BAND_BYTES", 2048)
+        try:
+            outcomes.append(decode(path, 48, background=WHITE, threads=2).image.tobytes())
+        except ImageError as exc:
+            assert "\n" not in str(exc)
+            outcomes.append(b"error")
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_corrupt_psd_row_spoils_only_its_band(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each PSD row has its byte count in the table, so a band starts where its rows start: a corrupt row
+    spoils its band, where Pillow's whole decode reads on through the channel and shifts every row after."""
+    path = psd(tmp_path / "a.psd", grey_or_colour(97, 61, "RGB"))
+    clean, _, _ = decode_both(path, 97, monkeypatch, band_bytes=97 * 4 * 8)  # bands of 8 rows
+    with Image.open(path) as opened:
+        table_end, green = opened.tile[0].offset, opened.tile[1].offset
+    counts = struct.unpack(">183H", path.read_bytes()[table_end - 366:table_end])  # 3 channels x 61 rows
+    row_30 = green + sum(counts[61:61 + 30])
+    data = bytearray(path.read_bytes())
+    data[row_30:row_30 + 40] = b"\x80" * 40  # PackBits no-ops: the green channel's row 30 comes up short
+    path.write_bytes(bytes(data))
+    spoiled, _, reads = decode_both(path, 97, monkeypatch, band_bytes=97 * 4 * 8)
+    assert (24, 32) in reads
+    difference = ImageChops.difference(clean, spoiled).getbbox()
+    assert difference is not None and difference[1] >= 24 and difference[3] <= 32, difference
+
+
+@pytest.mark.parametrize("layout", ["single strip", "jpeg strips", "16-bit", "five channels"])
+def test_other_layouts_are_decoded_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    im = grey_or_colour(97, 61, "RGB")
+    if layout == "single strip":
+        path = tmp_path / "a.tif"
+        im.save(path, "TIFF", compression="tiff_lzw", strip_size=1 << 20)
+    elif layout == "jpeg strips":
+        path = tmp_path / "a.tif"
+        im.save(path, "TIFF", compression="jpeg", strip_size=8 * 97 * 3)
+    elif layout == "16-bit":
+        path = tmp_path / "a.tif"
+        im.convert("I;16").save(path, "TIFF", compression="tiff_lzw", strip_size=2 * 97 * 2)
+    else:  # RGB plus two extra channels: Pillow reads three, at offsets this module does not vouch for
+        path = tmp_path / "a.psd"
+        write_psd(Image.merge("RGBA", [*im.split(), im.getchannel(0)]), path)
+        data = bytearray(path.read_bytes())
+        data[12:14] = struct.pack(">H", 5)
+        path.write_bytes(bytes(data))
+    with Image.open(path) as opened, path.open("rb") as fh:
+        assert band_reader(opened, fh.fileno()) is None
+    banded, whole, reads = decode_both(path, 48, monkeypatch) if layout != "five channels" else (None, None, [])
+    assert reads == []
+    if banded is not None and whole is not None:
+        assert_same(banded, whole)
+
+
+def test_an_error_in_one_band_stops_the_others_and_is_raised_once() -> None:
+    done: list[int] = []
+
+    def read(top: int, bottom: int) -> Image.Image:
+        if top == 20:
+            raise OSError("band 20 is broken")
+        done.append(top)
+        return Image.new("RGB", (10, bottom - top))
+
+    reader = BandReader((10, 400), "RGB", 1, read)
+    with pytest.raises(OSError, match="band 20"):
+        decode_in_bands(reader, 1, lambda part, factor: part, threads=2, band_bytes=400)
+    assert len(done) < 39  # the others stopped soon after, not at the end of the image
+
+
+def test_an_image_of_one_band_is_left_to_the_whole_decode() -> None:
+    reader = BandReader((10, 40), "RGB", 1, lambda top, bottom: Image.new("RGB", (10, bottom - top)))
+    assert decode_in_bands(reader, 1, lambda part, factor: part, band_bytes=1 << 20) is None
