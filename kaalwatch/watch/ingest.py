@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from kaalwatch import lifecycle, private
-from kaalwatch.atomic import atomic_open, is_temp_name
+from kaalwatch.atomic import WRITEBACK_BYTES, atomic_open, is_temp_name, start_writeback
 from kaalwatch.errors import ImageError, KaalwatchError
 from kaalwatch.imaging import RenderResult, classify
 from kaalwatch.imaging.complete import incomplete
@@ -105,10 +105,14 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     # its own rename needs no directory fsync.
     with open(src, "rb") as fh, atomic_open(staged, private.read_only_mode(), sync_dir=False) as out:
         before = os.fstat(fh.fileno())
+        handed = 0  # bytes whose writeback has started
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
             size += len(chunk)
+            if size - handed >= WRITEBACK_BYTES:
+                start_writeback(out, handed, size - handed)
+                handed = size
     return staged, digest.hexdigest(), size, before
 
 
