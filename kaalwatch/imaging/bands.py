@@ -16,16 +16,17 @@ Measured 2026-11-29 (7 runs, one process, medians), decode plus the integer redu
 followed by the same reduction (the tests compare them on every layout this module accepts).
 
 Only layouts whose pieces are plain and independent take this path (``band_reader`` returns None for
-the rest, which Pillow decodes whole as before): TIFF with strips (not tiles), one plane, 8 bits per
-sample, no compression, LZW, Deflate or PackBits (with or without the horizontal predictor), grey, RGB or
-RGB with alpha, at least two bands; PSD (not PSB) in 8-bit greyscale or RGB whose channels are exactly
-the ones Pillow reads, raw or RLE. Nothing else changes: the header checks, the pixel cap, the
+the rest, which Pillow decodes whole as before): TIFF with strips (not tiles), one plane, 8 or 16 bits
+per sample, no compression, LZW, Deflate or PackBits (with or without the horizontal predictor), grey,
+RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscale, RGB or CMYK whose
+channels are exactly the ones Pillow reads, raw or RLE. Nothing else changes: the header checks, the pixel cap, the
 orientation and the colour profile still come from the file as Pillow opened it.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 import struct
@@ -46,10 +47,14 @@ _FILL_ORDER, _OFFSETS, _SAMPLES, _ROWS, _COUNTS, _PLANAR = 266, 273, 277, 278, 2
 _PREDICTOR, _TILE_WIDTH, _EXTRA, _SAMPLE_FORMAT = 317, 322, 338, 339
 #: None, LZW, Adobe Deflate, old Deflate, PackBits: each strip decodes alone (JPEG needs shared tables).
 _TIFF_COMPRESSIONS = frozenset({1, 5, 8, 32946, 32773})
-#: (mode, photometric, samples): grey (min-is-black), RGB, RGB plus one alpha sample.
-_TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4)}
+#: The compressions libtiff applies the horizontal predictor with (LZW and Deflate).
+_PREDICTED = frozenset({5, 8, 32946})
+#: (mode, photometric, samples): grey (min-is-black), RGB, RGB plus one alpha sample, CMYK (print work).
+_TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4), ("CMYK", 5, 4)}
+#: Colour samples of each mode; the rest of a pixel's samples are extra (alpha).
+_COLOUR_SAMPLES = {"L": 1, "RGB": 3, "RGBA": 3, "CMYK": 4}
 #: PSD colour modes this module re-wraps: (mode, PSD colour mode, channels).
-_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4)}
+_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4)}
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,14 @@ def _tiff_reader(im: Image.Image, fd: int) -> BandReader | None:
     extra = tags.get(_EXTRA, ())
     extra = extra if isinstance(extra, tuple) else (extra,)
     predictor = tags.get(_PREDICTOR, 1)
-    if ((im.mode, photometric, samples) not in _TIFF_LAYOUTS or _TILE_WIDTH in tags
+    order = getattr(tags, "_endian", "<")  # 16-bit samples are stored in the file's byte order
+    if (order not in ("<", ">") or (im.mode, photometric, samples) not in _TIFF_LAYOUTS or _TILE_WIDTH in tags
             or tags.get(_PLANAR, 1) != 1 or tags.get(_FILL_ORDER, 1) != 1
             or compression not in _TIFF_COMPRESSIONS or predictor not in (1, 2)
-            or set(bits) != {8} or set(tags.get(_SAMPLE_FORMAT, (1,)) or (1,)) != {1}
-            or len(extra) != samples - (1 if im.mode == "L" else 3)
+            or (predictor == 2 and compression not in _PREDICTED)
+            or len(bits) != samples or set(bits) not in ({8}, {16})
+            or set(tags.get(_SAMPLE_FORMAT, (1,)) or (1,)) != {1}
+            or len(extra) != samples - _COLOUR_SAMPLES[im.mode]
             or not isinstance(rows, int) or not 0 < rows < h
             or not isinstance(offsets, tuple) or not isinstance(counts, tuple)
             or len(offsets) != len(counts) or len(offsets) != math.ceil(h / rows)):
@@ -111,36 +119,33 @@ def _tiff_reader(im: Image.Image, fd: int) -> BandReader | None:
     def read(top: int, bottom: int) -> Image.Image:
         first, last = top // rows, math.ceil(bottom / rows)
         pieces = [_pread_exact(fd, counts[i], offsets[i]) for i in range(first, last)]
-        return _loaded(_tiff_container(w, bottom - top, rows, samples, photometric, compression, predictor,
-                                       extra, pieces), im.mode)
+        return _loaded(_tiff_container(w, bottom - top, rows, bits[0], samples, photometric, compression,
+                                       predictor, extra, pieces, order), im.mode)
 
     return BandReader((w, h), im.mode, rows, read)
 
 
-def _tiff_container(width: int, height: int, rows: int, samples: int, photometric: int, compression: int,
-                    predictor: int, extra: tuple[int, ...], strips: list[bytes]) -> bytes:
-    """A little-endian TIFF of one image ``width`` x ``height`` whose strips are ``strips``, as stored."""
-    n = len(strips)
+def _tiff_container(width: int, height: int, rows: int, bits: int, samples: int, photometric: int,
+                    compression: int, predictor: int, extra: tuple[int, ...], strips: list[bytes],
+                    order: str) -> bytes:
+    """A TIFF of one image ``width`` x ``height`` whose strips are ``strips`` as stored, in byte ``order``
+    ("<" or ">", the original's: its samples and predictor work in it)."""
     entries: list[tuple[int, int, int, bytes]] = []  # tag, type, count, value bytes (external if > 4)
 
     def short(tag: int, *values: int) -> None:
-        entries.append((tag, 3, len(values), struct.pack(f"<{len(values)}H", *values)))
+        entries.append((tag, 3, len(values), struct.pack(f"{order}{len(values)}H", *values)))
 
     def long(tag: int, *values: int) -> None:
-        entries.append((tag, 4, len(values), struct.pack(f"<{len(values)}I", *values)))
+        entries.append((tag, 4, len(values), struct.pack(f"{order}{len(values)}I", *values)))
 
+    n = len(strips)
     entries_count = 10 + (predictor != 1) + bool(extra)
     external_at = 8 + 2 + 12 * entries_count + 4
-    bits = struct.pack(f"<{samples}H", *([8] * samples))
-    data_at = external_at + (len(bits) if len(bits) > 4 else 0) + (8 * n if n > 1 else 0)
-    starts = []
-    at = data_at
-    for strip in strips:
-        starts.append(at)
-        at += len(strip)
+    external_bytes = sum(size for size in (2 * samples, 4 * n, 4 * n, 2 * len(extra)) if size > 4)
+    starts = list(itertools.accumulate((len(strip) for strip in strips[:-1]), initial=external_at + external_bytes))
     long(_WIDTH, width)
     long(_LENGTH, height)
-    short(_BITS, *([8] * samples))
+    short(_BITS, *([bits] * samples))
     short(_COMPRESSION, compression)
     short(_PHOTOMETRIC, photometric)
     long(_OFFSETS, *starts)
@@ -152,16 +157,17 @@ def _tiff_container(width: int, height: int, rows: int, samples: int, photometri
         short(_PREDICTOR, predictor)
     if extra:
         short(_EXTRA, *extra)
-    head = bytearray(b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)))
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    head = bytearray(magic + struct.pack(f"{order}IH", 8, len(entries)))
     external = bytearray()
     for tag, kind, count, value in sorted(entries):
         if len(value) <= 4:
-            head += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+            head += struct.pack(f"{order}HHI", tag, kind, count) + value.ljust(4, b"\x00")
         else:
-            head += struct.pack("<HHII", tag, kind, count, external_at + len(external))
+            head += struct.pack(f"{order}HHII", tag, kind, count, external_at + len(external))
             external += value
     head += b"\x00\x00\x00\x00"
-    if len(head) != external_at or external_at + len(external) != data_at:
+    if len(head) != external_at or len(external) != external_bytes:
         raise AssertionError("TIFF band container laid out wrongly")
     return bytes(head + external) + b"".join(strips)
 
@@ -224,8 +230,8 @@ def _psd_container(width: int, height: int, channels: int, colour: int, compress
 
 def band_reader(im: Image.Image, fd: int) -> BandReader | None:
     """A band reader for the not yet loaded ``im`` opened from ``fd``, or None to decode it whole."""
-    if not isinstance(im, ImageFile.ImageFile):
-        return None  # composed by psd-tools: already loaded
+    if not isinstance(im, ImageFile.ImageFile) or not hasattr(os, "pread"):
+        return None  # composed by psd-tools (already loaded), or a system without pread (Windows)
     try:
         if im.format == "TIFF":
             return _tiff_reader(im, fd)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,7 @@ from PIL import Image, ImageChops
 from kaalwatch.errors import ImageError
 from kaalwatch.imaging import bands
 from kaalwatch.imaging import decode as decode_module
-from kaalwatch.imaging.bands import BandReader, band_reader, decode_in_bands
+from kaalwatch.imaging.bands import BandReader, _tiff_container, band_reader, decode_in_bands
 from kaalwatch.imaging.decode import decode
 
 from .conftest import artwork, write_psd
@@ -129,6 +131,42 @@ def test_psd_composite_in_bands_is_the_whole_decode(tmp_path: Path, monkeypatch:
     banded, whole, reads = decode_both(path, edge, monkeypatch)
     assert_tiles_rows(reads, 61)
     assert_same(banded, whole)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("compression", "predictor"), [(1, 1), (8, 1), (8, 2)])
+def test_16_bit_tiff_in_either_byte_order_is_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              order: str, compression: int, predictor: int) -> None:
+    """Photoshop's 16-bit documents: samples (and the predictor's differences) in the file's byte order."""
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 65535, size=(61, 97, 3), dtype=np.uint16)
+    stored = pixels
+    if predictor == 2:  # horizontal differencing per sample, modulo 2**16, as a writer stores it
+        stored = np.concatenate([pixels[:, :1], np.diff(pixels, axis=1)], axis=1)
+    rows = [stored[y:y + 4].astype(f"{order}u2").tobytes() for y in range(0, 61, 4)]
+    strips = [zlib.compress(strip) for strip in rows] if compression == 8 else rows
+    path = tmp_path / "deep.tif"
+    path.write_bytes(_tiff_container(97, 61, 4, 16, 3, 2, compression, predictor, (), strips, order))
+    banded, whole, reads = decode_both(path, 97, monkeypatch)
+    assert_tiles_rows(reads, 61)
+    assert_same(banded, whole)
+    assert np.array_equal(np.asarray(banded), (pixels >> 8).astype(np.uint8))  # the file's own pixels
+
+
+def test_cmyk_tiff_and_psd_in_bands_are_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmyk = grey_or_colour(97, 61, "RGB").convert("CMYK")
+    paths = [tiff(tmp_path / "print.tif", cmyk, 3)]
+    planes = tmp_path / "print.psd"
+    write_psd(Image.merge("RGBA", cmyk.split()), planes)
+    data = bytearray(planes.read_bytes())
+    data[24:26] = struct.pack(">H", 4)  # colour mode 4: CMYK
+    planes.write_bytes(bytes(data))
+    paths.append(planes)
+    for path in paths:
+        banded, whole, reads = decode_both(path, 48, monkeypatch)
+        assert banded.mode == "CMYK"
+        assert_tiles_rows(reads, 61)
+        assert_same(banded, whole)
 
 
 def test_transparent_bands_reduce_premultiplied_without_a_background(tmp_path: Path,
