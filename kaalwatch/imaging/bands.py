@@ -72,6 +72,10 @@ class _Truncated(OSError):
 
 
 def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    """The ``length`` bytes at ``offset``; a length the file cannot hold is refused before any buffer is
+    allocated for it (a hostile strip size of 4 GB must cost nothing)."""
+    if offset < 0 or length < 0 or offset + length > os.fstat(fd).st_size:
+        raise _Truncated("image file is truncated (pixel data runs past the end of the file)")
     data = os.pread(fd, length, offset)
     if len(data) != length:
         raise _Truncated(f"image file is truncated ({length - len(data)} bytes of pixel data missing)")

@@ -21,6 +21,9 @@ Cheap paths (why the preview stays close to the cost of a bare decode):
   area average too (see ``preview``), and an area average of an area average is still one, so a larger
   gap would only cost time: 8000 px -> ``reduce(5)`` is the 1600 px preview with no resample at all,
   4000 px -> ``reduce(2)`` then 1.25x.
+* Striped TIFFs and PSD composites (the layered files artists save most) are decoded band by band on
+  two threads, each band reduced as soon as it is decoded (``bands``): no full-size image, no memory map
+  of the file, and about half the decode's time on two cores.
 * RGBA is flattened onto the preview background while it is reduced, band by band (``flatten_reduce``):
   correct edges (the same result as a premultiplied reduction), no full-size second image, and no
   RGBA->RGBa conversion (Pillow's is slow: ~8 ns/pixel, more than the blend itself).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -228,6 +229,34 @@ def test_a_tiff_cut_short_fails_with_one_clear_error(tmp_path: Path, monkeypatch
     with pytest.raises(ImageError, match="truncated") as caught:
         decode(path, 48, background=WHITE, threads=2)
     assert "\n" not in str(caught.value)
+
+
+def test_a_hostile_strip_size_is_refused_before_any_buffer_is_allocated(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tiff(tmp_path / "a.tif", grey_or_colour(97, 61, "RGB"), 2)
+    data = bytearray(path.read_bytes())
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    for k in range(entries):
+        tag, _kind, n, _value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * k)
+        if tag == 279:  # StripByteCounts, rewritten as LONGs at the end: the third strip claims 4 GB
+            with Image.open(path) as im:
+                counts = list(im.tag_v2[279])
+            counts[2] = 0xFFFF_FFF0
+            struct.pack_into("<HHII", data, ifd + 2 + 12 * k, tag, 4, n, len(data))
+            data += struct.pack(f"<{n}I", *counts)
+    path.write_bytes(bytes(data))
+    with Image.open(path) as im:
+        assert im.tag_v2[279][2] == 0xFFFF_FFF0
+    monkeypatch.setattr(bands, "BAND_BYTES", 2048)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match="truncated"):
+            decode(path, 48, background=WHITE, threads=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20, peak
 
 
 def test_a_psd_cut_short_fails_with_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
