@@ -59,7 +59,8 @@ _PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4)}
 
 @dataclass(frozen=True)
 class BandReader:
-    """Decodes rows ``[top, bottom)`` of one image; ``step`` divides every band's top (a strip's rows)."""
+    """Decodes rows ``[top, bottom)`` of one image as stored (before any orientation); ``step`` divides
+    every band's top (a strip's rows)."""
 
     size: tuple[int, int]
     mode: str
@@ -96,7 +97,10 @@ def _loaded(container: bytes, mode: str) -> Image.Image:
 
 def _tiff_reader(im: Image.Image, fd: int) -> BandReader | None:
     tags = im.tag_v2  # type: ignore[attr-defined]
-    w, h = im.size
+    # The strips' layout: Pillow's ``size`` is already upright for an orientation that swaps the sides.
+    w, h = tags.get(_WIDTH), tags.get(_LENGTH)
+    if not isinstance(w, int) or not isinstance(h, int) or {w, h} != set(im.size):
+        return None
     samples = tags.get(_SAMPLES, 1)
     photometric = tags.get(_PHOTOMETRIC)
     compression = tags.get(_COMPRESSION, 1)

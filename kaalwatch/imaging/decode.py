@@ -360,8 +360,12 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise fail(path, "disappeared before it could be read") from exc
         source_size = im.size
         check_pixels(path, source_size, max_pixels)
+        stored_turn = _orientation(im)
+        # Pillow gives a TIFF's size already upright and turns its pixels as it loads them (then its
+        # orientation reads 1): what follows sees a TIFF as upright whichever way it is decoded.
+        turned_by_pillow = im.format == "TIFF"
         if on_header is not None:
-            on_header(source_size, _orientation(im))
+            on_header(source_size, 1 if turned_by_pillow else stored_turn)
         if im.format in ("JPEG", "MPO"):
             long_edge = max(im.size)
             want = DRAFT_GAP * target_edge
@@ -388,4 +392,6 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
         icc = im.info.get("icc_profile") or None
         if small is None:
             small = shrink(im, reduce_factor(max(im.size), target_edge))
+        elif turned_by_pillow:  # bands are in the stored layout: turn them as Pillow's whole load does
+            small, orientation = upright(small, stored_turn), 1
         return Decoded(small, kind, source_size, orientation, icc, low_res, note)

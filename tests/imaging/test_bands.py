@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageCms
 
 from kaalwatch.errors import ImageError
 from kaalwatch.imaging import bands
@@ -349,3 +349,34 @@ def test_an_error_in_one_band_stops_the_others_and_is_raised_once() -> None:
 def test_an_image_of_one_band_is_left_to_the_whole_decode() -> None:
     reader = BandReader((10, 40), "RGB", 1, lambda top, bottom: Image.new("RGB", (10, bottom - top)))
     assert decode_in_bands(reader, 1, lambda part, factor: part, band_bytes=1 << 20) is None
+
+
+@pytest.mark.parametrize("turn", range(1, 9))
+def test_a_turned_tiff_in_bands_is_the_whole_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   turn: int) -> None:
+    """Pillow reports a TIFF's size upright and turns its pixels as it loads them; bands are read in the
+    stored layout and turned after, so both give the same upright image, size and colour profile. (Sides
+    that divide by the reduction: otherwise a turned image's box grid starts at the other edge, a shift of
+    part of a pixel.)"""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "turned.tif"
+    grey_or_colour(96, 60, "RGB").save(path, "TIFF", compression="tiff_lzw", strip_size=2 * 96 * 3,
+                                       tiffinfo={274: turn}, icc_profile=icc)
+    reads: list[tuple[int, int]] = []
+    real = decode_module.band_reader
+
+    def spy(im: Image.Image, fd: int) -> BandReader | None:
+        reader = real(im, fd)
+        assert reader is not None and reader.size == (96, 60)  # the strips' layout, whatever the turn
+        reads.append(reader.size)
+        return reader
+
+    monkeypatch.setattr(bands, "BAND_BYTES", 2048)
+    monkeypatch.setattr(decode_module, "band_reader", spy)
+    banded = decode(path, 48, background=WHITE, threads=2)
+    monkeypatch.setattr(decode_module, "band_reader", lambda im, fd: None)
+    whole = decode(path, 48, background=WHITE, threads=2)
+    assert reads
+    assert (banded.source_size, banded.orientation, banded.icc) == (whole.source_size, whole.orientation, icc)
+    assert banded.source_size == ((60, 96) if turn >= 5 else (96, 60))
+    assert_same(banded.image, whole.image)
