@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import sys
 
@@ -55,6 +56,19 @@ def test_stop_with_an_open_keep_alive_connection(app: Flask) -> None:
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
     conn.close()
+
+
+def test_stop_when_the_loops_wake_up_pipe_is_already_closed(app: Flask) -> None:
+    server = ReviewServer(app, "127.0.0.1", 0).start()
+    assert get(server, "/login").status == 200
+    running = server._server
+    thread = server._thread
+    assert running is not None and thread is not None
+    os.close(running.trigger.trigger)  # the write end the stop would wake the loop through
+    server.stop(timeout=10)
+    assert not thread.is_alive()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", running.effective_port), timeout=2):
+        pass
 
 
 def test_port_in_use_is_a_clear_error(app: Flask) -> None:
