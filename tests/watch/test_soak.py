@@ -102,15 +102,22 @@ def test_the_daemon_under_saves_and_page_load_stays_flat(tmp_path: Path, setting
                 done = wait_for(lambda: (h := daemon.health()) and h.get("updated_at") and h, 10)
                 rounds.append({**sample(proc), "saves": saves,
                                "ingests": done.get("watcher_ingests", 0) - before})
+            # A page request or a rescan in flight holds a socket, a file or a thread for a moment, so one
+            # sample can be high by chance (CI saw +6 fds and +1 thread once); a leak never gives them back.
+            # So the last half's descriptors and threads must come back near the first half's, under load.
+            first_fds, first_threads = rounds[1]["fds"], rounds[1]["threads"]
+            rounds.append(wait_for(
+                lambda: (now := sample(proc)) and now["fds"] <= first_fds + 4
+                and now["threads"] <= first_threads + 2 and now, 30, interval=0.1,
+                what=f"descriptors and threads back near the first half's ({rounds})"))
         finally:
             load.stop.set()
             for client in clients:
                 client.join()
-        _warm_up, first, second = rounds
+        _warm_up, first, second, settled = rounds
         assert health["watcher_alive"] and not load.page_errors, load.page_errors[:3]
         assert second["rss_mb"] - first["rss_mb"] < 15, rounds
-        assert abs(second["fds"] - first["fds"]) <= 4, rounds
-        assert abs(second["threads"] - first["threads"]) <= 2, rounds
+        assert settled["fds"] <= first["fds"] + 4 and settled["threads"] <= first["threads"] + 2, rounds
         per_save = [r["ingests"] / r["saves"] for r in (first, second)]
         assert max(per_save) <= 2.0 and per_save[1] <= per_save[0] * 1.25 + 0.1, rounds
     finally:
