@@ -391,7 +391,7 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
         orientation = _orientation(im)
         icc = im.info.get("icc_profile") or None
         if small is None:
-            small = shrink(im, reduce_factor(max(im.size), target_edge))
+            small = shrink(im, factor)  # the size a draft or Pillow's turn gave is the loaded size
         elif turned_by_pillow:  # bands are in the stored layout: turn them as Pillow's whole load does
             small, orientation = upright(small, stored_turn), 1
         return Decoded(small, kind, source_size, orientation, icc, low_res, note)
