@@ -63,7 +63,6 @@ class BandReader:
     every band's top (a strip's rows)."""
 
     size: tuple[int, int]
-    mode: str
     step: int
     read: Callable[[int, int], Image.Image]
 
@@ -130,7 +129,7 @@ def _tiff_reader(im: Image.Image, fd: int) -> BandReader | None:
         return _loaded(_tiff_container(w, bottom - top, rows, bits[0], samples, photometric, compression,
                                        predictor, extra, pieces, order), im.mode)
 
-    return BandReader((w, h), im.mode, rows, read)
+    return BandReader((w, h), rows, read)
 
 
 def _tiff_container(width: int, height: int, rows: int, bits: int, samples: int, photometric: int,
@@ -205,7 +204,7 @@ def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
             pieces = [_pread_exact(fd, w * (bottom - top), data_at + c * w * h + top * w) for c in range(channels)]
             return _loaded(_psd_container(w, bottom - top, channels, colour, 0, b"", pieces), im.mode)
 
-        return BandReader((w, h), im.mode, 1, read_raw)
+        return BandReader((w, h), 1, read_raw)
 
     table = _pread_exact(fd, 2 * channels * h, data_at - 2 * channels * h)
     counts = struct.unpack(f">{channels * h}H", table)
@@ -222,7 +221,7 @@ def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
                   for c in range(channels)]
         return _loaded(_psd_container(w, rows, channels, colour, 1, band_table, pieces), im.mode)
 
-    return BandReader((w, h), im.mode, 1, read_rle)
+    return BandReader((w, h), 1, read_rle)
 
 
 def _psd_container(width: int, height: int, channels: int, colour: int, compression: int, table: bytes,

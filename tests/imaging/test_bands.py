@@ -340,14 +340,14 @@ def test_an_error_in_one_band_stops_the_others_and_is_raised_once() -> None:
         done.append(top)
         return Image.new("RGB", (10, bottom - top))
 
-    reader = BandReader((10, 400), "RGB", 1, read)
+    reader = BandReader((10, 400), 1, read)
     with pytest.raises(OSError, match="band 20"):
         decode_in_bands(reader, 1, lambda part, factor: part, threads=2, band_bytes=400)
     assert len(done) < 39  # the others stopped soon after, not at the end of the image
 
 
 def test_an_image_of_one_band_is_left_to_the_whole_decode() -> None:
-    reader = BandReader((10, 40), "RGB", 1, lambda top, bottom: Image.new("RGB", (10, bottom - top)))
+    reader = BandReader((10, 40), 1, lambda top, bottom: Image.new("RGB", (10, bottom - top)))
     assert decode_in_bands(reader, 1, lambda part, factor: part, band_bytes=1 << 20) is None
 
 
