@@ -13,7 +13,9 @@ Cheap paths (why the preview stays close to the cost of a bare decode):
   8000-px one at a quarter. DCT scaling drops the high-frequency coefficients, a low-pass on the way,
   so the "decode at twice the target before the final filter" rule is not needed for antialiasing; the
   preview benchmark measures the result against a full-resolution Lanczos reference (SSIM, issue #19)
-  for every JPEG size it times.
+  for every JPEG size it times. Given the final filter and two threads, a baseline RGB JPEG is also
+  resampled to the exact target while it decodes (``jpeg_rows``): each band of output rows as soon as
+  the rows under it are decoded, on the second core.
 * Everything else: after ``load()`` the image is shrunk by the largest integer factor that keeps it at
   least the target size (``REDUCE_GAP`` = 1.0) with ``Image.reduce`` (a box average in C, one pass, no
   float weights), and only that small image goes on to colour conversion, the final filter and the
@@ -49,6 +51,7 @@ from kaalwatch.errors import ImageError
 from kaalwatch.imaging.bands import band_reader, decode_in_bands
 from kaalwatch.imaging.containers import compose_psd, ensure_heif, open_zip_member, psd_has_composite
 from kaalwatch.imaging.formats import FileKind, classify
+from kaalwatch.imaging.jpeg_rows import decode_resampled
 from kaalwatch.imaging.limits import DEFAULT_MAX_PIXELS, MAX_EXIF_BYTES, check_pixels, fail
 
 #: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.0).
@@ -259,6 +262,16 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # YCbCr, LAB, HSV: rare in art files
 
 
+def fit(size: tuple[int, int], edge: int) -> tuple[int, int]:
+    """Scale ``size`` so its long edge is ``edge`` (never enlarging), keeping the aspect ratio."""
+    w, h = size
+    long_edge = max(w, h)
+    if long_edge <= edge:
+        return w, h
+    scale = edge / long_edge
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def reduce_factor(long_edge: int, target: int, gap: float = REDUCE_GAP) -> int:
     """Largest integer n with long_edge / n >= gap x target (at least 1)."""
     return max(1, math.floor(long_edge / (gap * target))) if target > 0 else 1
@@ -336,7 +349,8 @@ def _orientation(im: Image.Image) -> int:
 
 def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
            kind: FileKind | None = None, background: tuple[int, int, int] | None = None,
-           on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 1) -> Decoded:
+           on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 1,
+           resample: Image.Resampling | None = None) -> Decoded:
     """Decode ``path`` to a loaded image no smaller than needed for a ``target_edge`` px long edge.
 
     With ``background``, transparent images come back already flattened onto it (RGB), which is
@@ -348,6 +362,10 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
 
     A striped TIFF or a PSD composite is decoded and reduced band by band on ``threads`` threads
     (``bands``); everything else is decoded whole, then reduced.
+
+    With ``resample`` and two threads, a baseline RGB JPEG comes back already resampled with that filter
+    to exactly ``fit(source_size, target_edge)`` (as stored, before its orientation): its rows are
+    resampled on the second thread while the later ones decode (``jpeg_rows``).
     """
     kind = kind or classify(path)
     if kind is FileKind.OTHER:
@@ -383,6 +401,8 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
 
         reader = band_reader(im, fh.fileno()) if im.format in ("TIFF", "PSD") else None
         small = decode_in_bands(reader, factor, shrink, threads) if reader is not None else None
+        if small is None and resample is not None and threads >= 2 and im.format in ("JPEG", "MPO"):
+            small = decode_resampled(im, fit(source_size, target_edge), resample)
         if small is None:
             im.load()
         exif = im.info.get("exif")
