@@ -19,20 +19,31 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from kaalwatch import migrations, validation
+from kaalwatch import migrations, validation, yaml_blocks
 from kaalwatch.errors import ManifestError
 from kaalwatch.migrations import SCHEMA_VERSION
 from kaalwatch.model import Order, iso
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Order)) - {"extra"}
 
 
+#: Values ``to_plain`` returns as they are (exact types: an enum that is also a str is still an enum).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+
 def to_plain(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:  # most of a manifest: checked first, it halves the time of an order's conversion
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "extra"}
+        out = {name: to_plain(getattr(value, name)) for name in _field_names(value.__class__)}
         if isinstance(value, Order):
             out.update(copy.deepcopy(value.extra))  # the data owns its values (ManifestMemory keeps it)
         return out
@@ -101,8 +112,9 @@ def dump_manifest(order: Order) -> str:
 
 def dump_data(data: dict[str, Any]) -> str:
     """The manifest text of ``order_to_dict``'s data. ``order_from_dict`` of the same data is the order a parse
-    of this text gives, without the parse (the manifest fuzz test holds the two equal)."""
-    return yaml.dump(data, Dumper=_SafeDumper, sort_keys=False, allow_unicode=True, width=100)
+    of this text gives, without the parse (the manifest fuzz test holds the two equal). PyYAML's block
+    dump, with the text of versions and history events that did not change reused (``yaml_blocks``)."""
+    return yaml_blocks.dump(data)
 
 
 def parse_manifest(text: str, source: str) -> Order:
