@@ -110,22 +110,24 @@ def test_any_size_band_and_piece_gives_the_whole_decode(tmp_path_factory: pytest
 
 def test_bands_are_resampled_while_the_later_rows_still_decode(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    path = jpeg(tmp_path / "a.jpg", artwork(1600, 1200, seed=5))
+    # Small pieces make the decode a long series of short calls, each letting the helper run in between:
+    # even a loaded machine schedules it before the last of them.
+    path = jpeg(tmp_path / "a.jpg", artwork(2400, 1800, seed=5))
     taken: list[tuple[bool, str]] = []
     take = jpeg_rows._Bands.take
 
     def spy(self: jpeg_rows._Bands, wait: bool) -> tuple[int, int] | None:
         band = take(self, wait)
         if band is not None:
-            taken.append((self.decoded < 1200, threading.current_thread().name))
+            taken.append((self.decoded < 1800, threading.current_thread().name))
         return band
 
     monkeypatch.setattr(jpeg_rows._Bands, "take", spy)
-    assert piped(path, 1000, band_rows=16, block=4096) is not None
+    assert piped(path, 1500, band_rows=16, block=512) is not None
     early = [name for before_the_end, name in taken if before_the_end]
     assert early, "no band was resampled before the decode ended: the rows' progress was never seen"
     assert set(early) == {"kaalwatch-jpeg-resample"}
-    assert len(taken) == -(-fit((1600, 1200), 1000)[1] // 16)  # every band exactly once
+    assert len(taken) == -(-fit((2400, 1800), 1500)[1] // 16)  # every band exactly once
 
 
 @pytest.mark.parametrize("kind", ["progressive", "grey", "cmyk", "no resample", "png"])
