@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from kaalwatch import logs
 from kaalwatch.model import Answer, Job, Order, utcnow
 from kaalwatch.settings import Settings, load_settings
 from kaalwatch.store import Workspace
@@ -34,6 +35,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         why = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"contract test {item.nodeid} did not run ({why}); contract tests may never skip"
+
+
+@pytest.fixture(autouse=True)
+def no_log_handlers_left() -> Iterator[None]:
+    """A command run in-process sets up logging to the stderr pytest captured for that test; take it away
+    afterwards, or a later test's threads log into that closed stream ("I/O operation on closed file")."""
+    yield
+    logs.remove_handlers()
 
 
 @pytest.fixture
