@@ -51,7 +51,7 @@ from kaalwatch.errors import ImageError
 from kaalwatch.imaging.bands import band_reader, decode_in_bands
 from kaalwatch.imaging.containers import compose_psd, ensure_heif, open_zip_member, psd_has_composite
 from kaalwatch.imaging.formats import FileKind, classify
-from kaalwatch.imaging.jpeg_rows import decode_resampled
+from kaalwatch.imaging.jpeg_rows import RowSink, decode_resampled, eligible
 from kaalwatch.imaging.limits import DEFAULT_MAX_PIXELS, MAX_EXIF_BYTES, check_pixels, fail
 
 #: JPEG DCT scaling keeps the long edge >= DRAFT_GAP x target (see the module docstring for why 1.0).
@@ -350,7 +350,8 @@ def _orientation(im: Image.Image) -> int:
 def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
            kind: FileKind | None = None, background: tuple[int, int, int] | None = None,
            on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 1,
-           resample: Image.Resampling | None = None) -> Decoded:
+           resample: Image.Resampling | None = None,
+           row_sink: Callable[[tuple[int, int], int, bytes | None], RowSink | None] | None = None) -> Decoded:
     """Decode ``path`` to a loaded image no smaller than needed for a ``target_edge`` px long edge.
 
     With ``background``, transparent images come back already flattened onto it (RGB), which is
@@ -365,7 +366,9 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
 
     With ``resample`` and two threads, a baseline RGB JPEG comes back already resampled with that filter
     to exactly ``fit(source_size, target_edge)`` (as stored, before its orientation): its rows are
-    resampled on the second thread while the later ones decode (``jpeg_rows``).
+    resampled on the second thread while the later ones decode (``jpeg_rows``). Then, if given,
+    ``row_sink(output_size, orientation, icc_profile)`` is asked for a ``RowSink`` to hand the output's
+    finished rows to as they come (None: no sink); it is called only on that path, before any pixel.
     """
     kind = kind or classify(path)
     if kind is FileKind.OTHER:
@@ -402,7 +405,11 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
         reader = band_reader(im, fh.fileno()) if im.format in ("TIFF", "PSD") else None
         small = decode_in_bands(reader, factor, shrink, threads) if reader is not None else None
         if small is None and resample is not None and threads >= 2 and im.format in ("JPEG", "MPO"):
-            small = decode_resampled(im, fit(source_size, target_edge), resample)
+            size = fit(source_size, target_edge)
+            sink = None
+            if row_sink is not None and eligible(im, size):
+                sink = row_sink(size, stored_turn, im.info.get("icc_profile") or None)
+            small = decode_resampled(im, size, resample, sink=sink)
         if small is None:
             im.load()
         exif = im.info.get("exif")

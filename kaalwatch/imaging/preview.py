@@ -44,6 +44,9 @@ from kaalwatch.atomic import atomic_open
 from kaalwatch.errors import ConfigError, ImageError
 from kaalwatch.imaging.decode import DEFAULT_MAX_PIXELS, decode, fit, upright
 from kaalwatch.imaging.formats import FileKind, classify
+from kaalwatch.imaging.jpeg_bands import SUBSAMPLING as JPEG_SUBSAMPLING
+from kaalwatch.imaging.jpeg_bands import BandEncoder
+from kaalwatch.imaging.jpeg_rows import BAND_ROWS, RowSink
 from kaalwatch.imaging.watermark import WatermarkSpec, apply_watermark, watermark_layer
 
 #: Bump when the rendering itself changes, so every cached preview is regenerated.
@@ -158,9 +161,10 @@ def flatten(im: Image.Image, background: str) -> Image.Image:
     return base
 
 
-def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> None:
+def atomic_save_jpegs(items: list[tuple[Image.Image | bytes, Path]], quality: int) -> None:
     """Write each image as a metadata-free JPEG, each through ``atomic.atomic_open`` (temp file in the
     target's folder, fsync, ``os.replace``; private mode from the start: a preview shows the buyer's portrait).
+    An item given as bytes is a JPEG already encoded (``_StreamedPreview``) and is written as it is.
 
     Every image is encoded before the first file is synced: the first fsync's journal commit usually
     carries the other file's data too, so two outputs cost about one commit instead of two. On any error
@@ -169,21 +173,25 @@ def atomic_save_jpegs(items: list[tuple[Image.Image, Path]], quality: int) -> No
     with contextlib.ExitStack() as stack:
         for im, out in items:
             handle = stack.enter_context(atomic_open(out, sync_dir=False))  # a cache: as many fsyncs as files
+            if isinstance(im, bytes):
+                handle.write(im)
+                continue
             # No exif=/icc_profile= arguments, and no info: Pillow copies a source's JPEG comment and XMP
             # from ``im.info`` on its own, and a buyer's photo may carry their name or place in them.
             im.info = {}
-            im.save(handle, "JPEG", quality=quality)
+            im.save(handle, "JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING)
 
 
 def _prepare(src: Path, edge: int, background: str, max_pixels: int, kind: FileKind,
-             on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 2) -> tuple[
+             on_header: Callable[[tuple[int, int], int], None] | None = None, threads: int = 2,
+             row_sink: Callable[[tuple[int, int], int, bytes | None], RowSink | None] | None = None) -> tuple[
         Image.Image, tuple[int, int], bool, str | None]:
     """Decode and bring to an upright, opaque sRGB image of exactly ``fit(source, edge)``; a banded decode
     and the final resample may use ``threads`` threads (see ``bands``, ``jpeg_rows`` and
-    ``resize_in_bands``)."""
+    ``resize_in_bands``). ``row_sink`` is passed to ``decode`` (see ``_StreamedPreview``)."""
     bg = ImageColor.getrgb(background)[:3]
     dec = decode(src, edge, max_pixels, kind, background=(bg[0], bg[1], bg[2]), on_header=on_header,
-                 threads=threads, resample=FINAL_FILTER)
+                 threads=threads, resample=FINAL_FILTER, row_sink=row_sink)
     im = upright(dec.image, dec.orientation)
     size = dec.source_size
     if dec.orientation in (5, 6, 7, 8):  # a quarter turn: the upright source is the other way round
@@ -299,6 +307,50 @@ class _LayerAhead:
             self.thread.join()
 
 
+class _StreamedPreview:
+    """Watermarks and JPEG-encodes a JPEG's preview rows while its later rows still decode.
+
+    ``jpeg_rows`` resamples a baseline JPEG band by band on the second core while the decode goes on, and
+    hands each finished band to a ``RowSink``: this one burns the watermark into the band and encodes it
+    (``jpeg_bands``: one JPEG joined from its bands by restart markers, the pixels of a single encode).
+    So when the decode ends, only the last band's watermark and encode, the thumbnail and the writes are
+    left, where the whole preview's watermark (3-4 ms at 1600 px) and encode (3.5-4.5 ms) used to follow.
+
+    Only for rows the pipeline would not change after the decode: an upright source (orientation 1) whose
+    colour is already sRGB (no profile, or an sRGB one; ``_srgb_transform`` is None). Every other source
+    (a phone photo turned by EXIF, a Display P3 profile) is watermarked and encoded whole, as before.
+    """
+
+    def __init__(self, spec: PreviewSpec, text: str) -> None:
+        self.spec, self.text = spec, text
+        self.encoder: BandEncoder | None = None
+        self.image: Image.Image | None = None  # the output image whose rows came through
+
+    def start(self, size: tuple[int, int], orientation: int, icc: bytes | None) -> RowSink | None:
+        """``decode``'s ``row_sink``: this preview's sink, or None if the rows will still change."""
+        if orientation != 1 or (icc is not None and _srgb_transform(icc, "RGB") is not None):
+            return None
+        self.encoder = BandEncoder(size, self.spec.jpeg_quality, BAND_ROWS)
+        return self._rows
+
+    def _rows(self, out: Image.Image, top: int, bottom: int) -> None:
+        assert self.encoder is not None
+        self.image = out
+        box = (0, top, out.width, bottom)
+        apply_watermark(out, self.spec.watermark, self.text, box)
+        self.encoder.add(out.crop(box))
+
+    def encoded(self, im: Image.Image) -> bytes | None:
+        """The watermarked preview's JPEG when ``im`` is the image whose every row came through, else None
+        (no sink was used: ``im`` is still to be watermarked)."""
+        if self.encoder is None or self.image is None:
+            return None
+        if im is not self.image or self.encoder.rows != im.height:
+            # Rows were watermarked, but the pipeline then changed the image or missed rows: a bug here.
+            raise RuntimeError("the streamed preview does not match the prepared image")
+        return self.encoder.finish()
+
+
 def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: PreviewSpec,
                     text: str, *, threads: int = 2) -> RenderResult:
     """Write the watermarked preview and thumbnail of one version; raise ImageError if it won't decode.
@@ -313,15 +365,19 @@ def render_previews(src: Path, preview_out: Path, thumb_out: Path, spec: Preview
         suffix = src.suffix.lower() or "suffix-less"
         return RenderResult(0, 0, kind, False, f"no preview for {suffix} files: export a PNG beside it", None, None)
     ahead = _LayerAhead(spec.long_edge, spec.watermark, text) if spec.watermark.enabled and text else None
+    stream = _StreamedPreview(spec, text)
     try:
         im, (w, h), low_res, note = _prepare(src, spec.long_edge, spec.background, spec.max_pixels, kind, ahead,
-                                             threads)
+                                             threads, stream.start)
     finally:
         if ahead is not None:
             ahead.join()  # joined before use: a second build of the same layer would waste the core
-    apply_watermark(im, spec.watermark, text)
+    encoded = stream.encoded(im)
+    if encoded is None:
+        apply_watermark(im, spec.watermark, text)
     thumb = make_thumbnail(im, spec.thumb_edge)
-    atomic_save_jpegs([(im, Path(preview_out)), (thumb, Path(thumb_out))], spec.jpeg_quality)
+    atomic_save_jpegs([(encoded if encoded is not None else im, Path(preview_out)), (thumb, Path(thumb_out))],
+                      spec.jpeg_quality)
     return RenderResult(w, h, kind, low_res, note, Path(preview_out), Path(thumb_out), im.size, thumb.size)
 
 

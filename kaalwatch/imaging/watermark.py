@@ -306,33 +306,48 @@ class _Layers:
 
     Unlike ``lru_cache`` it drops the oldest layer *before* building a new one, not after: a new order's
     first save then builds into the buffers the dropped layer gave back, instead of holding both (7.2 MB
-    at 1600 px) at the worker's peak.
+    at 1600 px) at the worker's peak. A caller asking for a layer that another thread is building waits
+    for that build instead of starting its own.
     """
 
     def __init__(self, kept: int) -> None:
         self.kept = kept
         self._layers: OrderedDict[_LayerKey, tuple[Image.Image, Image.Image]] = OrderedDict()
         self._lock = threading.Lock()  # the layer is built ahead on a second thread
+        self._building: dict[_LayerKey, threading.Event] = {}  # layers a thread is building now
         self._hits = self._misses = 0
 
     def __call__(self, size: tuple[int, int], spec: WatermarkSpec, text: str, mode: str) -> tuple[
             Image.Image, Image.Image]:
         key = (size, spec, text, mode)
-        with self._lock:
-            found = self._layers.get(key)
-            if found is not None:
-                self._layers.move_to_end(key)
-                self._hits += 1
-                return found
-            self._misses += 1
-            while len(self._layers) >= self.kept:
-                self._layers.popitem(last=False)
-        built = _build_layer(size, spec, text, mode)
-        with self._lock:
-            self._layers[key] = built
-            while len(self._layers) > self.kept:  # two threads built at once
-                self._layers.popitem(last=False)
-        return built
+        while True:
+            with self._lock:
+                found = self._layers.get(key)
+                if found is not None:
+                    self._layers.move_to_end(key)
+                    self._hits += 1
+                    return found
+                building = self._building.get(key)
+                if building is None:
+                    self._misses += 1
+                    while len(self._layers) >= self.kept:
+                        self._layers.popitem(last=False)
+                    building = self._building[key] = threading.Event()
+                    break
+            # Another thread builds this very layer (the preview's ahead-of-time build): wait for it rather
+            # than build it twice on two cores; if that build failed, the next round builds it here.
+            building.wait()
+        try:
+            built = _build_layer(size, spec, text, mode)
+            with self._lock:
+                self._layers[key] = built
+                while len(self._layers) > self.kept:  # other layers were built meanwhile
+                    self._layers.popitem(last=False)
+            return built
+        finally:
+            with self._lock:
+                del self._building[key]
+            building.set()
 
     def cache_info(self) -> LayerCacheInfo:
         with self._lock:
@@ -375,10 +390,15 @@ def _build_layer(size: tuple[int, int], spec: WatermarkSpec, text: str, mode: st
 watermark_layer = _Layers(kept=4)
 
 
-def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str) -> Image.Image:
-    """Burn the watermark into ``im`` (RGB or L) in place and return it."""
+def apply_watermark(im: Image.Image, spec: WatermarkSpec, text: str,
+                    box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """Burn the watermark into ``im`` (RGB or L) in place and return it; with ``box``, into that region
+    only (the same pixels there as a whole burn-in: the layer is always laid out for all of ``im``)."""
     if not spec.enabled or spec.opacity == 0 or not text:
         return im
     layer, mask = watermark_layer(im.size, spec, text, im.mode)
-    im.paste(layer, (0, 0), mask)
+    if box is None:
+        im.paste(layer, (0, 0), mask)
+    else:
+        im.paste(layer.crop(box), box, mask.crop(box))
     return im
