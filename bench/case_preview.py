@@ -13,7 +13,10 @@ HEIC) three things are measured, interleaved ``RUNS`` times after one untimed wa
   is timed: manifest read; the staging copy with its SHA-256 and fsync and, side by side with it, the
   hand-off to the real ``PreviewPool`` worker process and the render there (decode, reduce, resample,
   watermark, thumbnail, two atomic JPEG writes); the version's rename and the manifest write;
-* a **repeat save** in one order per input: new bytes of the same file, the same watermark text.
+* a **repeat save** in one order per input: new bytes of the same file, the same watermark text, with an
+  mtime a quiet period after the last one's, as the watcher's quiet period makes every real re-save
+  (back to back and the same size, it would pass for a renamed version, which is hashed before it is
+  rendered: the path of a tidy-up, not of a save).
 
 HEIC is what phones send as buyer references, never artwork, so its path is the reference one: a photo
 dropped into ``references/`` (hash, 400 px thumbnail in the watcher's process, manifest), into a new order
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -175,6 +179,7 @@ class SavePath:
                                                          size=5000, replace=False).tolist())
         self.repeat_orders: dict[str, tuple[int, Path]] = {}
         self._marker = 0
+        self._clock = time.time() - 30 * 86400  # the saves' mtimes (see ``save``), all in the past
         # Where a save's time goes, for the profile in each row's detail: the staging copy (with its hash
         # and fsync) and the render behind the hand-off are timed by wrapping them; the rest is the rest.
         self.parts: dict[str, float] = {}
@@ -214,6 +219,12 @@ class SavePath:
         else:
             target, wanted = folder / f"portrait{spec.suffix}", "version"
         save_variant(spec, source, target, self._marker)
+        # The watcher makes a file a version only once it has been quiet for ``quiet_seconds``, so two
+        # versions of one path are always saved at least that far apart. Called back to back, the repeat
+        # saves would be milliseconds apart with the same size: what a renamed version looks like, which
+        # is hashed before it is rendered (``ingest._likely_known``). Their mtimes are spaced as real saves.
+        self._clock += self.settings.watcher.quiet_seconds + 1
+        os.utime(target, (self._clock, self._clock))
         self.parts = {}
         started = time.perf_counter()
         outcome = self.ingestor.ingest(target)
