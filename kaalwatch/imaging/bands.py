@@ -284,7 +284,7 @@ def decode_in_bands(reader: BandReader, factor: int, finish: Callable[[Image.Ima
                 part = finish(reader.read(top, min(h, top + rows)), factor)
                 with lock:
                     if not out:
-                        out.append(Image.new(part.mode, out_size))
+                        out.append(Image.new(part.mode, out_size, None))  # every row is pasted over
                     target = out[0]
                 if part.mode != target.mode:
                     raise ValueError(f"bands came out as {part.mode} and {target.mode}")

@@ -285,7 +285,7 @@ def reduce_image(im: Image.Image, factor: int) -> Image.Image:
         return im.reduce(factor)
     w, h = im.size
     premul = {"RGBA": "RGBa", "LA": "La"}[im.mode]
-    out = Image.new(premul, ((w + factor - 1) // factor, (h + factor - 1) // factor))
+    out = Image.new(premul, ((w + factor - 1) // factor, (h + factor - 1) // factor), None)  # all pasted over
     band = max(factor, (_BAND_ROWS // factor) * factor)
     for top in range(0, h, band):
         bottom = min(h, top + band)
@@ -306,7 +306,7 @@ def flatten_reduce(im: Image.Image, factor: int, background: tuple[int, int, int
     factor = max(1, factor)
     if im.mode != "RGBA":
         im = im.convert("RGBA")  # LA: rare, and converted whole for simplicity
-    out = Image.new("RGB", ((w + factor - 1) // factor, (h + factor - 1) // factor))
+    out = Image.new("RGB", ((w + factor - 1) // factor, (h + factor - 1) // factor), None)  # all pasted over
     band = max(factor, (_BAND_ROWS // factor) * factor)
     flat = Image.new("RGB", (w, band), background)  # one band buffer, reused
     for top in range(0, h, band):

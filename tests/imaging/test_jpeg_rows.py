@@ -156,8 +156,22 @@ def test_what_it_does_not_take_is_left_to_the_whole_decode(tmp_path: Path, kind:
 def test_a_pillow_whose_rows_look_decoded_from_the_start_is_not_trusted(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path = jpeg(tmp_path / "a.jpg", artwork(800, 600))
-    monkeypatch.setattr(jpeg_rows, "_row_decoded", lambda canvas, y: True)
+    real_paste = Image.Image.paste
+
+    def paste_keeping_marks(self: Image.Image, im: object, box: object = None, mask: object = None) -> None:
+        if im == 0:  # the marks' reset: a Pillow where it leaves the fourth byte set
+            im = (0, 0, 0)  # a tuple colour sets it to 255
+        real_paste(self, im, box, mask)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "paste", paste_keeping_marks)
     assert piped(path, 500) is None
+
+
+def test_the_marks_start_clear_whatever_the_memory_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    canvas = Image.new("RGB", (300, 200), (9, 9, 9))  # every fourth byte 255: what a decoded row has
+    assert all(jpeg_rows._row_decoded(canvas, y) for y in range(200))
+    assert jpeg_rows._clear_marks(canvas)
+    assert not any(jpeg_rows._row_decoded(canvas, y) for y in range(200))
 
 
 def test_decode_returns_the_preview_size_with_two_threads_only(tmp_path: Path) -> None:
