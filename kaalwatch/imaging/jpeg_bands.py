@@ -6,9 +6,9 @@ whole decode. A baseline JPEG can be cut into independent pieces with *restart m
 encoder pads its bits to a byte and the decoder resets its DC predictions, so what lies between two
 markers depends on those rows alone. That is also exactly what an encoder writes for a separate image of
 those rows, ended at its EOI. So each band of rows is encoded on its own, with the same quality and
-subsampling, as soon as it is final (``jpeg_rows`` hands them over while the later rows still decode),
-and the pieces are joined under one header that says how tall the whole image is and how many MCUs lie
-between two markers (the DRI segment).
+subsampling, as soon as it is final (``jpeg_rows`` hands them over while the later rows still decode,
+from either of its two threads, in any order), and the pieces are joined in order under one header
+that says how tall the whole image is and how many MCUs lie between two markers (the DRI segment).
 
 The joined file decodes to exactly the pixels of a single encode of the whole image: the same tables
 (libjpeg's standard Huffman tables; the quantisation tables follow from the quality), the same 8x8
@@ -21,6 +21,7 @@ each band's own header, which is thrown away.
 from __future__ import annotations
 
 import io
+import threading
 
 from PIL import Image
 
@@ -33,10 +34,12 @@ _SOI, _EOI, _SOS, _SOF0, _DRI = 0xD8, 0xD9, 0xDA, 0xC0, 0xDD
 
 
 class BandEncoder:
-    """Takes an RGB or L image's rows in bands, top to bottom, and returns the whole JPEG at ``finish``.
+    """Takes an RGB or L image's rows in bands and returns the whole JPEG at ``finish``.
 
-    Every band but the last must be ``band_rows`` tall, a multiple of ``MCU_ROWS``; the restart interval
-    is one band. Not thread-safe: one caller at a time, bands in order.
+    The bands are the rows ``[k * band_rows, (k + 1) * band_rows)``, the last one shorter if the height
+    says so; ``band_rows`` is a multiple of ``MCU_ROWS`` and the restart interval is one band. Bands may
+    come in any order and from several threads at once: each is encoded on its own, and only ``finish``
+    puts them in order.
     """
 
     def __init__(self, size: tuple[int, int], quality: int, band_rows: int, mode: str = "RGB") -> None:
@@ -50,47 +53,53 @@ class BandEncoder:
             raise ValueError(f"{band_rows} rows of {width} px is more than a restart interval can hold")
         self.size, self.quality, self.band_rows, self.mode = size, quality, band_rows, mode
         self._interval = mcus
-        self._rows = 0  # rows taken so far
-        self._header = b""
-        self._pieces: list[bytes] = []
+        self._bands = -(-height // band_rows)
+        self._lock = threading.Lock()
+        self._pieces: dict[int, tuple[bytes, bytes]] = {}  # band index -> (its own header, its scan data)
+        self._rows = 0
 
     @property
     def rows(self) -> int:
-        """How many rows from the top have been encoded."""
-        return self._rows
+        """How many rows have been encoded so far."""
+        with self._lock:
+            return self._rows
 
-    def add(self, band: Image.Image) -> None:
-        """Encode the next band (``band_rows`` tall, or the rest of the image for the last one)."""
+    def add(self, band: Image.Image, top: int) -> None:
+        """Encode the band whose first row is ``top``."""
         width, height = self.size
-        left = height - self._rows
+        if top % self.band_rows or not 0 <= top < height:
+            raise ValueError(f"a band starts at a multiple of {self.band_rows} rows below {height}, not at {top}")
         if band.mode != self.mode or band.width != width:
             raise ValueError(f"a band must be {self.mode} and {width} px wide, not {band.mode} {band.width} px")
-        if band.height != min(self.band_rows, left):
-            raise ValueError(f"band at row {self._rows} is {band.height} rows; expected {min(self.band_rows, left)}")
-        header, data = _split(_encode(band, self.quality))
-        if not self._pieces:
-            self._header = header
-        index = len(self._pieces)
-        if index:  # RSTn before every band but the first, n counting 0..7 round
-            data = bytes((0xFF, 0xD0 + (index - 1) % 8)) + data
-        self._pieces.append(data)
-        self._rows += band.height
+        expected = min(self.band_rows, height - top)
+        if band.height != expected:
+            raise ValueError(f"band at row {top} is {band.height} rows; expected {expected}")
+        piece = _split(_encode(band, self.quality))  # outside the lock: two threads encode at once
+        with self._lock:
+            if top // self.band_rows in self._pieces:
+                raise ValueError(f"the band at row {top} was added twice")
+            self._pieces[top // self.band_rows] = piece
+            self._rows += expected
 
     def finish(self) -> bytes:
-        """The whole JPEG; every row must have been added."""
-        if self._rows != self.size[1]:
-            raise ValueError(f"{self._rows} of {self.size[1]} rows were encoded")
-        header = _with_height(self._header, self.size[1])
-        if len(self._pieces) > 1:
+        """The whole JPEG; every band must have been added."""
+        with self._lock:
+            if len(self._pieces) != self._bands:
+                raise ValueError(f"{self._rows} of {self.size[1]} rows were encoded")
+            pieces = [self._pieces[k] for k in range(self._bands)]
+        header = _with_height(pieces[0][0], self.size[1])
+        if self._bands > 1:
             header = _with_restart_interval(header, self._interval)
-        return b"".join([header, *self._pieces, bytes((0xFF, _EOI))])
+        # RSTn before every band but the first, n counting 0..7 round
+        scans = [data if k == 0 else bytes((0xFF, 0xD0 + (k - 1) % 8)) + data for k, (_, data) in enumerate(pieces)]
+        return b"".join([header, *scans, bytes((0xFF, _EOI))])
 
 
 def encode(im: Image.Image, quality: int, band_rows: int = 64) -> bytes:
     """``im`` as a JPEG encoded band by band (what ``BandEncoder`` joins; for tests and whole images)."""
     encoder = BandEncoder(im.size, quality, band_rows, im.mode)
     for top in range(0, im.height, band_rows):
-        encoder.add(im.crop((0, top, im.width, min(im.height, top + band_rows))))
+        encoder.add(im.crop((0, top, im.width, min(im.height, top + band_rows))), top)
     return encoder.finish()
 
 

@@ -9,8 +9,9 @@ top to bottom, and Pillow's decoder stops whenever its input runs out and resume
 piece how far the rows have got, and a second thread resamples each band of the output as soon as the
 source rows under it (with its filter's reach) are decoded. The decoder and the resampler release the
 GIL, so the resample runs on the other core and the preview is ready a few ms after the decode ends.
-A caller may also pass a ``RowSink``: each band, once resampled, is handed to it in order from the top
-(the preview burns its watermark into the band and encodes it there: ``preview._StreamedPreview``).
+A caller may also pass a ``RowSink``: each band, once resampled, is handed to it by the thread that
+resampled it (the preview burns its watermark into the band and encodes it there, on whichever core is
+free: ``preview._StreamedPreview``).
 
 How far the rows have got: Pillow keeps an RGB pixel in four bytes and its decoder writes 255 into the
 fourth as it unpacks each row; the image it decodes into starts all zero (``Image.new`` with colour 0).
@@ -56,8 +57,8 @@ _SUPPORT = {
 }
 
 
-#: Called with (the output image, top, bottom) once rows ``[top, bottom)`` of the output are final: in
-#: order from the top, never two calls at once, from whichever thread finished them (``decode_resampled``).
+#: Called with (the output image, top, bottom) once rows ``[top, bottom)`` of the output are final, by the
+#: thread that resampled them: the bands come in any order, two at once (``decode_resampled``).
 RowSink = Callable[[Image.Image, int, int], None]
 
 
@@ -97,7 +98,6 @@ class _Bands:
     def __init__(self, size: tuple[int, int], source_height: int, resample: Image.Resampling,
                  band_rows: int) -> None:
         height = size[1]
-        self.band_rows = band_rows
         self.scale = source_height / height
         edges = [*range(0, height, band_rows), height]
         self.bands = [(top, bottom, source_rows(bottom, self.scale, source_height, resample))
@@ -106,9 +106,6 @@ class _Bands:
         self.decoded = 0  # source rows known to be decoded
         self.ended = False  # the decode is over (done or failed): wait for nothing more
         self.cond = threading.Condition()
-        self.resampled = [False] * len(self.bands)
-        self.sunk = 0  # the first band not yet handed to the sink
-        self.sinking = False  # a thread is handing bands to the sink
 
     def wanted(self) -> int | None:
         """The source rows the first band not yet ready needs, or None when every band is ready."""
@@ -143,28 +140,6 @@ class _Bands:
                 self.cond.wait()
             return None
 
-    def finished(self, top: int) -> list[tuple[int, int]] | None:
-        """Note the band at ``top`` resampled. Returns the bands the caller must now hand to the sink, in
-        order (and then call ``sunk_up_to``), or None when another thread is handing them over."""
-        with self.cond:
-            self.resampled[top // self.band_rows] = True
-            if self.sinking:
-                return None
-            return self._ready_for_sink()
-
-    def sunk_up_to(self) -> list[tuple[int, int]] | None:
-        """After handing bands over: the next ones now ready for the sink, or None (and the role ends)."""
-        with self.cond:
-            return self._ready_for_sink()
-
-    def _ready_for_sink(self) -> list[tuple[int, int]] | None:
-        start = self.sunk
-        while self.sunk < len(self.bands) and self.resampled[self.sunk]:
-            self.sunk += 1
-        self.sinking = self.sunk > start
-        return [band[:2] for band in self.bands[start:self.sunk]] if self.sinking else None
-
-
 def decode_resampled(im: Image.Image, size: tuple[int, int], resample: Image.Resampling,
                      band_rows: int = BAND_ROWS, block: int = BLOCK_BYTES,
                      sink: RowSink | None = None) -> Image.Image | None:
@@ -196,11 +171,7 @@ def decode_resampled(im: Image.Image, size: tuple[int, int], resample: Image.Res
         box = (0, top * bands.scale, width, bottom * bands.scale)
         out.paste(canvas.resize((size[0], bottom - top), resample, box=box), (0, top))
         if sink is not None:
-            ready = bands.finished(top)
-            while ready:
-                for done_top, done_bottom in ready:
-                    sink(out, done_top, done_bottom)
-                ready = bands.sunk_up_to()
+            sink(out, top, bottom)
 
     def resample_ready() -> None:
         try:

@@ -9,6 +9,8 @@ first band's) makes the decoder fail or shifts pixels, and these comparisons fai
 from __future__ import annotations
 
 import io
+import random
+import threading
 
 import numpy as np
 import pytest
@@ -81,14 +83,25 @@ def test_the_restart_interval_is_one_band_of_mcus() -> None:
     assert int.from_bytes(data[at + 4:at + 6], "big") == (64 // 16) * 100  # 4 MCU rows of 100 MCUs at 4:2:0
 
 
-def test_bands_added_one_at_a_time_report_the_rows_done() -> None:
-    im = artwork(50, 100, seed=3)
+def test_bands_added_in_any_order_from_two_threads_give_the_same_file() -> None:
+    im = artwork(700, 1000, seed=3)
+    in_order = jpeg_bands.encode(im, 80, 32)
+    tops = list(range(0, 1000, 32))
+    random.Random(5).shuffle(tops)
     encoder = BandEncoder(im.size, 80, 32)
-    for top in range(0, 100, 32):
-        assert encoder.rows == top
-        encoder.add(im.crop((0, top, 50, min(100, top + 32))))
-    assert encoder.rows == 100
-    assert np.array_equal(pixels(encoder.finish()), pixels(whole(im, 80)))
+
+    def add(part: list[int]) -> None:
+        for top in part:
+            encoder.add(im.crop((0, top, 700, min(1000, top + 32))), top)
+
+    threads = [threading.Thread(target=add, args=(tops[k::2],)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert encoder.rows == 1000
+    assert encoder.finish() == in_order
+    assert np.array_equal(pixels(in_order), pixels(whole(im, 80)))
 
 
 def test_wrong_bands_are_refused_with_the_reason() -> None:
@@ -97,12 +110,19 @@ def test_wrong_bands_are_refused_with_the_reason() -> None:
         BandEncoder(im.size, 85, 24)
     encoder = BandEncoder(im.size, 85, 32)
     with pytest.raises(ValueError, match="expected 32"):
-        encoder.add(im.crop((0, 0, 40, 16)))
+        encoder.add(im.crop((0, 0, 40, 16)), 0)
+    with pytest.raises(ValueError, match="expected 6"):
+        encoder.add(im.crop((0, 32, 40, 64)), 64)
     with pytest.raises(ValueError, match="40 px wide"):
-        encoder.add(im.crop((0, 0, 39, 32)))
+        encoder.add(im.crop((0, 0, 39, 32)), 0)
     with pytest.raises(ValueError, match="must be RGB"):
-        encoder.add(im.crop((0, 0, 40, 32)).convert("L"))
-    encoder.add(im.crop((0, 0, 40, 32)))
+        encoder.add(im.crop((0, 0, 40, 32)).convert("L"), 0)
+    for wrong in (16, 96, -32):
+        with pytest.raises(ValueError, match="multiple of 32 rows below 70"):
+            encoder.add(im.crop((0, 0, 40, 32)), wrong)
+    encoder.add(im.crop((0, 0, 40, 32)), 0)
+    with pytest.raises(ValueError, match="added twice"):
+        encoder.add(im.crop((0, 0, 40, 32)), 0)
     with pytest.raises(ValueError, match="32 of 70 rows"):
         encoder.finish()
     with pytest.raises(ValueError, match=r"1\.\.65535"):
