@@ -6,9 +6,10 @@ orientation (a transpose of the small image) -> ICC to sRGB (lcms on the small i
 resample to the exact size -> watermark -> JPEG. A baseline RGB JPEG takes its final resample inside the
 decode, band by band on a second core while its later rows decode (``jpeg_rows``), so its colour profile
 is applied after the resample: on the 1600 px image, where a 1.0-2.0x tent filter between the two orders
-moves a pixel by rounding only. The thumbnail is made from the *watermarked* preview
-(an integer box reduction of the 1600 px image, not another pass over the original), so a thumbnail
-cannot leak an unmarked proof either.
+moves a pixel by rounding only. When such a JPEG is upright and already sRGB, each band is also
+watermarked and encoded as soon as it is resampled (``_StreamedPreview``, ``jpeg_bands``). The thumbnail
+is made from the *watermarked* preview (an integer box reduction of the 1600 px image, not another pass
+over the original), so a thumbnail cannot leak an unmarked proof either.
 
 The final resample is Pillow's BILINEAR (a tent filter as wide as the shrink). It follows a DCT-domain
 or box reduction to at least the preview size, so it only shrinks by 1.0-2.0x, and at such small
@@ -20,8 +21,9 @@ decode, with a floor of 0.98; the figures are in README's benchmark table, regen
 The JPEG encoding at q85 costs about 0.02 SSIM on painted texture whatever the resampling, so that
 floor is applied to the pixels handed to the encoder.
 
-Outputs are baseline JPEGs written to a temporary file in the target directory, fsynced and renamed
-over the target (``os.replace``), so neither the watcher nor a sync client ever sees half a file. They
+Outputs are baseline JPEGs (a streamed preview with restart markers between its bands) written to a
+temporary file in the target directory, fsynced and renamed over the target (``os.replace``), so neither
+the watcher nor a sync client ever sees half a file. They
 carry no EXIF, no XMP, no ICC profile: pixels are converted to sRGB, which is what browsers assume for
 an untagged image, and nothing about the source (GPS, camera, software) survives.
 """
