@@ -18,9 +18,9 @@ fourth as it unpacks each row; the image it decodes into starts all zero (``Imag
 So a row is decoded once its last pixel's fourth byte (``tobytes("raw", "RGBX")``) is 255. Only the
 decoding thread looks, between two feeds, when the decoder is not running; rows above the mark are
 never written again. The image decoded into is not filled (the decoder writes every pixel), except its
-last column, set to 0 and checked. If the mark were ever unreadable the
-bands would wait for the end of the decode (correct, only not overlapped); if any row already looked
-decoded before any byte was fed, this path is not taken at all.
+last column, set to 0 and checked. If the mark were ever unreadable the bands would wait for the end of
+the decode (correct, only not overlapped); if any row already looked decoded before any byte was fed,
+this path is not taken at all.
 
 Which JPEGs: baseline (not progressive: a progressive JPEG has no finished row before its last scan),
 RGB (what artwork exports are; greyscale and CMYK are rare and decoded whole), one tile, and a preview
