@@ -103,9 +103,11 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 def profile_table(rows: Sequence[dict[str, Any]]) -> str:
     """Where each preview save's time went (medians in ms, from the rows' detail): the decode floor, the
     whole save, and its parts -- the staging copy and the hand-off plus the render in the worker, which run
-    side by side (``Ingestor.stage_and_render``), and the rest: the whole less the longer of the two."""
-    lines = ["| input | save | decode floor | whole save | staging copy ‖ | hand-off + render ‖ | rest |",
-             "|" + "---|" * 7]
+    side by side (``Ingestor.stage_and_render``), and the rest: the whole less the longer of the two. The
+    last column is the lowest ratio the path can reach on the input (``case_preview.PATH_ALONE``)."""
+    lines = ["| input | save | decode floor | whole save | staging copy ‖ | hand-off + render ‖ | rest "
+             "| reachable ÷ floor |",
+             "|" + "---|" * 8]
     for r in rows:
         detail = r.get("detail") or {}
         if r.get("case") != "preview" or "save_ms" not in detail:
@@ -115,5 +117,5 @@ def profile_table(rows: Sequence[dict[str, Any]]) -> str:
         rest = None if stage is None or render is None else save - max(stage, render)
         which = r["metric"].split()[0]
         lines.append(f"| {r['name']} | {which} | {_fmt(floor)} | {_fmt(save)} | {_fmt(stage)} | {_fmt(render)} | "
-                     f"{_fmt(rest)} |")
+                     f"{_fmt(rest)} | {_fmt(detail.get('reachable'))} |")
     return "\n".join(lines)

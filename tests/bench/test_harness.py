@@ -40,12 +40,13 @@ def test_profile_table_splits_each_save_into_its_parts() -> None:
     from bench.harness import profile_table
 
     save = row("preview", "phone JPEG", "first save ÷ decode floor", 2.0, "×", target=1.5,
-               floor_ms=[30.0, 31.0, 29.0], save_ms=[60.0, 62.0, 61.0], stage_ms=4.0, render_ms=50.0)
+               floor_ms=[30.0, 31.0, 29.0], save_ms=[60.0, 62.0, 61.0], stage_ms=4.0, render_ms=50.0,
+               reachable=1.27)
     reference = row("preview", "HEIC", "repeat save ÷ decode floor", 1.0, "×", floor_ms=[9.0], save_ms=[9.0])
     lines = profile_table([save, reference, row("watch", "x", "latency", 1.0, "s")]).splitlines()
     # The copy and the render run side by side: the rest is the whole less the longer of them.
-    assert lines[2] == "| phone JPEG | first | 30.0 | 61.0 | 4.00 | 50.0 | 11.0 |"
-    assert lines[3] == "| HEIC | repeat | 9.00 | 9.00 | — | — | — |" and len(lines) == 4
+    assert lines[2] == "| phone JPEG | first | 30.0 | 61.0 | 4.00 | 50.0 | 11.0 | 1.27 |"
+    assert lines[3] == "| HEIC | repeat | 9.00 | 9.00 | — | — | — | — |" and len(lines) == 4
 
 
 @pytest.mark.parametrize(("value", "quick", "status"), [(2.0, False, 2), (1.0, False, 0), (2.0, True, 0)])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
 from bench import quality
-from bench.case_preview import QUICK, jpeg_floor_scale, run
+from bench.case_preview import PATH_ALONE, QUICK, jpeg_floor_scale, run
 from bench.inputs import Input, artwork, make, save_variant, write_psd
 from kaalwatch.imaging.complete import incomplete
 from kaalwatch.imaging.decode import decode
@@ -80,6 +82,15 @@ def test_quick_case_yields_three_rows_per_input_and_the_summaries() -> None:
         assert metrics == ["first save ÷ decode floor", "repeat save ÷ decode floor",
                            "preview SSIM vs linear-light Lanczos"], label
     assert labels.count("geometric mean") == 2
+    alone = {r["metric"]: r for r in rows if r["name"] == PATH_ALONE.label}
+    assert set(alone) == {"first save", "repeat save"} and all(r["unit"] == "ms" for r in alone.values())
+    for r in rows:  # every artwork save is bounded below by its floor plus what the path alone costs
+        if r["metric"].endswith("decode floor") and r["name"] in inputs and not r["name"].startswith("quick HEIC"):
+            which = r["metric"].split()[0]
+            floor = statistics.median(r["detail"]["floor_ms"])
+            assert r["detail"]["reachable"] == pytest.approx((floor + alone[f"{which} save"]["value"]) / floor,
+                                                             rel=0.05)
+    assert "reachable" not in next(r for r in rows if r["name"] == "quick HEIC")["detail"]
     memory = rows[-1]
     assert memory["name"].startswith("worker peak RSS, worst: ")
     assert set(memory["detail"]["per_input"]) == {s.label for s in QUICK if s.fmt != "heic"}  # HEIC: no worker
