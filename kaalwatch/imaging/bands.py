@@ -18,9 +18,12 @@ followed by the same reduction (the tests compare them on every layout this modu
 Only layouts whose pieces are plain and independent take this path (``band_reader`` returns None for
 the rest, which Pillow decodes whole as before): TIFF with strips (not tiles), one plane, 8 or 16 bits
 per sample, no compression, LZW, Deflate or PackBits (with or without the horizontal predictor), grey,
-RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscale, RGB or CMYK whose
-channels are exactly the ones Pillow reads, raw or RLE. Nothing else changes: the header checks, the pixel cap, the
-orientation and the colour profile still come from the file as Pillow opened it.
+RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscale, RGB or CMYK, raw or
+RLE, of which the channels Pillow reads are decoded. Nothing else changes: the header checks, the pixel
+cap, the orientation and the colour profile still come from the file as Pillow opened it.
+
+One PSD is never left to Pillow: an RLE composite with more channels than Pillow reads (saved
+selections, spot colours), whose channels Pillow decodes from the wrong offsets (``_psd_reader``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ _TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4), ("CMYK", 5, 4)}
 _COLOUR_SAMPLES = {"L": 1, "RGB": 3, "RGBA": 3, "CMYK": 4}
 #: PSD colour modes this module re-wraps: (mode, PSD colour mode, channels).
 _PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4)}
+#: The most channels a PSD may store (Adobe's file format specification).
+_PSD_MAX_CHANNELS = 56
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class BandReader:
     size: tuple[int, int]
     step: int
     read: Callable[[int, int], Image.Image]
+    #: Pillow's own decode of this file is wrong (see ``_psd_reader``): decode it here even as one band.
+    pillow_misreads: bool = False
 
 
 class _Truncated(OSError):
@@ -184,14 +191,25 @@ def _tiff_container(width: int, height: int, rows: int, bits: int, samples: int,
 
 
 def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
+    """Bands of a PSD composite's channels Pillow reads: the colour ones, and the fourth of an RGB file
+    with exactly four (its alpha).
+
+    A composite may store more channels than that: Photoshop keeps every saved selection and spot
+    colour as one more channel of the composite. Pillow then reads the row-length table of a PackBits
+    composite as if it covered only the channels it reads, so it decodes every channel from the wrong
+    offset (garbage, not an error). Here the table is read whole and only the channels Pillow reads
+    are decoded: such a file gets ``pillow_misreads`` and is never left to Pillow's whole decode.
+    """
     w, h = im.size
     header = os.pread(fd, 26, 0)
     if len(header) != 26:
         return None
-    version, channels, height, width, depth, colour = struct.unpack(">H6xHIIHH", header[4:26])
+    version, stored, height, width, depth, colour = struct.unpack(">H6xHIIHH", header[4:26])
     tiles = im.tile
+    channels = len(tiles)
     if (version != 1 or depth != 8 or (im.mode, colour, channels) not in _PSD_LAYOUTS
-            or (width, height) != (w, h) or len(tiles) != channels or h == 0
+            or not channels <= stored <= _PSD_MAX_CHANNELS
+            or (width, height) != (w, h) or h == 0
             or {t.codec_name for t in tiles} not in ({"raw"}, {"packbits"})
             or any(tuple(t.extents or ()) != (0, 0, w, h) for t in tiles)):
         return None
@@ -206,12 +224,15 @@ def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
 
         return BandReader((w, h), 1, read_raw)
 
-    table = _pread_exact(fd, 2 * channels * h, data_at - 2 * channels * h)
-    counts = struct.unpack(f">{channels * h}H", table)
+    # The table of every stored channel's row lengths starts where Pillow's shorter one does.
+    table_at = data_at - 2 * channels * h
+    data_at = table_at + 2 * stored * h
+    table = _pread_exact(fd, 2 * stored * h, table_at)
+    counts = struct.unpack(f">{stored * h}H", table)
     ends = [0]  # ends[i]: bytes of the rows before row-of-all-channels i
     for count in counts:
         ends.append(ends[-1] + count)
-    if any(t.offset != data_at + ends[c * h] for c, t in enumerate(tiles)):
+    if any(t.offset != table_at + 2 * channels * h + ends[c * h] for c, t in enumerate(tiles)):
         return None
 
     def read_rle(top: int, bottom: int) -> Image.Image:
@@ -221,7 +242,7 @@ def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
                   for c in range(channels)]
         return _loaded(_psd_container(w, rows, channels, colour, 1, band_table, pieces), im.mode)
 
-    return BandReader((w, h), 1, read_rle)
+    return BandReader((w, h), 1, read_rle, pillow_misreads=stored > channels)
 
 
 def _psd_container(width: int, height: int, channels: int, colour: int, compression: int, table: bytes,

@@ -404,6 +404,8 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
 
         reader = band_reader(im, fh.fileno()) if im.format in ("TIFF", "PSD") else None
         small = decode_in_bands(reader, factor, shrink, threads) if reader is not None else None
+        if small is None and reader is not None and reader.pillow_misreads:
+            small = shrink(reader.read(0, reader.size[1]), factor)  # one band, still not Pillow's decode
         if small is None and resample is not None and threads >= 2 and im.format in ("JPEG", "MPO"):
             size = fit(source_size, target_edge)
             sink = None

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageCms
 
 from kaalwatch.errors import ImageError
-from kaalwatch.imaging import bands
+from kaalwatch.imaging import PreviewSpec, WatermarkSpec, bands, render_previews
 from kaalwatch.imaging import decode as decode_module
 from kaalwatch.imaging.bands import BandReader, _tiff_container, band_reader, decode_in_bands
 from kaalwatch.imaging.decode import decode
@@ -305,7 +305,47 @@ def test_a_corrupt_psd_row_spoils_only_its_band(tmp_path: Path, monkeypatch: pyt
     assert difference is not None and difference[1] >= 24 and difference[3] <= 32, difference
 
 
-@pytest.mark.parametrize("layout", ["single strip", "jpeg strips", "16-bit", "five channels"])
+def psd_planes(path: Path, planes: list[Image.Image], colour: int, rle: bool) -> Path:
+    """A PSD whose composite stores ``planes`` (L images) as its channels, in PSD colour mode ``colour``."""
+    w, h = planes[0].size
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, len(planes), h, w, 8, colour) + bytes(12)
+    if not rle:
+        path.write_bytes(head + struct.pack(">H", 0) + b"".join(p.tobytes() for p in planes))
+        return path
+    rows = [_packbits(p.tobytes()[y * w:(y + 1) * w]) for p in planes for y in range(h)]
+    path.write_bytes(head + struct.pack(">H", 1) + struct.pack(f">{len(rows)}H", *map(len, rows)) + b"".join(rows))
+    return path
+
+
+@pytest.mark.parametrize(("mode", "colour", "extras"), [("L", 1, 1), ("RGB", 3, 2), ("RGB", 3, 3), ("CMYK", 4, 1),
+                                                        ("CMYK", 4, 2)])
+@pytest.mark.parametrize("rle", [True, False])
+@pytest.mark.parametrize(("edge", "band_bytes"), [(97, 2048), (48, 2048), (97, 1 << 20)])
+def test_saved_selections_and_spot_channels_leave_the_composite_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, colour: int, extras: int, rle: bool, edge: int,
+        band_bytes: int) -> None:
+    # Photoshop stores each saved selection or spot colour as one more channel of the composite. Pillow
+    # reads the colour channels of such an RLE file from the wrong offsets (a garbled preview).
+    im = grey_or_colour(97, 61, "RGB", seed=5)
+    base = {"L": [im.convert("L")], "RGB": [*im.split()], "CMYK": [*im.convert("CMYK").split()]}[mode]
+    selections = [Image.linear_gradient("L").resize(im.size).rotate(90 * i) for i in range(extras)]
+    plain = psd_planes(tmp_path / "plain.psd", base, colour, rle)
+    extra = psd_planes(tmp_path / "extra.psd", base + selections, colour, rle)
+    monkeypatch.setattr(bands, "BAND_BYTES", band_bytes)
+    expected = decode(plain, edge).image
+    got = decode(extra, edge).image
+    assert_same(got, expected)
+    # The preview a buyer sees, too: the same pixels as the file without the extra channels.
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = PreviewSpec(long_edge=edge, thumb_edge=24, watermark=WatermarkSpec(enabled=False))
+    render_previews(plain, out / "a.jpg", out / "a-t.jpg", spec, "")
+    render_previews(extra, out / "b.jpg", out / "b-t.jpg", spec, "")
+    with Image.open(out / "a.jpg") as a, Image.open(out / "b.jpg") as b:
+        assert_same(b, a)
+
+
+@pytest.mark.parametrize("layout", ["single strip", "jpeg strips", "16-bit", "57 channels"])
 def test_other_layouts_are_decoded_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
     im = grey_or_colour(97, 61, "RGB")
     if layout == "single strip":
@@ -317,15 +357,11 @@ def test_other_layouts_are_decoded_whole(tmp_path: Path, monkeypatch: pytest.Mon
     elif layout == "16-bit":
         path = tmp_path / "a.tif"
         im.convert("I;16").save(path, "TIFF", compression="tiff_lzw", strip_size=2 * 97 * 2)
-    else:  # RGB plus two extra channels: Pillow reads three, at offsets this module does not vouch for
-        path = tmp_path / "a.psd"
-        write_psd(Image.merge("RGBA", [*im.split(), im.getchannel(0)]), path)
-        data = bytearray(path.read_bytes())
-        data[12:14] = struct.pack(">H", 5)
-        path.write_bytes(bytes(data))
+    else:  # more channels than a PSD may have: not a file this module vouches for
+        path = psd_planes(tmp_path / "a.psd", [*im.split()] * 19, 3, rle=False)
     with Image.open(path) as opened, path.open("rb") as fh:
         assert band_reader(opened, fh.fileno()) is None
-    banded, whole, reads = decode_both(path, 48, monkeypatch) if layout != "five channels" else (None, None, [])
+    banded, whole, reads = decode_both(path, 48, monkeypatch) if layout != "57 channels" else (None, None, [])
     assert reads == []
     if banded is not None and whole is not None:
         assert_same(banded, whole)
