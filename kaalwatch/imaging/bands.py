@@ -18,8 +18,8 @@ followed by the same reduction (the tests compare them on every layout this modu
 Only layouts whose pieces are plain and independent take this path (``band_reader`` returns None for
 the rest, which Pillow decodes whole as before): TIFF with strips (not tiles), one plane, 8 or 16 bits
 per sample, no compression, LZW, Deflate or PackBits (with or without the horizontal predictor), grey,
-RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscale, RGB or CMYK, raw or
-RLE, of which the channels Pillow reads are decoded. Nothing else changes: the header checks, the pixel
+RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscale, RGB, CMYK or Lab, raw
+or RLE, of which the channels Pillow reads are decoded. Nothing else changes: the header checks, the pixel
 cap, the orientation and the colour profile still come from the file as Pillow opened it.
 
 One PSD is never left to Pillow: an RLE composite with more channels than Pillow reads (saved
@@ -57,7 +57,7 @@ _TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4), ("CMYK", 5, 4)}
 #: Colour samples of each mode; the rest of a pixel's samples are extra (alpha).
 _COLOUR_SAMPLES = {"L": 1, "RGB": 3, "RGBA": 3, "CMYK": 4}
 #: PSD colour modes this module re-wraps: (mode, PSD colour mode, channels).
-_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4)}
+_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4), ("LAB", 9, 3)}
 #: The most channels a PSD may store (Adobe's file format specification).
 _PSD_MAX_CHANNELS = 56
 

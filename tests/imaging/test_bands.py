@@ -318,7 +318,7 @@ def psd_planes(path: Path, planes: list[Image.Image], colour: int, rle: bool) ->
 
 
 @pytest.mark.parametrize(("mode", "colour", "extras"), [("L", 1, 1), ("RGB", 3, 2), ("RGB", 3, 3), ("CMYK", 4, 1),
-                                                        ("CMYK", 4, 2)])
+                                                        ("CMYK", 4, 2), ("LAB", 9, 1)])
 @pytest.mark.parametrize("rle", [True, False])
 @pytest.mark.parametrize(("edge", "band_bytes"), [(97, 2048), (48, 2048), (97, 1 << 20)])
 def test_saved_selections_and_spot_channels_leave_the_composite_as_it_is(
@@ -327,10 +327,13 @@ def test_saved_selections_and_spot_channels_leave_the_composite_as_it_is(
     # Photoshop stores each saved selection or spot colour as one more channel of the composite. Pillow
     # reads the colour channels of such an RLE file from the wrong offsets (a garbled preview).
     im = grey_or_colour(97, 61, "RGB", seed=5)
-    base = {"L": [im.convert("L")], "RGB": [*im.split()], "CMYK": [*im.convert("CMYK").split()]}[mode]
+    base = {"L": [im.convert("L")], "RGB": [*im.split()], "CMYK": [*im.convert("CMYK").split()],
+            "LAB": [*im.convert("LAB").split()]}[mode]
     selections = [Image.linear_gradient("L").resize(im.size).rotate(90 * i) for i in range(extras)]
     plain = psd_planes(tmp_path / "plain.psd", base, colour, rle)
     extra = psd_planes(tmp_path / "extra.psd", base + selections, colour, rle)
+    banded, whole, _ = decode_both(plain, edge, monkeypatch, band_bytes=band_bytes)
+    assert_same(banded, whole)  # without the extra channels, Pillow's own decode is the reference
     monkeypatch.setattr(bands, "BAND_BYTES", band_bytes)
     expected = decode(plain, edge).image
     got = decode(extra, edge).image
