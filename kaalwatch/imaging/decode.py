@@ -392,8 +392,9 @@ def decode(path: Path, target_edge: int, max_pixels: int = DEFAULT_MAX_PIXELS,
             want = DRAFT_GAP * target_edge
             scale = next((s for s in (8, 4, 2) if long_edge / s >= want), 1)
             if scale > 1:
+                # At least 1 px a side: Pillow divides by the requested size (a 1 px wide strip).
                 im.draft(im.mode if im.mode in ("RGB", "L", "CMYK") else None,
-                         (im.width // scale, im.height // scale))
+                         (max(1, im.width // scale), max(1, im.height // scale)))
         factor = reduce_factor(max(im.size), target_edge)
 
         def shrink(part: Image.Image, factor: int) -> Image.Image:

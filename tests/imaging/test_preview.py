@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from kaalwatch.errors import ImageError
@@ -19,6 +21,7 @@ from kaalwatch.imaging import (
     render_reference_thumbnail,
     spec_key,
 )
+from kaalwatch.imaging.decode import fit
 
 from .conftest import artwork, icc_swapped_primaries, png_bytes, write_psd, write_zip
 
@@ -270,6 +273,27 @@ def test_large_jpeg_uses_draft_and_stays_sharp_enough(make, out: Path) -> None:
         reference = original.convert("RGB").resize((1600, 1200), Image.Resampling.LANCZOS)
     diff = np.abs(np.asarray(reference, dtype=np.int16) - np.asarray(Image.open(out / "p.jpg"), dtype=np.int16))
     assert diff.mean() < 3.0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(thin=st.integers(1, 40), long=st.integers(1, 12000), tall=st.booleans(),
+       save=st.sampled_from([("JPEG", {"quality": 90}), ("JPEG", {"quality": 90, "progressive": True}),
+                             ("PNG", {})]))
+@example(thin=1, long=6000, tall=True, save=("JPEG", {"quality": 90}))
+@example(thin=1, long=6000, tall=False, save=("JPEG", {"quality": 90}))
+def test_strips_and_slivers_of_any_shape_render_at_their_size(tmp_path: Path, thin: int, long: int, tall: bool,
+                                                               save: tuple[str, dict]) -> None:
+    # A panorama, a bookmark, a 1 px rule: a 1 px wide JPEG once failed in the DCT-scaled decode.
+    size = (thin, long) if tall else (long, thin)
+    fmt, options = save
+    src = tmp_path / f"strip.{fmt.lower()}"
+    Image.fromarray(np.random.default_rng(long).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
+        src, fmt, **options)
+    result = _render(src, tmp_path)
+    assert result.preview_size == fit(size, 1600)
+    with Image.open(tmp_path / "p.jpg") as preview, Image.open(tmp_path / "t.jpg") as thumb:
+        assert preview.size == result.preview_size
+        assert 1 <= max(thumb.size) <= 400
 
 
 # ---------------------------------------------------------------------------------------------- writing
