@@ -287,8 +287,11 @@ def test_strips_and_slivers_of_any_shape_render_at_their_size(tmp_path: Path, th
     size = (thin, long) if tall else (long, thin)
     fmt, options = save
     src = tmp_path / f"strip.{fmt.lower()}"
-    Image.fromarray(np.random.default_rng(long).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
-        src, fmt, **options)
+    # Gradients with a little noise: pure noise overflows Pillow's progressive encoder buffer on a strip.
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    ramp = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) * 127 // (size[0] + size[1])], axis=2)
+    noise = np.random.default_rng(long).integers(0, 6, ramp.shape)
+    Image.fromarray((ramp + noise).clip(0, 255).astype(np.uint8)).save(src, fmt, **options)
     result = _render(src, tmp_path)
     assert result.preview_size == fit(size, 1600)
     with Image.open(tmp_path / "p.jpg") as preview, Image.open(tmp_path / "t.jpg") as thumb:
