@@ -22,8 +22,9 @@ RGB, RGB with alpha or CMYK, at least two bands; PSD (not PSB) in 8-bit greyscal
 or RLE, of which the channels Pillow reads are decoded. Nothing else changes: the header checks, the pixel
 cap, the orientation and the colour profile still come from the file as Pillow opened it.
 
-One PSD is never left to Pillow: an RLE composite with more channels than Pillow reads (saved
-selections, spot colours), whose channels Pillow decodes from the wrong offsets (``_psd_reader``).
+Some PSDs are never left to Pillow (``_psd_reader``): an RLE composite with more channels than Pillow
+reads (saved selections, spot colours), whose channels Pillow decodes from the wrong offsets, and an RGB
+composite whose transparency is another channel than the one Pillow takes for it, or none.
 """
 
 from __future__ import annotations
@@ -56,8 +57,12 @@ _PREDICTED = frozenset({5, 8, 32946})
 _TIFF_LAYOUTS = {("L", 1, 1), ("RGB", 2, 3), ("RGBA", 2, 4), ("CMYK", 5, 4)}
 #: Colour samples of each mode; the rest of a pixel's samples are extra (alpha).
 _COLOUR_SAMPLES = {"L": 1, "RGB": 3, "RGBA": 3, "CMYK": 4}
-#: PSD colour modes this module re-wraps: (mode, PSD colour mode, channels).
-_PSD_LAYOUTS = {("L", 1, 1), ("RGB", 3, 3), ("RGBA", 3, 4), ("CMYK", 4, 4), ("LAB", 9, 3)}
+#: PSD colour modes this module re-wraps: PSD colour mode -> (mode, mode with alpha or None, colour channels).
+_PSD_LAYOUTS = {1: ("L", None, 1), 3: ("RGB", "RGBA", 3), 4: ("CMYK", None, 4), 9: ("LAB", None, 3)}
+#: Image resource 1053: one 4-byte identifier per extra channel of the composite; 0 is its transparency.
+_ALPHA_IDENTIFIERS = 1053
+#: An image resources section longer than this is not searched for the alpha identifiers.
+_MAX_RESOURCE_BYTES = 16 << 20
 #: The most channels a PSD may store (Adobe's file format specification).
 _PSD_MAX_CHANNELS = 56
 
@@ -190,15 +195,68 @@ def _tiff_container(width: int, height: int, rows: int, bits: int, samples: int,
 # PSD
 
 
-def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
-    """Bands of a PSD composite's channels Pillow reads: the colour ones, and the fourth of an RGB file
-    with exactly four (its alpha).
+def _psd_transparency(fd: int, colour_channels: int, stored: int) -> int | None:
+    """Which stored channel of an RGB composite is its transparency, if any, as Adobe's specification
+    says (and psd-tools reads it): the first extra channel when the layer count is negative; else the
+    one whose alpha identifier (image resource 1053) is 0; none when every extra channel has an
+    identifier, or when there are layers (a layered document with an opaque background, whose extra
+    channels are saved selections). A file with neither layers nor identifiers keeps Pillow's reading: a
+    fourth channel is its alpha, a fifth or more leave it without one."""
+    extra = stored - colour_channels
+    if extra <= 0:
+        return None
+    colour_data = struct.unpack(">I", _pread_exact(fd, 4, 26))[0]
+    resources_at = 30 + colour_data
+    resources_length = struct.unpack(">I", _pread_exact(fd, 4, resources_at))[0]
+    layers_at = resources_at + 4 + resources_length
+    count = 0
+    if struct.unpack(">I", _pread_exact(fd, 4, layers_at))[0] >= 6:
+        info_length, count = struct.unpack(">Ih", _pread_exact(fd, 6, layers_at + 4))
+        count = count if info_length >= 2 else 0
+    if count < 0:
+        return colour_channels
+    identifiers = _psd_alpha_identifiers(fd, resources_at + 4, resources_length)
+    if identifiers:
+        first = stored - len(identifiers)
+        return first + identifiers.index(0) if 0 in identifiers and first >= colour_channels else None
+    if count > 0:
+        return None
+    return colour_channels if extra == 1 else None
 
-    A composite may store more channels than that: Photoshop keeps every saved selection and spot
-    colour as one more channel of the composite. Pillow then reads the row-length table of a PackBits
-    composite as if it covered only the channels it reads, so it decodes every channel from the wrong
-    offset (garbage, not an error). Here the table is read whole and only the channels Pillow reads
-    are decoded: such a file gets ``pillow_misreads`` and is never left to Pillow's whole decode.
+
+def _psd_alpha_identifiers(fd: int, at: int, length: int) -> list[int] | None:
+    """The alpha identifiers (image resource 1053) among the resources at ``at``, or None."""
+    if length > _MAX_RESOURCE_BYTES:
+        return None
+    data = _pread_exact(fd, length, at)
+    offset = 0
+    while offset + 12 <= len(data) and data[offset:offset + 4] == b"8BIM":
+        ident = struct.unpack_from(">H", data, offset + 4)[0]
+        name = data[offset + 6]
+        offset += 6 + (1 + name + 1) // 2 * 2  # the Pascal name, padded to an even length
+        if offset + 4 > len(data):
+            return None
+        size = struct.unpack_from(">I", data, offset)[0]
+        offset += 4
+        if ident == _ALPHA_IDENTIFIERS:
+            if size % 4 or offset + size > len(data):
+                return None
+            return list(struct.unpack_from(f">{size // 4}I", data, offset))
+        offset += size + size % 2
+    return None
+
+
+def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
+    """Bands of a PSD composite: its colour channels, and for RGB its transparency (``_psd_transparency``).
+
+    A composite may store more channels than its colour ones: Photoshop keeps every saved selection and
+    spot colour as one more channel, and a transparent document's transparency as the first of them.
+    Pillow takes an RGB file's fourth channel for alpha whatever it is, so a saved selection in a
+    layered document hid the artwork outside it. With more than four channels Pillow reads a PackBits
+    composite's row-length table as if it covered only the channels it decodes, so it decodes every
+    channel from the wrong offset (garbage, not an error). Here the table is read whole and the channels
+    the specification names are decoded; a file Pillow would read otherwise gets ``pillow_misreads``
+    and is never left to Pillow's whole decode.
     """
     w, h = im.size
     header = os.pread(fd, 26, 0)
@@ -206,43 +264,48 @@ def _psd_reader(im: ImageFile.ImageFile, fd: int) -> BandReader | None:
         return None
     version, stored, height, width, depth, colour = struct.unpack(">H6xHIIHH", header[4:26])
     tiles = im.tile
-    channels = len(tiles)
-    if (version != 1 or depth != 8 or (im.mode, colour, channels) not in _PSD_LAYOUTS
-            or not channels <= stored <= _PSD_MAX_CHANNELS
+    read_by_pillow = len(tiles)  # the channels whose tiles Pillow set up
+    if (version != 1 or depth != 8 or colour not in _PSD_LAYOUTS or im.mode not in _PSD_LAYOUTS[colour][:2]
+            or not read_by_pillow <= stored <= _PSD_MAX_CHANNELS
             or (width, height) != (w, h) or h == 0
             or {t.codec_name for t in tiles} not in ({"raw"}, {"packbits"})
             or any(tuple(t.extents or ()) != (0, 0, w, h) for t in tiles)):
         return None
+    mode, with_alpha, colour_channels = _PSD_LAYOUTS[colour]
+    alpha = _psd_transparency(fd, colour_channels, stored) if with_alpha is not None else None
+    if alpha is not None and with_alpha is not None:
+        mode = with_alpha
+    wanted = [*range(colour_channels), *([alpha] if alpha is not None else [])]
     data_at = tiles[0].offset
     if tiles[0].codec_name == "raw":
         if any(t.offset != data_at + c * w * h for c, t in enumerate(tiles)):
             return None
 
         def read_raw(top: int, bottom: int) -> Image.Image:
-            pieces = [_pread_exact(fd, w * (bottom - top), data_at + c * w * h + top * w) for c in range(channels)]
-            return _loaded(_psd_container(w, bottom - top, channels, colour, 0, b"", pieces), im.mode)
+            pieces = [_pread_exact(fd, w * (bottom - top), data_at + c * w * h + top * w) for c in wanted]
+            return _loaded(_psd_container(w, bottom - top, len(wanted), colour, 0, b"", pieces), mode)
 
-        return BandReader((w, h), 1, read_raw)
+        return BandReader((w, h), 1, read_raw, pillow_misreads=mode != im.mode)
 
     # The table of every stored channel's row lengths starts where Pillow's shorter one does.
-    table_at = data_at - 2 * channels * h
+    table_at = data_at - 2 * read_by_pillow * h
     data_at = table_at + 2 * stored * h
     table = _pread_exact(fd, 2 * stored * h, table_at)
     counts = struct.unpack(f">{stored * h}H", table)
     ends = [0]  # ends[i]: bytes of the rows before row-of-all-channels i
     for count in counts:
         ends.append(ends[-1] + count)
-    if any(t.offset != table_at + 2 * channels * h + ends[c * h] for c, t in enumerate(tiles)):
+    if any(t.offset != table_at + 2 * read_by_pillow * h + ends[c * h] for c, t in enumerate(tiles)):
         return None
 
     def read_rle(top: int, bottom: int) -> Image.Image:
         rows = bottom - top
-        band_table = b"".join(table[2 * (c * h + top):2 * (c * h + bottom)] for c in range(channels))
+        band_table = b"".join(table[2 * (c * h + top):2 * (c * h + bottom)] for c in wanted)
         pieces = [_pread_exact(fd, ends[c * h + bottom] - ends[c * h + top], data_at + ends[c * h + top])
-                  for c in range(channels)]
-        return _loaded(_psd_container(w, rows, channels, colour, 1, band_table, pieces), im.mode)
+                  for c in wanted]
+        return _loaded(_psd_container(w, rows, len(wanted), colour, 1, band_table, pieces), mode)
 
-    return BandReader((w, h), 1, read_rle, pillow_misreads=stored > channels)
+    return BandReader((w, h), 1, read_rle, pillow_misreads=mode != im.mode or stored > read_by_pillow)
 
 
 def _psd_container(width: int, height: int, channels: int, colour: int, compression: int, table: bytes,

@@ -305,10 +305,26 @@ def test_a_corrupt_psd_row_spoils_only_its_band(tmp_path: Path, monkeypatch: pyt
     assert difference is not None and difference[1] >= 24 and difference[3] <= 32, difference
 
 
-def psd_planes(path: Path, planes: list[Image.Image], colour: int, rle: bool) -> Path:
-    """A PSD whose composite stores ``planes`` (L images) as its channels, in PSD colour mode ``colour``."""
+def psd_planes(path: Path, planes: list[Image.Image], colour: int, rle: bool, *,
+               alpha_ids: list[int] | None = None, layers: int = 0) -> Path:
+    """A PSD whose composite stores ``planes`` (L images) as its channels, in PSD colour mode ``colour``;
+    with ``alpha_ids``, image resource 1053 (an identifier per extra channel, 0 for transparency); with
+    ``layers``, a layer section of that many empty layers (negative: the composite has transparency)."""
     w, h = planes[0].size
-    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, len(planes), h, w, 8, colour) + bytes(12)
+    resources = b""
+    if alpha_ids is not None:
+        data = struct.pack(f">{len(alpha_ids)}I", *alpha_ids)
+        resources = b"8BIM" + struct.pack(">H", 1053) + b"\x00\x00" + struct.pack(">I", len(data)) + data
+    section = b""
+    if layers:
+        # An empty layer: no pixels, no channels, blend mode normal, no mask or blending ranges, no name.
+        record = struct.pack(">4iH", 0, 0, 0, 0, 0) + b"8BIMnorm" + bytes([255, 0, 0, 0])
+        record += struct.pack(">I", 12) + struct.pack(">II", 0, 0) + b"\x00\x00\x00\x00"
+        info = struct.pack(">h", layers) + record * abs(layers)
+        info += b"\x00" * (len(info) % 2)
+        section = struct.pack(">I", len(info)) + info + struct.pack(">I", 0)
+    head = (b"8BPS" + struct.pack(">H6xHIIHH", 1, len(planes), h, w, 8, colour) + struct.pack(">I", 0)
+            + struct.pack(">I", len(resources)) + resources + struct.pack(">I", len(section)) + section)
     if not rle:
         path.write_bytes(head + struct.pack(">H", 0) + b"".join(p.tobytes() for p in planes))
         return path
@@ -346,6 +362,35 @@ def test_saved_selections_and_spot_channels_leave_the_composite_as_it_is(
     render_previews(extra, out / "b.jpg", out / "b-t.jpg", spec, "")
     with Image.open(out / "a.jpg") as a, Image.open(out / "b.jpg") as b:
         assert_same(b, a)
+
+
+@pytest.mark.parametrize("rle", [True, False])
+@pytest.mark.parametrize("band_bytes", [2048, 1 << 20])
+@pytest.mark.parametrize(("extras", "alpha_ids", "layers", "alpha"), [
+    (1, None, 2, None),  # a layered document on an opaque background: its fourth channel is a saved selection
+    (1, [7], 0, None),  # a flat document whose one extra channel has an identifier: a saved selection
+    (2, None, -1, 3),  # a transparent layered document with a saved selection: the first extra is alpha
+    (2, [9, 0], 0, 4),  # the identifiers say which extra channel is the transparency
+    (1, None, 0, 3),  # neither layers nor identifiers: a fourth channel is alpha, as Pillow reads it
+])
+def test_the_transparency_of_a_psd_composite_is_the_channel_the_file_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extras: int, alpha_ids: list[int] | None, layers: int,
+        alpha: int | None, rle: bool, band_bytes: int) -> None:
+    im = grey_or_colour(97, 61, "RGB", seed=6)
+    transparency = Image.radial_gradient("L").resize(im.size)
+    selection = Image.linear_gradient("L").resize(im.size).rotate(90)
+    planes = [*im.split(), *[transparency if 3 + i == alpha else selection for i in range(extras)]]
+    path = psd_planes(tmp_path / "doc.psd", planes, 3, rle, alpha_ids=alpha_ids, layers=layers)
+    with Image.open(path) as opened:
+        assert opened.size == im.size  # Pillow reads the layer section it has to skip
+    reference = [*im.split(), transparency] if alpha is not None else [*im.split()]
+    expected_path = psd_planes(tmp_path / "expected.psd", reference, 3, rle)
+    monkeypatch.setattr(bands, "BAND_BYTES", band_bytes)
+    for background in (WHITE, None):
+        got = decode(path, 48, background=background).image
+        expected = decode(expected_path, 48, background=background).image
+        assert got.mode == ("RGBA" if alpha is not None and background is None else "RGB")
+        assert_same(got, expected)
 
 
 @pytest.mark.parametrize("layout", ["single strip", "jpeg strips", "16-bit", "57 channels"])
