@@ -36,8 +36,13 @@ def sandbox(port: int, data_dir: Path | None, seed: int, keystring: str, shared_
             orders_every: float | None, auto_approve: bool, rate_per_second: int, rate_per_day: int,
             receipts: int, hostile: bool, verbose: bool) -> None:
     """Serve a local Etsy shop speaking Open API v3 on 127.0.0.1 (never the default Etsy)."""
+    from kaalwatch.commands.daemon import install_stop_signals
     from kaalwatch.sandbox import Sandbox  # lazy: keeps `kaalwatch --help` fast
 
+    # Ctrl+C, SIGTERM and SIGHUP stop it as they stop the daemon, even when it was started with SIGINT
+    # ignored (a background job of a script), where Python raises no KeyboardInterrupt.
+    stop = threading.Event()
+    install_stop_signals(stop)
     sb = Sandbox(seed=seed, keystring=keystring, shared_secret=shared_secret, port=port,
                  rate_per_second=rate_per_second, rate_per_day=rate_per_day, auto_approve=auto_approve,
                  data_dir=data_dir, orders_every=orders_every, receipts=receipts, hostile=hostile,
@@ -54,8 +59,7 @@ def sandbox(port: int, data_dir: Path | None, seed: int, keystring: str, shared_
     click.echo(f"  consent page:  {sb.url}/oauth/connect   admin: {sb.url}/_sandbox")
     click.echo("Press Ctrl+C to stop.", err=True)
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        stop.wait()
         click.echo("Stopping sandbox.", err=True)
     finally:
         sb.stop()

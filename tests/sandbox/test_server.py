@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner
 from PIL import Image
@@ -171,10 +172,17 @@ def test_cli_help_documents_every_option() -> None:
     assert all(p.help for p in sandbox_command.params)
 
 
-def test_cli_serves_until_interrupted() -> None:
+@pytest.mark.parametrize(("stop", "int_ignored"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                                   (signal.SIGINT, True)])
+def test_cli_serves_until_interrupted(stop: signal.Signals, int_ignored: bool) -> None:
+    # Started with SIGINT ignored (a background job of a script, as CI may start the tests), Python raises
+    # no KeyboardInterrupt: the command must still stop on Ctrl+C.
     code = "from kaalwatch.commands.sandbox import sandbox; sandbox(['--port', '0', '--seed', '2'])"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    command = [sys.executable, "-c", code]
+    if int_ignored:
+        command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=Path(__file__).resolve().parents[2])
     try:
         first = proc.stdout.readline()  # type: ignore[union-attr]
@@ -184,5 +192,6 @@ def test_cli_serves_until_interrupted() -> None:
                          headers={"x-api-key": "sandbox-keystring:sandbox-secret"}, timeout=5)
         assert r.status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         assert proc.wait(10) == 0
+    assert "Stopping sandbox." in proc.stderr.read()  # type: ignore[union-attr]
